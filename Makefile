@@ -1,0 +1,51 @@
+# Every target installs what it needs: a fresh clone runs `make demo` or `make test` as is.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# checkov pins versions that clash with the runtime's, so it lives in a venv of its own.
+TOOLS_VENV := .venv-tools
+STAMP := $(VENV)/.installed-stamp
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
+
+.PHONY: venv tools up down demo test test-unit lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3,<4'
+	touch $@
+
+up: venv
+	$(PY) -m stack up
+
+down: venv
+	$(PY) -m stack down
+
+demo: venv
+	$(PY) -m stack demo
+
+test: venv tools
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+lint: venv
+	$(PY) -m ruff check shared functions stack tests bench
+	$(PY) -m mypy shared functions stack
+
+bench: venv
+	$(PY) bench/stack_startup.py
+	$(PY) bench/push_path.py
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,68 @@
+"""One frozen Settings object, read from the environment (Terraform variables set the same names)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every name the outside world relies on, with the defaults of CONTRACT.md."""
+
+    project: str = "demo-sttdata"
+    bucket: str = "stt-project-datasets"
+    topic_failures: str = "transcription-failures"
+    topic_corrections: str = "transcription-corrections"
+    topic_metrics: str = "training-metrics"
+    topic_bucket_events: str = "bucket-events"
+    # Prefix of every Firestore collection: lets tests (and staging) share one database.
+    collection_prefix: str = ""
+    # Delivery policy of every push subscription.
+    max_delivery_attempts: int = 5
+    ack_deadline_s: int = 60
+    min_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `env` (default: os.environ), falling back to the defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_NAMES[field.name])
+            if raw is None or raw == "":
+                continue
+            kind = type(getattr(_DEFAULTS, field.name))
+            values[field.name] = kind(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in another process."""
+        return {ENV_NAMES[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+
+    def collection(self, name: str) -> str:
+        """The Firestore collection id for `name` under this deployment's prefix."""
+        return f"{self.collection_prefix}{name}"
+
+    def dead_letter_topic(self, topic: str) -> str:
+        """The dead-letter topic that belongs to `topic` (CONTRACT.md: `<topic>-dead-letter`)."""
+        return f"{topic}-dead-letter"
+
+
+ENV_NAMES: dict[str, str] = {
+    "project": "GOOGLE_CLOUD_PROJECT",
+    "bucket": "STT_BUCKET",
+    "topic_failures": "STT_TOPIC_FAILURES",
+    "topic_corrections": "STT_TOPIC_CORRECTIONS",
+    "topic_metrics": "STT_TOPIC_METRICS",
+    "topic_bucket_events": "STT_TOPIC_BUCKET_EVENTS",
+    "collection_prefix": "STT_COLLECTION_PREFIX",
+    "max_delivery_attempts": "STT_MAX_DELIVERY_ATTEMPTS",
+    "ack_deadline_s": "STT_ACK_DEADLINE_S",
+    "min_backoff_s": "STT_MIN_BACKOFF_S",
+    "max_backoff_s": "STT_MAX_BACKOFF_S",
+}
+
+_DEFAULTS = Settings()

@@ -1,0 +1,133 @@
+"""The deployment's shape, declared once: the local stack builds it, infra/ is checked against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.config import Settings
+
+Signature = Literal["cloudevent", "http"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Cloud Function (gen2): its folder under functions/, entry point and trigger."""
+
+    name: str
+    signature: Signature
+    topic: str | None = None  # the topic whose push subscription triggers it
+
+    @property
+    def entry_point(self) -> str:
+        return self.name
+
+    @property
+    def source(self) -> str:
+        return f"functions/{self.name}/main.py"
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """A push subscription owned by the project, with retry and dead-letter policy."""
+
+    name: str
+    topic: str
+    function: str
+    dead_letter_topic: str
+    ack_deadline_s: int
+    min_backoff_s: float
+    max_backoff_s: float
+    max_delivery_attempts: int
+
+
+@dataclass(frozen=True)
+class DeadLetterSink:
+    """A pull subscription on a dead-letter topic, so a dead letter is kept until someone reads it."""
+
+    name: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class BucketNotification:
+    """The bucket's object notifications, published to a topic (GCS JSON_API_V1 format)."""
+
+    bucket: str
+    topic: str
+    event_types: tuple[str, ...] = ("OBJECT_FINALIZE",)
+    payload_format: str = "JSON_API_V1"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything the deployment is made of, resolved for one Settings."""
+
+    project: str
+    bucket: str
+    topics: tuple[str, ...]
+    dead_letter_topics: tuple[str, ...]
+    functions: tuple[FunctionSpec, ...]
+    subscriptions: tuple[PushSubscription, ...]
+    dead_letter_sinks: tuple[DeadLetterSink, ...]
+    notification: BucketNotification
+
+    def function(self, name: str) -> FunctionSpec:
+        """The function called `name`; KeyError names the ones that exist."""
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no function {name!r}; known: {[f.name for f in self.functions]}")
+
+    def subscription_for(self, function: str) -> PushSubscription:
+        """The push subscription that triggers `function`."""
+        for sub in self.subscriptions:
+            if sub.function == function:
+                return sub
+        raise KeyError(f"no push subscription triggers {function!r}")
+
+
+def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
+    """The deployed functions and the topics that trigger them."""
+    return (FunctionSpec("record_failure", "cloudevent", settings.topic_failures),)
+
+
+def subscription_name(topic: str, function: str) -> str:
+    """The push subscription id for `function` on `topic`."""
+    return f"{topic}-{function.replace('_', '-')}"
+
+
+def build_topology(settings: Settings) -> Topology:
+    """Resolve the topology for `settings`."""
+    functions = function_specs(settings)
+    topics = (
+        settings.topic_failures,
+        settings.topic_corrections,
+        settings.topic_metrics,
+        settings.topic_bucket_events,
+    )
+    subscriptions = tuple(
+        PushSubscription(
+            name=subscription_name(fn.topic, fn.name),
+            topic=fn.topic,
+            function=fn.name,
+            dead_letter_topic=settings.dead_letter_topic(fn.topic),
+            ack_deadline_s=settings.ack_deadline_s,
+            min_backoff_s=settings.min_backoff_s,
+            max_backoff_s=settings.max_backoff_s,
+            max_delivery_attempts=settings.max_delivery_attempts,
+        )
+        for fn in functions
+        if fn.topic is not None
+    )
+    dead_letter_topics = tuple(dict.fromkeys(sub.dead_letter_topic for sub in subscriptions))
+    return Topology(
+        project=settings.project,
+        bucket=settings.bucket,
+        topics=topics,
+        dead_letter_topics=dead_letter_topics,
+        functions=functions,
+        subscriptions=subscriptions,
+        dead_letter_sinks=tuple(DeadLetterSink(f"{t}-sink", t) for t in dead_letter_topics),
+        notification=BucketNotification(bucket=settings.bucket, topic=settings.topic_bucket_events),
+    )
