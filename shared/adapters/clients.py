@@ -1,0 +1,25 @@
+"""Google clients, created lazily and once per instance (never at import time)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from google.cloud import firestore, pubsub_v1, storage
+
+
+@cache
+def firestore_client(project: str) -> firestore.Client:
+    """The Firestore client of `project` (honours FIRESTORE_EMULATOR_HOST)."""
+    return firestore.Client(project=project)
+
+
+@cache
+def storage_client(project: str) -> storage.Client:
+    """The Cloud Storage client of `project` (honours STORAGE_EMULATOR_HOST)."""
+    return storage.Client(project=project)
+
+
+@cache
+def publisher_client() -> pubsub_v1.PublisherClient:
+    """The Pub/Sub publisher (honours PUBSUB_EMULATOR_HOST); batches on its own."""
+    return pubsub_v1.PublisherClient()

@@ -1,0 +1,44 @@
+"""Decoding the CloudEvent that functions-framework makes of a Pub/Sub push."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+
+class MalformedPush(ValueError):
+    """The push body is not a Pub/Sub message envelope."""
+
+
+@dataclass(frozen=True)
+class PushedMessage:
+    """One Pub/Sub message as delivered: raw data bytes, attributes and ids."""
+
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: str | None
+    topic: str | None
+
+
+def decode_push(cloud_event: Any) -> PushedMessage:
+    """The Pub/Sub message inside a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent."""
+    body = cloud_event.data if isinstance(cloud_event.data, dict) else None
+    message = body.get("message") if body else None
+    if not isinstance(message, dict):
+        raise MalformedPush("CloudEvent data has no Pub/Sub 'message' object")
+    try:
+        data = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedPush(f"message data is not base64: {exc}") from exc
+    source = str(cloud_event["source"] or "")
+    topic = source.rsplit("/topics/", 1)[1] if "/topics/" in source else None
+    return PushedMessage(
+        message_id=str(message.get("messageId") or message.get("message_id") or cloud_event["id"]),
+        data=data,
+        attributes={str(k): str(v) for k, v in (message.get("attributes") or {}).items()},
+        publish_time=message.get("publishTime") or message.get("publish_time"),
+        topic=topic,
+    )

@@ -1,0 +1,140 @@
+"""Child processes of the local stack: start detached, wait until they answer, stop by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+class StackError(RuntimeError):
+    """A part of the local stack could not be started; the message names the part and the fix."""
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A started process: its pid (also its process-group id) and where its output goes."""
+
+    name: str
+    pid: int
+    log: Path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing can be bound on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def launch(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Launched:
+    """Start `argv` in its own session, so stopping it stops the JVMs and workers it forks."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - argv is built by the stack, never from input
+            list(argv),
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Launched(name=name, pid=proc.pid, log=log)
+
+
+def is_running(pid: int) -> bool:
+    """True while a process with this pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def stop_group(pid: int, grace_s: float = 5.0) -> None:
+    """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `grace_s`."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _group_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    # A child of this process stays a zombie until waited for.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(_pgid_of(p) == pgid and is_running(p) for p in _all_pids())
+
+
+def _all_pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def wait_until_answers(launched: Launched, url: str, timeout_s: float, fix: str) -> None:
+    """Poll `url` until any HTTP answer; raise StackError naming the part if it dies or times out."""
+    deadline = time.monotonic() + timeout_s
+    session = requests.Session()
+    while time.monotonic() < deadline:
+        if not is_running(launched.pid):
+            raise StackError(
+                f"{launched.name} exited during start-up ({_last_line(launched.log)}); {fix}; log: {launched.log}"
+            )
+        try:
+            session.get(url, timeout=0.5)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise StackError(f"{launched.name} did not answer on {url} within {timeout_s:.0f}s; {fix}; log: {launched.log}")
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return "no output"
+    return lines[-1][:200] if lines else "no output"
