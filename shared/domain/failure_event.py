@@ -1,0 +1,260 @@
+"""Failure events and corrections as they arrive on Pub/Sub, validated, and their case ids.
+
+Parsing is strict JSON: a number given as a string, a boolean for an integer or a string
+for a transcript is a wrong type, not coerced. Unknown fields are kept (the stored case holds
+every field as given). ``occurred_at`` without a time zone is read as UTC.
+
+A case id derived from an event is the sha256 (hex) of the canonical JSON (sorted keys, no
+spaces, UTF-8) of ``audio_path``, ``original_transcript``, ``model_version`` and ``occurred_at``
+(ISO 8601 in UTC, or null). These identify one transcription of one recording by one model at
+one time: a replay of the event, even enriched later with a correction or scores, maps to the
+same case, while the same audio failing again at another time or under another model does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.domain.error_taxonomy import ERROR_TYPES
+
+MAX_PAYLOAD_BYTES = 1_000_000
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
+MAX_DOCUMENT_ID_BYTES = 1500
+
+# Bucket names per GCS naming rules: 3-222 chars of lowercase letters, digits, '-', '_', '.'.
+_GCS_URI = re.compile(r"gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(?P<object>.+)", re.DOTALL)
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
+_RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
+_CASE_ID_DOC: dict[str, Any] = {"pattern": "^[^/]+$", "description": "a Firestore document id"}
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+# The enum/pattern only document the schema; the validators below enforce them with clearer messages.
+ErrorTypeName = Annotated[str, Field(json_schema_extra={"enum": list(ERROR_TYPES)})]
+_SCHEMA_VERSION_DOC: dict[str, Any] = {"enum": list(SUPPORTED_SCHEMA_VERSIONS)}
+
+
+class InvalidEvent(ValueError):
+    """A message that cannot be accepted; ``reason`` says why in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def validate_case_id(case_id: str) -> str:
+    """Return ``case_id`` if it is a valid Firestore document id, else raise ValueError."""
+    if not case_id:
+        raise ValueError("case_id must not be empty")
+    if "/" in case_id:
+        raise ValueError("case_id must not contain '/'")
+    if len(case_id.encode("utf-8")) > MAX_DOCUMENT_ID_BYTES:
+        raise ValueError(f"case_id must be at most {MAX_DOCUMENT_ID_BYTES} bytes in UTF-8")
+    if case_id in (".", ".."):
+        raise ValueError("case_id must not be '.' or '..'")
+    if _RESERVED_ID.fullmatch(case_id):
+        raise ValueError("case_id must not look like '__name__' (reserved by Firestore)")
+    return case_id
+
+
+def validate_gcs_uri(uri: str) -> str:
+    """Return ``uri`` if it is a ``gs://bucket/object`` URI without '..' segments, else raise ValueError."""
+    match = _GCS_URI.fullmatch(uri)
+    if match is None:
+        raise ValueError("audio_path must be a gs://bucket/object URI with a valid bucket name")
+    obj = match.group("object")
+    if ".." in obj.split("/"):
+        raise ValueError("audio_path must not contain '..' path segments")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in obj):
+        raise ValueError("audio_path must not contain control characters")
+    if len(obj.encode("utf-8")) > 1024:
+        raise ValueError("audio_path object name must be at most 1024 bytes in UTF-8")
+    return uri
+
+
+def _check_schema_version(version: int) -> int:
+    """Reject schema versions this code does not know."""
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)
+        raise ValueError(f"unknown schema_version {version}; supported: {supported}")
+    return version
+
+
+def _check_error_types(names: list[str] | None) -> list[str] | None:
+    """Reject error type names outside the taxonomy."""
+    if names is None:
+        return None
+    unknown = sorted({n for n in names if n not in ERROR_TYPES})
+    if unknown:
+        raise ValueError(f"unknown error type(s) {unknown}; known: {list(ERROR_TYPES)}")
+    return names
+
+
+class FailureEvent(BaseModel):
+    """A transcription failure reported by the transcription service."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = Field(default=1, json_schema_extra=_SCHEMA_VERSION_DOC)
+    audio_path: str = Field(
+        description="gs://bucket/object URI of the audio, without '..' segments",
+        json_schema_extra={"pattern": "^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/.+$"},
+    )
+    original_transcript: str = Field(description="the model's transcript; may be empty")
+    case_id: str | None = Field(default=None, json_schema_extra=_CASE_ID_DOC)
+    corrected_transcript: str | None = None
+    error_types: list[ErrorTypeName] | None = None
+    error_score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    model_version: str | None = None
+    inference_time: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    model_confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    speaker_id: str | None = None
+    duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    language: str | None = Field(default=None, pattern=_LANGUAGE.pattern)
+    occurred_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+
+    _schema_version = field_validator("schema_version")(_check_schema_version)
+    _error_types = field_validator("error_types")(_check_error_types)
+
+    @field_validator("audio_path")
+    @classmethod
+    def _audio_path(cls, value: str) -> str:
+        """audio_path is a safe gs:// URI."""
+        return validate_gcs_uri(value)
+
+    @field_validator("case_id")
+    @classmethod
+    def _case_id(cls, value: str | None) -> str | None:
+        """A given case_id is a valid Firestore document id."""
+        return None if value is None else validate_case_id(value)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _occurred_at(cls, value: datetime | None) -> datetime | None:
+        """Naive timestamps are UTC; all are kept in UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Correction(BaseModel):
+    """A reviewer's corrected transcript for a stored case."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = Field(default=1, json_schema_extra=_SCHEMA_VERSION_DOC)
+    case_id: str = Field(json_schema_extra=_CASE_ID_DOC)
+    corrected_transcript: str
+    corrected_by: str | None = None
+    error_types: list[ErrorTypeName] | None = None
+
+    _schema_version = field_validator("schema_version")(_check_schema_version)
+    _error_types = field_validator("error_types")(_check_error_types)
+
+    @field_validator("case_id")
+    @classmethod
+    def _case_id(cls, value: str) -> str:
+        """case_id is a valid Firestore document id."""
+        return validate_case_id(value)
+
+
+def _reject_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity are not JSON."""
+    raise InvalidEvent(f"payload is not valid JSON: {name} is not allowed")
+
+
+def _decode_object(raw: bytes) -> str:
+    """The payload as text, after checking it is at most 1 MB of UTF-8 holding a JSON object."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise InvalidEvent(f"payload must be bytes, got {type(raw).__name__}")
+    size = len(raw)
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent(f"payload is {size} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"payload is not UTF-8 text (byte {exc.start} is invalid)") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise InvalidEvent(f"payload is not valid JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise InvalidEvent("payload is not acceptable JSON: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"payload must be a JSON object, got a JSON {_json_kind(value)}")
+    return text
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type."""
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _describe(error: ValidationError) -> str:
+    """A person-readable summary of a pydantic validation error."""
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if not field:
+            parts.append(f"payload: {message}")
+            continue
+        if item["type"] == "missing":
+            parts.append(f"missing required field '{field}'")
+            continue
+        given = repr(item.get("input"))
+        if len(given) > 80:
+            given = given[:77] + "..."
+        parts.append(f"field '{field}': {message} (got {given})")
+    return "; ".join(parts)
+
+
+def _parse(model: type[_Model], raw: bytes) -> _Model:
+    """Validate ``raw`` as strict JSON into ``model``, raising InvalidEvent."""
+    text = _decode_object(raw)
+    try:
+        return model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc)) from None
+
+
+def parse_failure_event(raw: bytes) -> FailureEvent:
+    """Parse a Pub/Sub message body into a FailureEvent or raise InvalidEvent."""
+    return _parse(FailureEvent, raw)
+
+
+def parse_correction(raw: bytes) -> Correction:
+    """Parse a Pub/Sub message body into a Correction or raise InvalidEvent."""
+    return _parse(Correction, raw)
+
+
+def derive_case_id(event: FailureEvent) -> str:
+    """The event's case id: the given one, else a sha256 of its identifying fields."""
+    if event.case_id is not None:
+        return event.case_id
+    identity = {
+        "audio_path": event.audio_path,
+        "original_transcript": event.original_transcript,
+        "model_version": event.model_version,
+        "occurred_at": None if event.occurred_at is None else event.occurred_at.isoformat(),
+    }
+    canonical = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,92 @@
+"""Word and character error rates of a transcript against its correction, raw and normalized.
+
+The reference is the corrected transcript, the hypothesis the model's original output.
+
+- ``wer``/``cer``: jiwer 4 with its default transforms on the raw text, so casing and
+  punctuation count as errors.
+- ``normalized_wer``/``normalized_cer``: the same after :func:`normalize_english` on both sides
+  (lowercase, number words turned into digits, punctuation removed, whitespace collapsed).
+
+Empty texts (after the transforms, so whitespace-only counts as empty) follow jiwer:
+
+- empty reference and empty hypothesis: 0.0;
+- empty reference, non-empty hypothesis: the number of inserted hypothesis words for WER
+  (characters, spaces included, for CER): the error count over a denominator of 1, so the
+  rate can exceed 1.0;
+- non-empty reference, empty hypothesis: 1.0 (every reference unit deleted).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import jiwer
+from pydantic import BaseModel, ConfigDict
+from text_to_num import alpha2digit
+
+_DASHES_AND_SLASHES = re.compile(r"[\u2010-\u2015/-]")
+# Thousands separators go before punctuation removal would split "1,000" into "1 000".
+_DIGIT_GROUP_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_PERCENT = re.compile(r"%")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class TranscriptScores(BaseModel):
+    """Error rates of a hypothesis against a reference."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wer: float
+    cer: float
+    normalized_wer: float
+    normalized_cer: float
+
+
+def _strip_punctuation(text: str) -> str:
+    """Drop Unicode punctuation, keeping a decimal point between two digits."""
+    kept = []
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch).startswith("P"):
+            is_decimal_point = (
+                ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
+            )
+            if not is_decimal_point:
+                continue
+        kept.append(ch)
+    return "".join(kept)
+
+
+def normalize_english(text: str) -> str:
+    """Lowercase, turn number words into digits, drop punctuation and collapse whitespace."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    # Dashes become spaces first so "twenty-five" and "one-on-one" reach the number parser as words.
+    text = _DASHES_AND_SLASHES.sub(" ", text)
+    # threshold=0: convert every number word, even an isolated "one"; both sides get the same treatment.
+    text = alpha2digit(text, "en", threshold=0)
+    text = _DIGIT_GROUP_COMMA.sub("", text)
+    text = _PERCENT.sub(" percent ", text)
+    text = _strip_punctuation(text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER with jiwer's default transforms (see the module docstring for empty texts)."""
+    return float(jiwer.wer(reference, hypothesis))
+
+
+def char_error_rate(reference: str, hypothesis: str) -> float:
+    """CER with jiwer's default transforms (see the module docstring for empty texts)."""
+    return float(jiwer.cer(reference, hypothesis))
+
+
+def score_transcript(reference: str, hypothesis: str) -> TranscriptScores:
+    """Raw and normalized WER/CER of ``hypothesis`` (model output) against ``reference`` (correction)."""
+    norm_ref = normalize_english(reference)
+    norm_hyp = normalize_english(hypothesis)
+    return TranscriptScores(
+        wer=word_error_rate(reference, hypothesis),
+        cer=char_error_rate(reference, hypothesis),
+        normalized_wer=word_error_rate(norm_ref, norm_hyp),
+        normalized_cer=char_error_rate(norm_ref, norm_hyp),
+    )
