@@ -29,7 +29,7 @@ MAX_DOCUMENT_ID_BYTES = 1500
 
 # Bucket names per GCS naming rules: 3-222 chars of lowercase letters, digits, '-', '_', '.'.
 _GCS_URI = re.compile(r"gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(?P<object>.+)", re.DOTALL)
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 _CASE_ID_DOC: dict[str, Any] = {"pattern": "^[^/]+$", "description": "a Firestore document id"}
 
