@@ -118,7 +118,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _field(record: PerformanceLike, name: str) -> Any:
+def field_value(record: Any, name: str) -> Any:
     """Read a field from a model or from a stored document alike."""
     if isinstance(record, Mapping):
         return record.get(name)
@@ -136,24 +136,39 @@ def as_utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def finite_number(value: Any) -> float | None:
+    """The value as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def time_ordered(records: Iterable[Any]) -> list[tuple[datetime | None, Any]]:
+    """Records with their UTC timestamps, oldest first, undated last, ties in input order."""
+    dated: list[tuple[datetime, Any]] = []
+    undated: list[tuple[datetime | None, Any]] = []
+    for record in records:
+        moment = as_utc(field_value(record, "recorded_at"))
+        if moment is None:
+            undated.append((None, record))
+        else:
+            dated.append((moment, record))
+    # list.sort is stable, so equal timestamps keep their input order.
+    dated.sort(key=lambda item: item[0])
+    return [*dated, *undated]
+
+
 def series(records: Iterable[PerformanceLike], metric: str) -> tuple[list[TrendPoint], int]:
     """The metric's points in time order, and how many records had no usable value."""
-    dated: list[tuple[datetime, int, TrendPoint]] = []
-    undated: list[TrendPoint] = []
+    points: list[TrendPoint] = []
     skipped = 0
-    for index, record in enumerate(records):
-        value = _field(record, metric)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    for moment, record in time_ordered(records):
+        value = finite_number(field_value(record, metric))
+        if value is None:
             skipped += 1
             continue
-        moment = as_utc(_field(record, "recorded_at"))
-        point = TrendPoint(moment, float(value), _field(record, "model_version"))
-        if moment is None:
-            undated.append(point)
-        else:
-            dated.append((moment, index, point))
-    dated.sort(key=lambda item: (item[0], item[1]))
-    return [item[2] for item in dated] + undated, skipped
+        points.append(TrendPoint(moment, value, field_value(record, "model_version")))
+    return points, skipped
 
 
 def _improvement(first: float, last: float, lower_is_better: bool) -> tuple[float, float | None]:
