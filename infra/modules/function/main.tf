@@ -1,0 +1,232 @@
+locals {
+  function_id = replace(var.name, "_", "-")
+  pushed      = var.topic != null
+  scheduled   = var.schedule != null
+  # Who may call the function, under keys known at plan time: the invoker service account when
+  # something pushes or schedules it, and the members of var.invokers.
+  invokers = merge(
+    local.pushed || local.scheduled ? { invoker = "serviceAccount:${var.invoker_email}" } : {},
+    { for member in var.invokers : member => member },
+  )
+  # shared/ as the Python package of the zip, without caches.
+  shared_files = [for f in fileset("${var.source_root}/shared", "**/*.py") : f if !strcontains(f, "__pycache__")]
+}
+
+# ---------------------------------------------------------------- runtime identity and its roles
+
+resource "google_service_account" "runtime" {
+  project      = var.project_id
+  account_id   = "fn-${local.function_id}"
+  display_name = "sttdata function ${var.name} (runtime)"
+}
+
+# Firestore has no per-collection IAM; the condition keeps the role to this database.
+resource "google_project_iam_member" "firestore" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+
+  condition {
+    title      = "only-${var.firestore_database}"
+    expression = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
+}
+
+resource "google_storage_bucket_iam_member" "bucket" {
+  count  = var.bucket_role == null ? 0 : 1
+  bucket = var.bucket
+  role   = var.bucket_role
+  member = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "publish" {
+  for_each = toset(var.publish_topics)
+  project  = var.project_id
+  topic    = each.key
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# ---------------------------------------------------------------- code
+
+data "archive_file" "source" {
+  type             = "zip"
+  output_path      = "${path.root}/.build/${var.name}.zip"
+  output_file_mode = "0644"
+
+  source {
+    content  = file("${var.source_root}/functions/${var.name}/main.py")
+    filename = "main.py"
+  }
+
+  source {
+    content  = "${join("\n", var.requirements)}\n"
+    filename = "requirements.txt"
+  }
+
+  dynamic "source" {
+    for_each = toset(local.shared_files)
+    content {
+      content  = file("${var.source_root}/shared/${source.value}")
+      filename = "shared/${source.value}"
+    }
+  }
+}
+
+# The object name carries the zip's hash, so a change to the code is a new object and a new deployment.
+resource "google_storage_bucket_object" "source" {
+  bucket = var.source_bucket
+  name   = "${var.name}/${data.archive_file.source.output_md5}.zip"
+  source = data.archive_file.source.output_path
+}
+
+resource "google_cloudfunctions2_function" "this" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.function_id
+  description = "sttdata ${var.name}"
+  labels      = var.labels
+
+  build_config {
+    runtime     = var.runtime
+    entry_point = var.name
+
+    source {
+      storage_source {
+        bucket = var.source_bucket
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = var.memory
+    timeout_seconds                = var.timeout_s
+    max_instance_count             = var.max_instances
+    ingress_settings               = var.ingress
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = var.env
+  }
+}
+
+# A gen2 function is a Cloud Run service: invoking it takes run.invoker on that service.
+resource "google_cloud_run_v2_service_iam_member" "invoker" {
+  for_each = local.invokers
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.this.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# ---------------------------------------------------------------- push delivery
+
+resource "google_pubsub_topic" "dead_letter" {
+  # checkov:skip=CKV_GCP_83: Google-managed encryption at rest; CMEK (kms_key_name) is an organisation policy choice this module leaves out
+  count                      = local.pushed ? 1 : 0
+  project                    = var.project_id
+  name                       = "${var.topic}-dead-letter"
+  message_retention_duration = var.dead_letter_retention
+  labels                     = var.labels
+}
+
+# Pub/Sub forwards undeliverable messages as its service agent.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  count   = local.pushed ? 1 : 0
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter[0].name
+  role    = "roles/pubsub.publisher"
+  member  = var.pubsub_agent
+}
+
+resource "google_pubsub_subscription" "push" {
+  count                = local.pushed ? 1 : 0
+  project              = var.project_id
+  name                 = "${var.topic}-${local.function_id}"
+  topic                = var.topic
+  ack_deadline_seconds = var.ack_deadline_s
+  labels               = var.labels
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.this.service_config[0].uri
+
+    oidc_token {
+      service_account_email = var.invoker_email
+      audience              = google_cloudfunctions2_function.this.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${var.min_backoff_s}s"
+    maximum_backoff = "${var.max_backoff_s}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter[0].id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.invoker]
+}
+
+# Pub/Sub acknowledges the forwarded messages on the source subscription as its service agent.
+resource "google_pubsub_subscription_iam_member" "push_subscriber" {
+  count        = local.pushed ? 1 : 0
+  project      = var.project_id
+  subscription = google_pubsub_subscription.push[0].name
+  role         = "roles/pubsub.subscriber"
+  member       = var.pubsub_agent
+}
+
+# Keeps the dead letters until someone pulls them (a topic without a subscription drops its messages).
+resource "google_pubsub_subscription" "dead_letter_sink" {
+  count                      = local.pushed ? 1 : 0
+  project                    = var.project_id
+  name                       = "${google_pubsub_topic.dead_letter[0].name}-sink"
+  topic                      = google_pubsub_topic.dead_letter[0].id
+  message_retention_duration = var.dead_letter_retention
+  ack_deadline_seconds       = 60
+  labels                     = var.labels
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# ---------------------------------------------------------------- schedule
+
+resource "google_cloud_scheduler_job" "this" {
+  count            = local.scheduled ? 1 : 0
+  project          = var.project_id
+  region           = var.region
+  name             = "${local.function_id}-schedule"
+  description      = "Calls ${var.name} on a schedule"
+  schedule         = var.schedule
+  time_zone        = var.scheduler_time_zone
+  attempt_deadline = "${var.timeout_s}s"
+
+  retry_config {
+    retry_count = 3
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.this.service_config[0].uri
+    body        = base64encode("{}")
+    headers = {
+      "Content-Type" = "application/json"
+    }
+
+    oidc_token {
+      service_account_email = var.invoker_email
+      audience              = google_cloudfunctions2_function.this.service_config[0].uri
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.invoker]
+}

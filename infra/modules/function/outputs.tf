@@ -1,0 +1,34 @@
+output "name" {
+  description = "The deployed function's id."
+  value       = google_cloudfunctions2_function.this.name
+}
+
+output "url" {
+  description = "The function's URL."
+  value       = google_cloudfunctions2_function.this.service_config[0].uri
+}
+
+output "service_account_email" {
+  description = "The function's runtime service account."
+  value       = google_service_account.runtime.email
+}
+
+output "subscription" {
+  description = "The push subscription that triggers it, if any."
+  value       = local.pushed ? google_pubsub_subscription.push[0].name : null
+}
+
+output "dead_letter_topic" {
+  description = "Its dead-letter topic, if any."
+  value       = local.pushed ? google_pubsub_topic.dead_letter[0].name : null
+}
+
+output "dead_letter_sink" {
+  description = "The pull subscription that keeps its dead letters, if any."
+  value       = local.pushed ? google_pubsub_subscription.dead_letter_sink[0].name : null
+}
+
+output "scheduler_job" {
+  description = "Its Cloud Scheduler job, if any."
+  value       = local.scheduled ? google_cloud_scheduler_job.this[0].name : null
+}

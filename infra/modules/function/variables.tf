@@ -1,0 +1,182 @@
+variable "project_id" {
+  description = "The project of the function."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the function and its scheduler job."
+  type        = string
+}
+
+variable "name" {
+  description = "The function's folder under functions/ and its Python entry point; the deployed id uses '-' for '_'."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{2,40}$", var.name))
+    error_message = "A function name is a lower-case Python identifier of 3 to 41 characters."
+  }
+}
+
+variable "source_root" {
+  description = "The repository root: the zip takes functions/<name>/main.py and shared/ from here."
+  type        = string
+}
+
+variable "requirements" {
+  description = "Lines of the zip's requirements.txt."
+  type        = list(string)
+}
+
+variable "runtime" {
+  description = "Cloud Functions runtime."
+  type        = string
+  default     = "python311"
+  nullable    = false
+}
+
+variable "env" {
+  description = "Environment variables of the function."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "labels" {
+  description = "Labels of the function and its topics and subscriptions."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "topic" {
+  description = "The topic whose push subscription triggers the function; null for an HTTP function."
+  type        = string
+  default     = null
+}
+
+variable "schedule" {
+  description = "Cron of a Cloud Scheduler job that POSTs {} to the function; null for none."
+  type        = string
+  default     = null
+}
+
+variable "invokers" {
+  description = "Members, besides the invoker service account, allowed to call the function."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = length(setintersection(var.invokers, ["allUsers", "allAuthenticatedUsers"])) == 0
+    error_message = "Functions are private: allUsers and allAuthenticatedUsers are not allowed."
+  }
+}
+
+variable "ingress" {
+  description = "ALLOW_INTERNAL_ONLY (Pub/Sub push and Scheduler of this project) or ALLOW_ALL (still IAM-checked)."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+  nullable    = false
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_ALL"], var.ingress)
+    error_message = "ingress is ALLOW_INTERNAL_ONLY or ALLOW_ALL."
+  }
+}
+
+variable "bucket" {
+  description = "The datasets bucket."
+  type        = string
+}
+
+variable "bucket_role" {
+  description = "The function's role on the datasets bucket, e.g. roles/storage.objectViewer or roles/storage.objectUser; null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_role == null || contains(["roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"], coalesce(var.bucket_role, "-"))
+    error_message = "bucket_role is an object-level role: objectViewer, objectCreator or objectUser."
+  }
+}
+
+variable "publish_topics" {
+  description = "Topics the function may publish to."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "source_bucket" {
+  description = "Bucket that holds the source zips."
+  type        = string
+}
+
+variable "firestore_database" {
+  description = "The Firestore database the function reads and writes."
+  type        = string
+}
+
+variable "memory" {
+  description = "Memory of an instance."
+  type        = string
+  default     = "512Mi"
+  nullable    = false
+}
+
+variable "timeout_s" {
+  description = "Request timeout in seconds."
+  type        = number
+  default     = 60
+  nullable    = false
+}
+
+variable "max_instances" {
+  description = "Upper bound of instances."
+  type        = number
+  default     = 20
+  nullable    = false
+}
+
+variable "invoker_email" {
+  description = "The service account whose OIDC tokens the push subscription and the scheduler job carry."
+  type        = string
+}
+
+variable "pubsub_agent" {
+  description = "IAM member of the project's Pub/Sub service agent."
+  type        = string
+}
+
+variable "ack_deadline_s" {
+  description = "Ack deadline of the push subscription."
+  type        = number
+}
+
+variable "min_backoff_s" {
+  description = "Minimum retry backoff in seconds."
+  type        = number
+}
+
+variable "max_backoff_s" {
+  description = "Maximum retry backoff in seconds."
+  type        = number
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries before a message is dead-lettered."
+  type        = number
+}
+
+variable "dead_letter_retention" {
+  description = "Retention of the dead-letter topic and its sink subscription."
+  type        = string
+}
+
+variable "scheduler_time_zone" {
+  description = "Time zone of the scheduler job."
+  type        = string
+  default     = "Etc/UTC"
+  nullable    = false
+}
