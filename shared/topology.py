@@ -97,6 +97,25 @@ def subscription_name(topic: str, function: str) -> str:
     return f"{topic}-{function.replace('_', '-')}"
 
 
+def push_subscription(settings: Settings, topic: str, function: str) -> PushSubscription:
+    """The push subscription of `function` on `topic`, under the settings' delivery policy."""
+    return PushSubscription(
+        name=subscription_name(topic, function),
+        topic=topic,
+        function=function,
+        dead_letter_topic=settings.dead_letter_topic(topic),
+        ack_deadline_s=settings.ack_deadline_s,
+        min_backoff_s=settings.min_backoff_s,
+        max_backoff_s=settings.max_backoff_s,
+        max_delivery_attempts=settings.max_delivery_attempts,
+    )
+
+
+def dead_letter_sink(dead_letter_topic: str) -> DeadLetterSink:
+    """The pull subscription that keeps what reaches `dead_letter_topic`."""
+    return DeadLetterSink(f"{dead_letter_topic}-sink", dead_letter_topic)
+
+
 def build_topology(settings: Settings) -> Topology:
     """Resolve the topology for `settings`."""
     functions = function_specs(settings)
@@ -106,20 +125,7 @@ def build_topology(settings: Settings) -> Topology:
         settings.topic_metrics,
         settings.topic_bucket_events,
     )
-    subscriptions = tuple(
-        PushSubscription(
-            name=subscription_name(fn.topic, fn.name),
-            topic=fn.topic,
-            function=fn.name,
-            dead_letter_topic=settings.dead_letter_topic(fn.topic),
-            ack_deadline_s=settings.ack_deadline_s,
-            min_backoff_s=settings.min_backoff_s,
-            max_backoff_s=settings.max_backoff_s,
-            max_delivery_attempts=settings.max_delivery_attempts,
-        )
-        for fn in functions
-        if fn.topic is not None
-    )
+    subscriptions = tuple(push_subscription(settings, fn.topic, fn.name) for fn in functions if fn.topic is not None)
     dead_letter_topics = tuple(dict.fromkeys(sub.dead_letter_topic for sub in subscriptions))
     return Topology(
         project=settings.project,
@@ -128,6 +134,6 @@ def build_topology(settings: Settings) -> Topology:
         dead_letter_topics=dead_letter_topics,
         functions=functions,
         subscriptions=subscriptions,
-        dead_letter_sinks=tuple(DeadLetterSink(f"{t}-sink", t) for t in dead_letter_topics),
+        dead_letter_sinks=tuple(dead_letter_sink(t) for t in dead_letter_topics),
         notification=BucketNotification(bucket=settings.bucket, topic=settings.topic_bucket_events),
     )

@@ -105,8 +105,7 @@ class LocalStack:
         }
         base_env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
         java_env = {**base_env, "CLOUDSDK_CORE_PROJECT": settings.project}
-        client_env = {**base_env, **hosts, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        client_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), base_env.get("PYTHONPATH")]))
+        client_env = function_env(hosts, settings)
 
         parts = [
             components.pubsub_part(root, ports["pubsub-emulator"], java_env),  # type: ignore[arg-type]
@@ -211,6 +210,14 @@ class LocalStack:
             by_pid[launched.pid] = {"name": launched.name, "pid": launched.pid}
         # Functions go first so nothing they do hits an emulator that is already gone.
         return sorted(by_pid.values(), key=lambda p: not str(p["name"]).startswith("function-"))
+
+
+def function_env(hosts: Mapping[str, str], settings: Settings) -> dict[str, str]:
+    """The environment of a function process: the emulators, the settings, the repo on the path."""
+    base_env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
+    env = {**base_env, **hosts, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), base_env.get("PYTHONPATH")]))
+    return env
 
 
 def _leads_group(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from google.api_core.exceptions import AlreadyExists, Conflict
 from google.cloud import pubsub_v1, storage
@@ -13,7 +14,7 @@ from shared.topology import DeadLetterSink, PushSubscription, Topology
 
 def _duration(seconds: float) -> duration_pb2.Duration:
     whole = int(seconds)
-    return duration_pb2.Duration(seconds=whole, nanos=int(round((seconds - whole) * 1e9)))
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
 
 def _ignore_existing(create: Callable[[], object]) -> None:
@@ -26,8 +27,7 @@ def _ignore_existing(create: Callable[[], object]) -> None:
 def create_topics(topology: Topology, publisher: pubsub_v1.PublisherClient) -> None:
     """Every topic and dead-letter topic."""
     for topic in (*topology.topics, *topology.dead_letter_topics):
-        path = publisher.topic_path(topology.project, topic)
-        _ignore_existing(lambda path=path: publisher.create_topic(name=path))
+        _ignore_existing(partial(publisher.create_topic, name=publisher.topic_path(topology.project, topic)))
 
 
 def push_subscription_request(project: str, sub: PushSubscription, endpoint: str) -> dict[str, object]:

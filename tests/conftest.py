@@ -1,0 +1,59 @@
+"""Fixtures: one emulator stack per test session, and a namespace of its own for every test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo
+
+# Short backoff so retry and dead-letter tests take seconds, not minutes; the policy shape is the real one.
+TEST_SETTINGS = Settings(project="demo-sttdata-test", min_backoff_s=0.1, max_backoff_s=0.5, ack_deadline_s=20)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """The whole local stack, as `make up` starts it, for the session; stopped at the end."""
+    state_dir = tmp_path_factory.mktemp("stack")
+    local = LocalStack(StackConfig(state_dir=state_dir, settings=TEST_SETTINGS))
+    saved = {k: os.environ.get(k) for k in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
+    try:
+        info = local.up()
+        os.environ.update(info.env)
+        yield info
+    finally:
+        local.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A name no other test uses: a prefix for collections, topics and subscriptions."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def test_settings(namespace: str) -> Settings:
+    """The session settings with this test's own collection prefix."""
+    return replace(TEST_SETTINGS, collection_prefix=f"{namespace}_")
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    """Where a test's own function processes write their logs."""
+    return tmp_path / "logs"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
