@@ -34,6 +34,7 @@ _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 _CASE_ID_DOC: dict[str, Any] = {"pattern": "^[^/]+$", "description": "a Firestore document id"}
 
 _Model = TypeVar("_Model", bound=BaseModel)
+Payload = bytes | bytearray | memoryview
 
 # The enum/pattern only document the schema; the validators below enforce them with clearer messages.
 ErrorTypeName = Annotated[str, Field(json_schema_extra={"enum": list(ERROR_TYPES)})]
@@ -172,9 +173,9 @@ def _reject_constant(name: str) -> Any:
     raise InvalidEvent(f"payload is not valid JSON: {name} is not allowed")
 
 
-def _decode_object(raw: bytes) -> str:
+def _decode_object(raw: Payload) -> str:
     """The payload as text, after checking it is at most 1 MB of UTF-8 holding a JSON object."""
-    if not isinstance(raw, bytes | bytearray | memoryview):
+    if not isinstance(raw, Payload):
         raise InvalidEvent(f"payload must be bytes, got {type(raw).__name__}")
     size = len(raw)
     if size > MAX_PAYLOAD_BYTES:
@@ -227,7 +228,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(model: type[_Model], raw: bytes) -> _Model:
+def _parse(model: type[_Model], raw: Payload) -> _Model:
     """Validate ``raw`` as strict JSON into ``model``, raising InvalidEvent."""
     text = _decode_object(raw)
     try:
@@ -236,12 +237,12 @@ def _parse(model: type[_Model], raw: bytes) -> _Model:
         raise InvalidEvent(_describe(exc)) from None
 
 
-def parse_failure_event(raw: bytes) -> FailureEvent:
+def parse_failure_event(raw: Payload) -> FailureEvent:
     """Parse a Pub/Sub message body into a FailureEvent or raise InvalidEvent."""
     return _parse(FailureEvent, raw)
 
 
-def parse_correction(raw: bytes) -> Correction:
+def parse_correction(raw: Payload) -> Correction:
     """Parse a Pub/Sub message body into a Correction or raise InvalidEvent."""
     return _parse(Correction, raw)
 

@@ -48,9 +48,7 @@ def _strip_punctuation(text: str) -> str:
     kept = []
     for i, ch in enumerate(text):
         if unicodedata.category(ch).startswith("P"):
-            is_decimal_point = (
-                ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
-            )
+            is_decimal_point = ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
             if not is_decimal_point:
                 continue
         kept.append(ch)
