@@ -127,13 +127,16 @@ def _loop_positions(tokens: Sequence[str]) -> set[int]:
     """Indices of ``tokens`` inside an n-gram repeated at least LOOP_MIN_REPEATS times in a row."""
     inside: set[int] = set()
     for n in range(1, LOOP_MAX_NGRAM + 1):
-        for start in range(len(tokens) - n * LOOP_MIN_REPEATS + 1):
-            gram = tokens[start : start + n]
-            repeats = 1
-            while tokens[start + repeats * n : start + (repeats + 1) * n] == gram:
-                repeats += 1
-            if repeats >= LOOP_MIN_REPEATS:
-                inside.update(range(start, start + repeats * n))
+        # tokens[i] == tokens[i + n] over a run of r positions means tokens[start : start + r + n]
+        # has period n: one pass per n keeps this linear even for a very long loop.
+        run = 0
+        for i in range(len(tokens) - n + 1):
+            if i < len(tokens) - n and tokens[i] == tokens[i + n]:
+                run += 1
+                continue
+            if run >= (LOOP_MIN_REPEATS - 1) * n:
+                inside.update(range(i - run, i + n))
+            run = 0
     return inside
 
 

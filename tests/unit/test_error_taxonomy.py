@@ -58,6 +58,10 @@ def test_error_types_are_the_documented_names() -> None:
         ("thank you thank you thank you", "thank you", ["hallucination"]),
         ("no no no", "no", ["hallucination"]),
         ("no no", "no", ["insertion"]),
+        ("go go go home", "go home", ["hallucination"]),
+        ("go go home", "go home", ["insertion"]),
+        ("i see i see i see it", "i see it", ["hallucination"]),
+        ("no " * 500, "no", ["hallucination"]),
         ("the cat sat on the mat and then", "the cat sat on the mat", ["insertion"]),
         # numerals
         ("i have twenty five apples", "i have 25 apples", ["numerals"]),
