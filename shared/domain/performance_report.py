@@ -122,8 +122,13 @@ def performance_report(
     min_history: int = DEFAULT_MIN_HISTORY,
 ) -> dict[str, Any]:
     """Per-version statistics, best model, regressions, trends and lineage as one JSON dict."""
-    records = list(performance_records)
-    ordered = time_ordered(records)
+    # Parse and sort once; trends and anomalies then re-sort already ordered datetimes cheaply.
+    ordered = time_ordered(performance_records)
+    records = [
+        {"recorded_at": moment, "model_version": field_value(record, "model_version"),
+         **{metric: field_value(record, metric) for metric in METRICS}}
+        for moment, record in ordered
+    ]
     lineage = _lineage(model_versions)
     per_version = _per_version(ordered, lineage)
     regressions = [

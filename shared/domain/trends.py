@@ -120,7 +120,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 def field_value(record: Any, name: str) -> Any:
     """Read a field from a model or from a stored document alike."""
-    if isinstance(record, Mapping):
+    # dict first: the ABC check against Mapping costs more than the rest of a 10k-record trend.
+    if type(record) is dict or isinstance(record, Mapping):
         return record.get(name)
     return getattr(record, name, None)
 
