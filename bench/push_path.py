@@ -1,0 +1,155 @@
+"""Publish -> effect visible, through real push subscriptions on the emulators.
+
+(a) a no-op function (its effect: a line in a local file) is the floor; (b) record_failure (its effect: a
+Firestore document) is measured against it in the same run. Latency = the effect's own timestamp minus the
+time just before publish (one clock: everything runs on this machine). Paced: 50 events/s; burst: 3,000
+events published in batches, rate = events / (last effect - first publish).
+Run: `make bench` or `.venv/bin/python bench/push_path.py` (BENCH_PACED_N, BENCH_BURST_N to resize).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson
+from google.cloud import firestore, pubsub_v1
+
+from bench.tables import percentile, print_table
+from shared.config import Settings
+from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo
+from stack.wiring import WiredFunction, start_wired_function
+
+PACED_N = int(os.environ.get("BENCH_PACED_N", "500"))
+PACED_RATE = 50.0
+BURST_N = int(os.environ.get("BENCH_BURST_N", "3000"))
+WARM_UP_N = 20
+
+
+@dataclass
+class Subject:
+    """A wired function and how to read the time each event's effect became visible."""
+
+    name: str
+    fn: WiredFunction
+    effect_times: Callable[[], dict[str, float]]  # message id -> epoch seconds
+
+
+def payload(key: str) -> bytes:
+    return orjson.dumps({"audio_path": f"gs://bench/{key}.wav", "original_transcript": "BENCH", "case_id": key})
+
+
+def run_phase(subject: Subject, publisher: pubsub_v1.PublisherClient, n: int, rate: float | None) -> dict[str, float]:
+    """Publish n events (paced at `rate`/s, or as fast as batching allows) and wait for every effect."""
+    sent_at: list[float] = []
+    futures = []
+    started = time.perf_counter()
+    for i in range(n):
+        key = f"{subject.name}-{uuid.uuid4().hex[:12]}"
+        if rate is not None:
+            time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        sent_at.append(time.time())
+        futures.append(publisher.publish(subject.fn.topic_path(), payload(key)))
+    sent = {future.result(timeout=60): at for future, at in zip(futures, sent_at, strict=True)}
+    deadline = time.monotonic() + 120 + n / 20
+    while time.monotonic() < deadline:
+        seen = subject.effect_times()
+        if all(k in seen for k in sent):
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit(f"{subject.name}: only {len(seen)} of {n} effects visible")
+    latencies = sorted(seen[k] - sent[k] for k in sent)
+    span = max(seen[k] for k in sent) - min(sent.values())
+    return {"p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3, "events_s": n / span}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        settings = Settings(project="demo-bench", collection_prefix="bench_", ack_deadline_s=60)
+        stack = LocalStack(StackConfig(state_dir=tmp / "stack", settings=settings, functions=()))
+        info = stack.up()
+        os.environ.update(info.env)
+        try:
+            rows = measure(info, settings, tmp)
+        finally:
+            stack.down()
+    print_table(
+        f"push path on the emulators: paced {PACED_N} events at {PACED_RATE:.0f}/s, burst of {BURST_N}",
+        ["function", "paced p50 ms", "paced p99 ms", "burst events/s", "p99 vs floor", "events/s vs floor"],
+        rows,
+    )
+
+
+def measure(info: StackInfo, settings: Settings, tmp: Path) -> list[list[object]]:
+    publisher = pubsub_v1.PublisherClient()
+    noop_log = tmp / "noop.log"
+    noop_log.touch()
+    noop = start_wired_function(
+        info,
+        REPO_ROOT / "bench/functions/noop/main.py",
+        "noop",
+        settings,
+        "bench-noop",
+        tmp / "logs",
+        extra_env={"NOOP_LOG": str(noop_log)},
+    )
+    record = start_wired_function(
+        info,
+        REPO_ROOT / "functions/record_failure/main.py",
+        "record_failure",
+        replace(settings, collection_prefix="bench_rf_"),
+        "bench-record-failure",
+        tmp / "logs",
+    )
+
+    def noop_times() -> dict[str, float]:
+        lines = noop_log.read_text().splitlines()
+        return {message_id: float(at) for message_id, at in (line.split() for line in lines)}
+
+    cases = firestore.Client(project=settings.project).collection("bench_rf_failed_cases")
+
+    def record_times() -> dict[str, float]:
+        docs = cases.select(["created_at", "message_id"]).stream()
+        return {d.get("message_id"): d.get("created_at").timestamp() for d in docs}
+
+    try:
+        subjects = [Subject("noop", noop, noop_times), Subject("record_failure", record, record_times)]
+        for subject in subjects:
+            # A function's first call opens its clients (~1 s); measure the steady state, not that.
+            run_phase(subject, publisher, WARM_UP_N, None)
+        results = {
+            s.name: {
+                **run_phase(s, publisher, PACED_N, PACED_RATE),
+                "burst": run_phase(s, publisher, BURST_N, None)["events_s"],
+            }
+            for s in subjects
+        }
+    finally:
+        noop.stop()
+        record.stop()
+    floor = results["noop"]
+    return [
+        [
+            name,
+            r["p50_ms"],
+            r["p99_ms"],
+            r["burst"],
+            f"{r['p99_ms'] / floor['p99_ms']:.2f}x",
+            f"{r['burst'] / floor['burst']:.0%}",
+        ]
+        for name, r in results.items()
+    ]
+
+
+if __name__ == "__main__":
+    main()
