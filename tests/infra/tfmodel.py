@@ -579,7 +579,7 @@ class Module:
                 pairs = [(None, None)]
             for key, value in pairs:
                 ctx = Ctx(self, None if key is None else {"key": key, "value": value})
-                args = {
+                args: dict[str, Callable[[], Any]] = {
                     arg: functools.partial(ctx.value, raw)
                     for arg, raw in body.items()
                     if arg not in _META_KEYS | {"source", "for_each", "depends_on", "providers", "version"}
