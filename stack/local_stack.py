@@ -42,10 +42,12 @@ class StackConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackConfig:
-        """Ports and SDK root from STT_*_PORT / STT_GCLOUD_SDK_ROOT; settings from the usual names."""
+        """Ports, SDK root and state dir from STT_*_PORT / STT_GCLOUD_SDK_ROOT / STT_STATE_DIR; settings as usual."""
         env = os.environ if env is None else env
         ports = {part: int(env[var]) if env.get(var) else None for part, var in PORT_VARS.items()}
         config = cls(settings=Settings.from_env(env), ports=ports, sdk_root=env.get("STT_GCLOUD_SDK_ROOT"))
+        if env.get("STT_STATE_DIR"):
+            config.state_dir = Path(env["STT_STATE_DIR"])
         for key, value in overrides.items():
             setattr(config, key, value)
         return config
