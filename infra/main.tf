@@ -47,6 +47,7 @@ locals {
     "orjson>=3.9",
     "requests>=2.31",
     "matplotlib>=3.8",
+    "text2num>=3.1,<4",
   ]
 
   # Firestore collections that have composite indexes (shared/ reads them through Settings.collection).
