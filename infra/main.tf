@@ -12,7 +12,18 @@ locals {
   #   memory, timeout_s, max_instances, env (extra environment variables)
   functions = {
     record_failure = {
-      topic = var.topic_failures
+      topic       = var.topic_failures
+      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+    }
+    record_correction = {
+      topic       = var.topic_corrections
+      bucket_role = "roles/storage.objectCreator"
+    }
+    ingest_import = {
+      topic       = var.topic_bucket_events
+      bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
+      memory      = "1Gi"
+      timeout_s   = 540
     }
   }
 

@@ -15,7 +15,7 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 class JsonFormatter(logging.Formatter):
     """One JSON object a line; extra= fields (event_id, case_id, ...) become top-level keys."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed types it as a bound method
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

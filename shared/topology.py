@@ -89,7 +89,11 @@ class Topology:
 
 def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
     """The deployed functions and the topics that trigger them."""
-    return (FunctionSpec("record_failure", "cloudevent", settings.topic_failures),)
+    return (
+        FunctionSpec("record_failure", "cloudevent", settings.topic_failures),
+        FunctionSpec("record_correction", "cloudevent", settings.topic_corrections),
+        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events),
+    )
 
 
 def subscription_name(topic: str, function: str) -> str:

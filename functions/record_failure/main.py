@@ -1,4 +1,4 @@
-"""Cloud Function (gen2) on `transcription-failures`: keep each failure event as a case."""
+"""Cloud Function (gen2) on `transcription-failures`: keep each failure event as a case, exactly once."""
 
 from __future__ import annotations
 
@@ -6,26 +6,21 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.firestore_cases import FirestoreCaseStore
-from shared.adapters.pubsub_push import MalformedPush, decode_push
+from shared.adapters.pubsub_push import PushedMessage, handle_push
+from shared.bootstrap import case_store
 from shared.config import Settings
 from shared.observability import get_logger
-from shared.services.record_failure import record_failure as record
+from shared.services.ingestion import Outcome
+from shared.services.ingestion import record_failure as record
 
 log = get_logger("record_failure")
 
 
+def _handle(message: PushedMessage) -> Outcome:
+    return record(message.data, message.message_id, case_store(Settings.from_env()))
+
+
 @functions_framework.cloud_event
 def record_failure(cloud_event: Any) -> None:
-    """Store the pushed event; bad input is quarantined and acknowledged, store errors raise (retry)."""
-    try:
-        message = decode_push(cloud_event)
-    except MalformedPush as exc:
-        # Not a Pub/Sub push at all: nothing to keep, and a retry cannot fix it.
-        log.error("rejected push", extra={"event_id": cloud_event["id"], "reason": str(exc)})
-        return
-    outcome = record(message.data, message.message_id, FirestoreCaseStore(Settings.from_env()))
-    log.info(
-        outcome.status,
-        extra={"event_id": message.message_id, "case_id": outcome.case_id, "reason": outcome.reason},
-    )
+    """Store the pushed failure event; bad input is quarantined and acknowledged, store errors are retried."""
+    handle_push(cloud_event, log, _handle)

@@ -1,37 +1,198 @@
-"""Firestore adapter for cases and quarantined payloads."""
+"""Firestore adapter for cases, their statistics shards and quarantined payloads.
+
+Counters live in `<prefix>stats_shards/<n>` (N_SHARDS documents, one picked at random per write) and are
+moved in the same atomic write as the case itself: a case created with a must-not-exist precondition, so a
+duplicate delivery fails the whole write and counts nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, Conflict
 from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
+from shared.adapters.gcs import BucketStore
 from shared.config import Settings
+from shared.domain.cases import CounterDelta
+
+N_SHARDS = 16
+# Firestore documents hold at most 1 MiB; a larger rejected payload is kept as an excerpt plus its hash here.
+MAX_INLINE_PAYLOAD = 256 * 1024
+MAX_BATCH = 500  # Firestore's limit of writes in one commit
 
 
 class FirestoreCaseStore:
-    """Cases in `<prefix>failed_cases`, rejected payloads in `<prefix>quarantine`."""
+    """Cases in `<prefix>failed_cases`, counters in `<prefix>stats_shards`, rejects in `<prefix>quarantine`."""
 
-    def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: firestore.Client | None = None, overflow: BucketStore | None = None
+    ) -> None:
         self.settings = settings
+        self.overflow = overflow  # where a rejected payload too large for a document is kept whole
         self.client = client or firestore_client(settings.project)
+        self.cases = self.client.collection(settings.collection("failed_cases"))
+        self.shards = self.client.collection(settings.collection("stats_shards"))
+        self.rejects = self.client.collection(settings.collection("quarantine"))
+        self.imports = self.client.collection(settings.collection("imports"))
 
-    def create_case(self, case_id: str, case: dict[str, Any]) -> bool:
-        """Create-if-absent: a redelivered event finds the document and changes nothing."""
-        doc = self.client.collection(self.settings.collection("failed_cases")).document(case_id)
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
+        """Create-if-absent with its counters, atomically; False when the case already exists."""
+        batch = self.client.batch()
+        batch.create(self.cases.document(case_id), case)
+        self._increment(batch, delta)
         try:
-            doc.create({**case, "created_at": firestore.SERVER_TIMESTAMP})
-        except AlreadyExists:
+            batch.commit()
+        except (AlreadyExists, Conflict):
             return False
         return True
 
-    def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
-        """Keep a rejected payload once, keyed by the delivery's message id."""
-        doc = self.client.collection(self.settings.collection("quarantine")).document(quarantine_id)
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]:
+        """Create many cases (at most MAX_BATCH - 1) in one atomic write; returns the ids that already existed.
+
+        Optimistic: a fresh batch commits in one round trip. When any case exists the commit fails whole, so
+        the existing ids are read and the rest written again (repeated if a concurrent writer raced us).
+        """
+        pending = list(items)
+        existing: set[str] = set()
+        while pending:
+            batch = self.client.batch()
+            total = CounterDelta()
+            for case_id, case, delta in pending:
+                batch.create(self.cases.document(case_id), case)
+                total.add(delta)
+            self._increment(batch, total)
+            try:
+                batch.commit()
+                return existing
+            except (AlreadyExists, Conflict):
+                refs = [self.cases.document(case_id) for case_id, _, _ in pending]
+                found = {snap.id for snap in self.client.get_all(refs) if snap.exists}
+                existing |= found
+                pending = [item for item in pending if item[0] not in found]
+        return existing
+
+    def update_case(
+        self, case_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], CounterDelta] | None]
+    ) -> dict[str, Any] | None:
+        """Read-modify-write one case in a transaction; `change` returns None for no change.
+
+        Returns the updated case, or None when it does not exist. Counter shards are written with Increment
+        and never read, so transactions contend only on the case itself.
+        """
+        ref = self.cases.document(case_id)
+        outcome: dict[str, Any] = {}
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> None:
+            snapshot = ref.get(transaction=transaction)
+            outcome.clear()
+            if not snapshot.exists:
+                return
+            case = snapshot.to_dict() or {}
+            result = change(case)
+            outcome["case"] = case
+            if result is None:
+                return
+            updates, delta = result
+            transaction.update(ref, updates)
+            self._increment(transaction, delta)
+            outcome["case"] = {**case, **updates}
+
+        run(self.client.transaction())
+        return outcome.get("case")
+
+    def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool:
+        """Keep a rejected payload with its reason, once per id; counted as a quarantined event."""
+        record: dict[str, Any] = {
+            "reason": reason,
+            "source": source,
+            "size_bytes": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "raw": raw[:MAX_INLINE_PAYLOAD],
+            "raw_truncated": len(raw) > MAX_INLINE_PAYLOAD,
+            "quarantined_at": firestore.SERVER_TIMESTAMP,
+            **context,
+        }
+        if record["raw_truncated"] and self.overflow is not None:
+            record["raw_uri"] = self._keep_whole(self.overflow, f"quarantine/{source}/{quarantine_id}.bin", raw)
+        batch = self.client.batch()
+        batch.create(self.rejects.document(quarantine_id), record)
+        self._increment(batch, CounterDelta(quarantined=1))
         try:
-            doc.create({**record, "quarantined_at": firestore.SERVER_TIMESTAMP})
-        except AlreadyExists:
+            batch.commit()
+        except (AlreadyExists, Conflict):
             return False
         return True
+
+    @staticmethod
+    def _keep_whole(bucket: BucketStore, name: str, raw: bytes) -> str:
+        bucket.put_once(name, raw)  # a redelivery finds it already kept
+        return bucket.uri(name)
+
+    def _increment(self, writer: Any, delta: CounterDelta) -> None:
+        if delta.is_empty():
+            return
+        values: dict[str, Any] = {}
+        for name, value in asdict(delta).items():
+            if isinstance(value, dict):
+                nested = {k: firestore.Increment(v) for k, v in value.items() if v}
+                if nested:
+                    values[name] = nested
+            elif value:
+                values[name] = firestore.Increment(value)
+        shard = self.shards.document(str(random.randrange(N_SHARDS)))  # noqa: S311  # nosec B311 - spreads load, not a secret
+        writer.set(shard, values, merge=True)
+
+    def save_import(self, import_id: str, summary: dict[str, Any]) -> None:
+        """Record a finished bulk import's result (replacing an earlier, interrupted run's)."""
+        self.imports.document(import_id).set({**summary, "finished_at": firestore.SERVER_TIMESTAMP})
+
+    def import_result(self, import_id: str) -> dict[str, Any] | None:
+        """A finished bulk import's result, or None."""
+        snapshot = self.imports.document(import_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def get_case(self, case_id: str) -> dict[str, Any] | None:
+        """One case, or None."""
+        snapshot = self.cases.document(case_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def cases_with_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Cases whose error_types contain `error_type`, newest first."""
+        query = self.cases.where(filter=firestore.FieldFilter("error_types", "array_contains", error_type))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+        return [s.to_dict() for s in (query.limit(limit) if limit else query).stream()]
+
+    def corrected_cases(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Cases that have a corrected transcript, newest first."""
+        query = self.cases.where(filter=firestore.FieldFilter("corrected", "==", True))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+        return [s.to_dict() for s in (query.limit(limit) if limit else query).stream()]
+
+    def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Every case (optionally created at or after `since`), streamed."""
+        query: Any = self.cases
+        if since is not None:
+            query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
+        for snapshot in query.stream():
+            yield snapshot.to_dict()
+
+    def counter_shards(self) -> list[dict[str, Any]]:
+        """The statistics shards' documents."""
+        return [s.to_dict() or {} for s in self.shards.stream()]
+
+    def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Quarantined payloads with their reasons, newest first."""
+        query = self.rejects.order_by("quarantined_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [{"id": s.id, **(s.to_dict() or {})} for s in query.stream()]

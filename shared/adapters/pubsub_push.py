@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,3 +44,22 @@ def decode_push(cloud_event: Any) -> PushedMessage:
         publish_time=message.get("publishTime") or message.get("publish_time"),
         topic=topic,
     )
+
+
+def handle_push(cloud_event: Any, log: logging.Logger, handle: Callable[[PushedMessage], Any]) -> None:
+    """Decode the push, run `handle`, log its outcome; a malformed envelope is logged and acknowledged.
+
+    Exceptions from `handle` propagate: functions-framework answers 500 and Pub/Sub retries, then dead-letters.
+    """
+    try:
+        message = decode_push(cloud_event)
+    except MalformedPush as exc:
+        # Not a Pub/Sub push at all: there is no message to keep, and a retry cannot fix it.
+        log.error("rejected push", extra={"event_id": cloud_event["id"], "reason": str(exc)})
+        return
+    outcome = handle(message)
+    fields = outcome if isinstance(outcome, dict) else getattr(outcome, "__dict__", {"outcome": outcome})
+    status = fields.get("status", "handled")
+    severity = logging.WARNING if status == "quarantined" else logging.INFO
+    log.log(severity, str(status), extra={"event_id": message.message_id, **{k: v for k, v in fields.items()
+                                                                               if k != "status"}})

@@ -128,9 +128,8 @@ TF_EDITS = {
     "topic": ("main.tf", "topics = [var.topic_failures,", 'topics = ["audit-events", var.topic_failures,'),
     "function": (
         "main.tf",
-        "    record_failure = {\n      topic = var.topic_failures\n    }\n",
-        "    record_failure = {\n      topic = var.topic_failures\n    }\n"
-        "    record_correction = {\n      topic = var.topic_corrections\n    }\n",
+        "  functions = {\n",
+        '  functions = {\n    audit_export = {\n      schedule = "0 3 * * *"\n    }\n',
     ),
     "dead_letter_name": ("modules/function/main.tf", '"${var.topic}-dead-letter"', '"${var.topic}-dlq"'),
     "attempts_default": ("variables.tf", "  default     = 5\n", "  default     = 7\n"),

@@ -85,7 +85,7 @@ def test_missing_java_names_java_and_the_fix(tmp_path: Path, monkeypatch: pytest
     (bin_dir / "gcloud").symlink_to(gcloud.resolve())
     monkeypatch.setenv("PATH", str(bin_dir))
     stack = _stack(tmp_path)
-    with pytest.raises(StackError, match="java not found.*Java 17"):
+    with pytest.raises(StackError, match=r"java not found.*Java 17"):
         stack.up()
     assert not stack.state_file.exists()
 

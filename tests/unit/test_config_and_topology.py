@@ -12,7 +12,12 @@ from stack.local_stack import REPO_ROOT
 def test_defaults_are_the_contract_names() -> None:
     settings = Settings.from_env({})
     assert settings.bucket == "stt-project-datasets"
-    assert (settings.topic_failures, settings.topic_corrections, settings.topic_metrics, settings.topic_bucket_events) == (
+    assert (
+        settings.topic_failures,
+        settings.topic_corrections,
+        settings.topic_metrics,
+        settings.topic_bucket_events,
+    ) == (
         "transcription-failures",
         "transcription-corrections",
         "training-metrics",
@@ -22,7 +27,12 @@ def test_defaults_are_the_contract_names() -> None:
 
 def test_env_overrides_and_types() -> None:
     settings = Settings.from_env(
-        {"GOOGLE_CLOUD_PROJECT": "demo-x", "STT_MAX_DELIVERY_ATTEMPTS": "7", "STT_MIN_BACKOFF_S": "0.25", "STT_BUCKET": ""}
+        {
+            "GOOGLE_CLOUD_PROJECT": "demo-x",
+            "STT_MAX_DELIVERY_ATTEMPTS": "7",
+            "STT_MIN_BACKOFF_S": "0.25",
+            "STT_BUCKET": "",
+        }
     )
     assert settings.project == "demo-x"
     assert settings.max_delivery_attempts == 7

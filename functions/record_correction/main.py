@@ -1,0 +1,26 @@
+"""Cloud Function (gen2) on `transcription-corrections`: add a correction to its case, keeping the history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import functions_framework
+
+from shared.adapters.pubsub_push import PushedMessage, handle_push
+from shared.bootstrap import case_store
+from shared.config import Settings
+from shared.observability import get_logger
+from shared.services.ingestion import Outcome
+from shared.services.ingestion import record_correction as correct
+
+log = get_logger("record_correction")
+
+
+def _handle(message: PushedMessage) -> Outcome:
+    return correct(message.data, message.message_id, case_store(Settings.from_env()))
+
+
+@functions_framework.cloud_event
+def record_correction(cloud_event: Any) -> None:
+    """Apply the pushed correction; bad input or an unknown case is quarantined, store errors are retried."""
+    handle_push(cloud_event, log, _handle)

@@ -1,0 +1,46 @@
+"""Cloud Storage adapter: whole-object writes (a reader never sees half an object) and streamed reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from google.api_core.exceptions import PreconditionFailed
+
+from shared.adapters.clients import storage_client
+from shared.config import Settings
+
+
+class BucketStore:
+    """Objects in the deployment's bucket."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bucket = storage_client(settings.project).bucket(settings.bucket)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.settings.bucket}/{name}"
+
+    def put(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write (or replace) one object in a single upload; returns its gs:// URI."""
+        self.bucket.blob(name).upload_from_string(data, content_type=content_type)
+        return self.uri(name)
+
+    def put_once(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Create the object only if absent (if_generation_match=0); False when it already exists."""
+        try:
+            self.bucket.blob(name).upload_from_string(data, content_type=content_type, if_generation_match=0)
+        except PreconditionFailed:
+            return False
+        return True
+
+    def get(self, name: str) -> bytes | None:
+        """The object's bytes, or None when absent."""
+        blob = self.bucket.blob(name)
+        return blob.download_as_bytes() if blob.exists() else None
+
+    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
+        """The object's lines (without line ends), streamed, from one generation of it."""
+        blob = self.bucket.blob(name, generation=generation)
+        with blob.open("rb") as stream:
+            for line in stream:
+                yield line.rstrip(b"\r\n")

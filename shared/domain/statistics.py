@@ -1,0 +1,33 @@
+"""Statistics over all cases, summed from counter shards (no single hot document)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def summarize(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The seed's get_statistics() from the counter shards' documents."""
+    total = corrected = score_count = quarantined = 0
+    score_sum = 0.0
+    error_types: dict[str, int] = {}
+    model_versions: dict[str, int] = {}
+    for shard in shards:
+        total += int(shard.get("total_cases", 0))
+        corrected += int(shard.get("corrected_cases", 0))
+        score_sum += float(shard.get("error_score_sum", 0.0))
+        score_count += int(shard.get("error_score_count", 0))
+        quarantined += int(shard.get("quarantined", 0))
+        for name, n in (shard.get("error_types") or {}).items():
+            error_types[name] = error_types.get(name, 0) + int(n)
+        for name, n in (shard.get("model_versions") or {}).items():
+            model_versions[name] = model_versions.get(name, 0) + int(n)
+    return {
+        "total_cases": total,
+        "corrected_cases": corrected,
+        "correction_rate": corrected / total if total else 0.0,
+        "error_type_distribution": dict(sorted((k, v) for k, v in error_types.items() if v)),
+        "average_error_score": score_sum / score_count if score_count else None,
+        "cases_by_model_version": dict(sorted((k, v) for k, v in model_versions.items() if v)),
+        "quarantined_events": quarantined,
+    }

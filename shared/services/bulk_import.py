@@ -1,0 +1,75 @@
+"""Use case: an upload of `imports/<name>.jsonl` ingests every line as a failure event, once per object version."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from shared.config import Settings
+from shared.services.ingestion import CaseStore, import_failures
+
+IMPORT_PREFIX = "imports/"
+RESULTS_PREFIX = "import_results/"
+
+
+class ImportLedger(CaseStore, Protocol):
+    """A case store that also remembers finished imports."""
+
+    def save_import(self, import_id: str, summary: dict[str, Any]) -> None: ...
+
+    def import_result(self, import_id: str) -> dict[str, Any] | None: ...
+
+
+class ImportBucket(Protocol):
+    """Where the import files are read and their results written."""
+
+    def uri(self, name: str) -> str: ...
+
+    def put(self, name: str, data: bytes, content_type: str = ...) -> str: ...
+
+    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]: ...
+
+
+def is_import_notification(attributes: Mapping[str, str], settings: Settings) -> bool:
+    """True for a finalized `imports/*.jsonl` object of this deployment's bucket (subscription filters are
+    not honoured by the emulator, and one topic carries every object of the bucket)."""
+    return (
+        attributes.get("eventType") == "OBJECT_FINALIZE"
+        and attributes.get("bucketId") == settings.bucket
+        and attributes.get("objectId", "").startswith(IMPORT_PREFIX)
+        and attributes.get("objectId", "").endswith(".jsonl")
+    )
+
+
+def import_id_of(object_name: str, generation: str | int | None) -> str:
+    """One id per object version: a re-upload is a new import, a redelivered notification is not."""
+    return hashlib.sha256(f"{object_name}#{generation}".encode()).hexdigest()[:32]
+
+
+def run_import(
+    object_name: str, generation: str | int | None, ledger: ImportLedger, bucket: ImportBucket
+) -> dict[str, Any]:
+    """Import one object version; returns the per-file result (also kept in Firestore and the bucket)."""
+    import_id = import_id_of(object_name, generation)
+    done = ledger.import_result(import_id)
+    if done is not None:
+        return {**done, "status": "already imported"}
+    rejected_lines: list[bytes] = []
+
+    def keep_reject(number: int, raw: bytes, reason: str) -> None:
+        rejected_lines.append(orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}))
+
+    gen = int(generation) if generation else None
+    report = import_failures(bucket.lines(object_name, gen), import_id, ledger, on_reject=keep_reject)
+    base = RESULTS_PREFIX + object_name.removeprefix(IMPORT_PREFIX).removesuffix(".jsonl")
+    summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation)}
+    if rejected_lines:
+        summary["rejected_lines_uri"] = bucket.put(
+            f"{base}.rejected.jsonl", b"\n".join(rejected_lines) + b"\n", "application/x-ndjson"
+        )
+    bucket.put(f"{base}.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2), "application/json")
+    ledger.save_import(import_id, summary)
+    return {**summary, "status": "imported"}

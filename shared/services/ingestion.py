@@ -1,0 +1,146 @@
+"""Use cases of failure ingestion: a failure event, a correction, a bulk import file.
+
+Bad input is never retried: it is kept (quarantine, with the raw payload and a reason a person understands)
+and acknowledged. Store errors propagate, so the delivery is retried and finally dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
+from shared.domain.failure_event import InvalidEvent, derive_case_id, parse_correction, parse_failure_event
+
+# Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
+IMPORT_BATCH = 499
+REJECTS_KEPT_INLINE = 1000
+
+
+class CaseStore(Protocol):
+    """Where cases, their counters and rejected payloads are kept."""
+
+    def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool: ...
+
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]: ...
+
+    def update_case(
+        self, case_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], CounterDelta] | None]
+    ) -> dict[str, Any] | None: ...
+
+    def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery did: stored, duplicate, corrected or quarantined (with the reason)."""
+
+    status: str
+    case_id: str | None = None
+    reason: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime | None = None) -> Outcome:
+    """Validate a failure event and store it as a case, exactly once per case id."""
+    try:
+        event = parse_failure_event(data)
+    except InvalidEvent as exc:
+        store.quarantine(message_id, data, exc.reason, source="transcription-failures", message_id=message_id)
+        return Outcome("quarantined", reason=exc.reason)
+    case_id = derive_case_id(event)
+    case = new_case(event, case_id, message_id, now or _now())
+    created = store.create_case(case_id, case, case_counters(case))
+    return Outcome("stored" if created else "duplicate", case_id=case_id)
+
+
+def record_correction(data: bytes, message_id: str, store: CaseStore, now: datetime | None = None) -> Outcome:
+    """Apply a correction to its case, keeping the history; a redelivery changes nothing."""
+    try:
+        correction = parse_correction(data)
+    except InvalidEvent as exc:
+        store.quarantine(message_id, data, exc.reason, source="transcription-corrections", message_id=message_id)
+        return Outcome("quarantined", reason=exc.reason)
+    applied = {"changed": False}
+
+    def change(case: dict[str, Any]) -> tuple[dict[str, Any], CounterDelta] | None:
+        if already_applied(case, message_id):
+            applied["changed"] = False
+            return None
+        applied["changed"] = True
+        return apply_correction(case, correction, message_id, now or _now())
+
+    case = store.update_case(correction.case_id, change)
+    if case is None:
+        # Most likely the correction overtook its failure event, or names a wrong id: keep it to re-publish.
+        reason = f"no case with case_id {correction.case_id!r}; re-publish the correction once the case exists"
+        store.quarantine(message_id, data, reason, source="transcription-corrections", message_id=message_id,
+                         case_id=correction.case_id)
+        return Outcome("quarantined", case_id=correction.case_id, reason=reason)
+    return Outcome("corrected" if applied["changed"] else "duplicate", case_id=correction.case_id)
+
+
+@dataclass
+class ImportReport:
+    """Per-file result of a bulk import: accepted, duplicates, rejected lines with their reasons."""
+
+    import_id: str
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # the first REJECTS_KEPT_INLINE
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "rejects"} | {"rejects": self.rejects}
+
+
+def import_failures(
+    lines: Iterable[bytes],
+    import_id: str,
+    store: CaseStore,
+    on_reject: Callable[[int, bytes, str], None] | None = None,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once."""
+    report = ImportReport(import_id=import_id)
+    seen: set[str] = set()
+    pending: list[tuple[str, dict[str, Any], CounterDelta]] = []
+    stamp = now or _now()
+
+    def flush() -> None:
+        existing = store.create_cases(pending)
+        report.duplicates += len(existing)
+        report.accepted += len(pending) - len(existing)
+        pending.clear()
+
+    for number, raw in enumerate(lines, start=1):
+        report.lines += 1
+        if not raw.strip():
+            continue  # a blank line (often the last) is no event
+        try:
+            event = parse_failure_event(raw)
+        except InvalidEvent as exc:
+            report.rejected += 1
+            if len(report.rejects) < REJECTS_KEPT_INLINE:
+                report.rejects.append({"line": number, "reason": exc.reason})
+            if on_reject is not None:
+                on_reject(number, raw, exc.reason)
+            continue
+        case_id = derive_case_id(event)
+        if case_id in seen:
+            report.duplicates += 1
+            continue
+        seen.add(case_id)
+        case = new_case(event, case_id, None, stamp) | {"import_id": import_id, "import_line": number}
+        pending.append((case_id, case, case_counters(case)))
+        if len(pending) >= IMPORT_BATCH:
+            flush()
+    if pending:
+        flush()
+    return report
