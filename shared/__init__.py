@@ -1,1 +1,24 @@
-"""sttdata's one Python package: domain logic, use cases and the adapters to Google Cloud."""
+"""sttdata's one Python package: domain logic, use cases and the adapters to Google Cloud.
+
+The seed's API classes are importable from here (`from shared import DataManager`); they load on first use,
+so importing `shared` (as every function does) stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Public class -> the module that defines it.
+_API = {
+    "DataManager": "shared.data_manager",
+    "MetadataTracker": "shared.metadata_tracker",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'shared' has no attribute {name!r}")

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
-from shared.domain.failure_event import InvalidEvent, derive_case_id, parse_correction, parse_failure_event
+from shared.domain.failure_event import (
+    Correction,
+    FailureEvent,
+    InvalidEvent,
+    derive_case_id,
+    parse_correction,
+    parse_failure_event,
+)
 
 # Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
 IMPORT_BATCH = 499
@@ -53,6 +60,11 @@ def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime
     except InvalidEvent as exc:
         store.quarantine(message_id, data, exc.reason, source="transcription-failures", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
+    return store_event(event, message_id, store, now)
+
+
+def store_event(event: FailureEvent, message_id: str | None, store: CaseStore, now: datetime | None = None) -> Outcome:
+    """Store a validated event as a case with its counters; a second time changes nothing."""
     case_id = derive_case_id(event)
     case = new_case(event, case_id, message_id, now or _now())
     created = store.create_case(case_id, case, case_counters(case))
@@ -66,22 +78,28 @@ def record_correction(data: bytes, message_id: str, store: CaseStore, now: datet
     except InvalidEvent as exc:
         store.quarantine(message_id, data, exc.reason, source="transcription-corrections", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
-    applied = {"changed": False}
-
-    def change(case: dict[str, Any]) -> tuple[dict[str, Any], CounterDelta] | None:
-        if already_applied(case, message_id):
-            applied["changed"] = False
-            return None
-        applied["changed"] = True
-        return apply_correction(case, correction, message_id, now or _now())
-
-    case = store.update_case(correction.case_id, change)
-    if case is None:
+    outcome = correct_case(correction, message_id, store, now)
+    if outcome is None:
         # Most likely the correction overtook its failure event, or names a wrong id: keep it to re-publish.
         reason = f"no case with case_id {correction.case_id!r}; re-publish the correction once the case exists"
         store.quarantine(message_id, data, reason, source="transcription-corrections", message_id=message_id,
                          case_id=correction.case_id)
         return Outcome("quarantined", case_id=correction.case_id, reason=reason)
+    return outcome
+
+
+def correct_case(
+    correction: Correction, message_id: str | None, store: CaseStore, now: datetime | None = None
+) -> Outcome | None:
+    """Apply a validated correction in one transaction; None when the case does not exist."""
+    applied = {"changed": False}
+
+    def change(case: dict[str, Any]) -> tuple[dict[str, Any], CounterDelta] | None:
+        applied["changed"] = not already_applied(case, message_id)
+        return apply_correction(case, correction, message_id, now or _now()) if applied["changed"] else None
+
+    if store.update_case(correction.case_id, change) is None:
+        return None
     return Outcome("corrected" if applied["changed"] else "duplicate", case_id=correction.case_id)
 
 

@@ -47,7 +47,7 @@ def test_duplicate_deliveries_leave_one_unchanged_document(stack: StackInfo) -> 
     case_id = f"dup-{uuid.uuid4().hex}"
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(stack.project, stack.settings.topic_failures)
-    body = orjson.dumps({"audio_path": "gs://a/b.wav", "original_transcript": "x", "case_id": case_id})
+    body = orjson.dumps({"audio_path": "gs://stt-audio/b.wav", "original_transcript": "x", "case_id": case_id})
     first = publisher.publish(topic, body).result(timeout=10)
     doc = firestore.Client(project=stack.project).collection("failed_cases").document(case_id)
     created = _wait_for(lambda: (s := doc.get()).exists and s).to_dict()

@@ -1,0 +1,120 @@
+"""The ingestion use cases on an in-memory store: outcomes, idempotency, quarantine, imports."""
+
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.services.ingestion import import_failures, record_correction, record_failure
+from tests.unit.fake_case_store import InMemoryCaseStore
+
+EVENT = {
+    "audio_path": "gs://stt-audio/a.wav",
+    "original_transcript": "HELLO THERE",
+    "corrected_transcript": "Hello there",
+}
+
+
+def test_three_deliveries_store_one_case_and_count_it_once() -> None:
+    store = InMemoryCaseStore()
+    outcomes = [record_failure(orjson.dumps(EVENT), f"m{i}", store) for i in range(3)]
+    assert [o.status for o in outcomes] == ["stored", "duplicate", "duplicate"]
+    assert len({o.case_id for o in outcomes}) == 1
+    assert store.counters.total_cases == 1
+    assert store.counters.corrected_cases == 1
+
+
+def test_bad_payload_is_quarantined_with_a_reason_and_counted() -> None:
+    store = InMemoryCaseStore()
+    outcome = record_failure(b'{"audio_path": "gs://stt-audio/../x.wav", "original_transcript": "x"}', "m9", store)
+    assert outcome.status == "quarantined"
+    assert "'..'" in (outcome.reason or "")
+    assert store.rejects["m9"]["raw"].startswith(b'{"audio_path"')
+    assert store.counters.quarantined == 1
+    record_failure(b"not json", "m9", store)  # the same delivery again: kept once
+    assert store.counters.quarantined == 1
+
+
+def test_correction_redelivered_changes_nothing() -> None:
+    store = InMemoryCaseStore()
+    case_id = record_failure(
+        orjson.dumps({**EVENT, "corrected_transcript": None} | {"corrected_transcript": "x"}), "m1", store
+    ).case_id
+    body = orjson.dumps({"case_id": case_id, "corrected_transcript": "Hello there.", "corrected_by": "ana"})
+    assert record_correction(body, "c1", store).status == "corrected"
+    assert record_correction(body, "c1", store).status == "duplicate"
+    assert len(store.cases[case_id]["corrections"]) == 1
+    assert store.cases[case_id]["corrected_transcript"] == "Hello there."
+
+
+def test_correction_for_an_unknown_case_is_kept_with_the_reason() -> None:
+    store = InMemoryCaseStore()
+    outcome = record_correction(orjson.dumps({"case_id": "nope", "corrected_transcript": "x"}), "c1", store)
+    assert outcome.status == "quarantined"
+    assert "no case with case_id 'nope'" in (outcome.reason or "")
+    assert store.rejects["c1"]["case_id"] == "nope"
+
+
+def test_import_counts_accepted_duplicates_and_rejected_lines() -> None:
+    store = InMemoryCaseStore()
+    record_failure(orjson.dumps({**EVENT, "case_id": "old"}), "m0", store)
+    lines = [
+        orjson.dumps({**EVENT, "case_id": "a"}),
+        b"{broken",
+        orjson.dumps({**EVENT, "case_id": "old"}),
+        b"",
+        orjson.dumps({**EVENT, "case_id": "a"}),  # twice in the same file
+        orjson.dumps({"audio_path": "gs://stt-audio/b.wav"}),
+    ]
+    rejected: list[tuple[int, str]] = []
+    report = import_failures(lines, "imp1", store, on_reject=lambda n, raw, why: rejected.append((n, why)))
+    assert (report.lines, report.accepted, report.duplicates, report.rejected) == (6, 1, 2, 2)
+    assert [n for n, _ in rejected] == [2, 6]
+    assert "missing required field 'original_transcript'" in rejected[1][1]
+    assert report.rejects[0]["line"] == 2
+    assert store.cases["a"]["import_id"] == "imp1"
+    assert store.counters.total_cases == 2
+
+
+def _json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()  # stdlib: any integer size, like a sender in another language
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            _json_bytes,
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "audio_path",
+                        "original_transcript",
+                        "corrected_transcript",
+                        "error_score",
+                        "error_types",
+                        "case_id",
+                        "occurred_at",
+                        "schema_version",
+                        "x",
+                    ]
+                ),
+                st.one_of(
+                    st.none(),
+                    st.booleans(),
+                    st.integers(),
+                    st.floats(allow_nan=False),
+                    st.text(max_size=40),
+                    st.lists(st.text(max_size=10), max_size=3),
+                ),
+            ),
+        ),
+    )
+)
+def test_any_payload_is_stored_or_quarantined_never_a_crash(payload: bytes) -> None:
+    store = InMemoryCaseStore()
+    outcome = record_failure(payload, "m", store)
+    assert outcome.status in {"stored", "quarantined"}
+    assert store.counters.total_cases + store.counters.quarantined == 1
