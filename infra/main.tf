@@ -25,6 +25,16 @@ locals {
       memory      = "1Gi"
       timeout_s   = 540
     }
+    record_metrics = {
+      topic       = var.topic_metrics
+      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+    }
+    aggregate = {
+      schedule    = "*/30 * * * *"
+      bucket_role = "roles/storage.objectUser" # replaces the metadata/ exports
+      memory      = "1Gi"
+      timeout_s   = 300
+    }
   }
 
   topics = [var.topic_failures, var.topic_corrections, var.topic_metrics, var.topic_bucket_events]

@@ -93,6 +93,8 @@ def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
         FunctionSpec("record_failure", "cloudevent", settings.topic_failures),
         FunctionSpec("record_correction", "cloudevent", settings.topic_corrections),
         FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events),
+        FunctionSpec("record_metrics", "cloudevent", settings.topic_metrics),
+        FunctionSpec("aggregate", "http"),  # scheduled (Cloud Scheduler in the cloud), callable on demand
     )
 
 

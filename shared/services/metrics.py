@@ -1,0 +1,211 @@
+"""Use cases of training metrics: record one record (pushed or called), read the history, take snapshots.
+
+Each record kind has its own collection (``KIND_COLLECTIONS``); a record is stored once under
+``record_id()`` (create-if-absent), so a redelivered or re-sent record is not counted twice.
+Bad input is kept in the quarantine with its reason and acknowledged; store errors raise (retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from shared.domain.metric_records import InvalidMetricRecord, MetricRecord, parse_metric_record, record_id
+from shared.domain.trends import METRICS, as_utc
+
+KIND_COLLECTIONS: dict[str, str] = {
+    "performance": "performance_history",
+    "model_version": "model_versions",
+    "learning_progress": "learning_progress",
+    "inference_stats": "inference_stats",
+}
+QUARANTINE_SOURCE = "record_metrics"
+# Firestore documents hold at most 1 MiB; a bigger rejected payload is kept whole as an object instead.
+INLINE_RAW_LIMIT = 900_000
+# The fields a trend or report needs; snapshots and tail reads carry only these.
+POINT_FIELDS: tuple[str, ...] = ("record_id", "recorded_at", "model_version", "stored_at", *METRICS)
+# Tail reads start this long before the snapshot's watermark (cheap insurance; duplicates merge by id).
+SNAPSHOT_OVERLAP = timedelta(seconds=30)
+
+
+class UnstorableRecord(ValueError):
+    """A valid record the store cannot hold (e.g. arrays inside arrays in Firestore); permanent."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The performance points stored up to `watermark` (the largest stored_at they include)."""
+
+    points: list[dict[str, Any]]
+    watermark: datetime | None
+    generation: str | None = None
+
+
+class MetricStore(Protocol):
+    """Where metric records, rejected payloads and performance snapshots are kept."""
+
+    def create(self, kind: str, record_id: str, document: dict[str, Any]) -> bool:
+        """Store a new record; False when `record_id` already exists; UnstorableRecord when it cannot."""
+
+    def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
+        """Keep a rejected payload with its reason; False when already kept."""
+
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every stored record of `kind`, in no particular order."""
+
+    def performance_points(self, since: datetime | None) -> list[dict[str, Any]]:
+        """POINT_FIELDS of the performance records stored at or after `since` (None: all)."""
+
+    def records_of_version(
+        self, kind: str, version_id: str, fields: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Records of `kind` whose model_version is `version_id` (only `fields` when given)."""
+
+    def load_snapshot(self) -> Snapshot | None:
+        """The latest complete snapshot, or None."""
+
+    def save_snapshot(self, snapshot: Snapshot) -> str:
+        """Store a snapshot so readers see the old one or the new one, never a mix; its generation."""
+
+
+class ObjectWriter(Protocol):
+    """Whole objects in the bucket: each put is one upload, so a reader never sees half an object."""
+
+    def put(self, name: str, data: bytes, content_type: str) -> str:
+        """Write (or replace) `name`; its gs:// URI."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one record: stored, duplicate or quarantined."""
+
+    status: str
+    kind: str | None = None
+    record_id: str | None = None
+    model_version: str | None = None
+    reason: str | None = None
+
+
+def to_document(record: MetricRecord, rid: str, fallback_time: datetime, message_id: str | None) -> dict[str, Any]:
+    """The stored form: every field, a timestamp always set, the ids that make it traceable."""
+    document = record.model_dump(mode="python", exclude={"record_id"})
+    given = record.recorded_at is not None
+    document.update(
+        record_id=rid,
+        model_version=record.model_version,  # model_version records name it version_id; queries use one name
+        recorded_at=record.recorded_at if given else as_utc(fallback_time),
+        recorded_at_source="producer" if given else "received",
+        message_id=message_id,
+    )
+    return document
+
+
+def store_record(
+    record: MetricRecord, store: MetricStore, fallback_time: datetime, message_id: str | None = None
+) -> Outcome:
+    """Store a validated record once under its record id."""
+    rid = record_id(record)
+    created = store.create(record.kind, rid, to_document(record, rid, fallback_time, message_id))
+    return Outcome("stored" if created else "duplicate", record.kind, rid, record.model_version)
+
+
+def record_metric(
+    data: bytes,
+    message_id: str,
+    publish_time: str | None,
+    store: MetricStore,
+    now: datetime,
+    objects: ObjectWriter | None = None,
+    topic: str | None = None,
+) -> Outcome:
+    """Validate and store one pushed record; bad input goes to the quarantine and is acknowledged."""
+    try:
+        record = parse_metric_record(data, now)
+        # Undated records take the publish time: it is when the producer sent them, and stable on redelivery.
+        fallback = as_utc(publish_time) if publish_time else None
+        return store_record(record, store, fallback or now, message_id)
+    except (InvalidMetricRecord, UnstorableRecord) as exc:
+        reason = exc.reason if isinstance(exc, InvalidMetricRecord) else str(exc)
+        return quarantine(store, data, message_id, reason, objects, topic)
+
+
+def quarantine(
+    store: MetricStore,
+    data: bytes,
+    message_id: str,
+    reason: str,
+    objects: ObjectWriter | None = None,
+    topic: str | None = None,
+) -> Outcome:
+    """Keep the raw payload and the reason; an oversize payload goes whole to the bucket."""
+    raw = bytes(data)
+    kept: dict[str, Any] = {
+        "source": QUARANTINE_SOURCE,
+        "topic": topic,
+        "message_id": message_id,
+        "reason": reason,
+        "raw_size": len(raw),
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    if len(raw) <= INLINE_RAW_LIMIT or objects is None:
+        kept["raw"] = raw[:INLINE_RAW_LIMIT]
+        kept["raw_truncated"] = len(raw) > INLINE_RAW_LIMIT
+    else:
+        name = f"quarantine/{QUARANTINE_SOURCE}/{message_id}"
+        kept["raw_object"] = objects.put(name, raw, "application/octet-stream")
+        kept["raw_truncated"] = False
+    store.quarantine(f"{QUARANTINE_SOURCE}-{message_id}", kept)
+    return Outcome("quarantined", reason=reason)
+
+
+def merge_points(*sources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points from several reads, one per record id (later sources win)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for point in source:
+            merged[str(point["record_id"])] = point
+    return list(merged.values())
+
+
+def performance_history(store: MetricStore) -> tuple[list[dict[str, Any]], Snapshot | None, int]:
+    """Every performance point: the latest snapshot plus what was stored since; and the tail's length."""
+    snapshot = store.load_snapshot()
+    if snapshot is None or snapshot.watermark is None:
+        points = store.performance_points(None)
+        return points, snapshot, len(points)
+    tail = store.performance_points(snapshot.watermark - SNAPSHOT_OVERLAP)
+    return merge_points(snapshot.points, tail), snapshot, len(tail)
+
+
+def compact_point(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored record reduced to POINT_FIELDS, timestamps as ISO text (the snapshot's form)."""
+    point = {name: document.get(name) for name in POINT_FIELDS}
+    for name in ("recorded_at", "stored_at"):
+        moment = as_utc(point[name])
+        point[name] = moment.isoformat() if moment else None
+    return point
+
+
+def build_snapshot(points: Iterable[dict[str, Any]]) -> Snapshot:
+    """A snapshot of `points` whose watermark is the latest stored_at among them."""
+    compact = [compact_point(point) for point in points]
+    stamps = [moment for p in compact if (moment := as_utc(p["stored_at"])) is not None]
+    return Snapshot(points=compact, watermark=max(stamps, default=None))
+
+
+def refresh_snapshot(store: MetricStore, points: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Store a new snapshot (of `points`, or of snapshot + tail); what it holds."""
+    if points is None:
+        points, _, _ = performance_history(store)
+    snapshot = build_snapshot(points)
+    generation = store.save_snapshot(snapshot)
+    watermark = snapshot.watermark.isoformat() if snapshot.watermark else None
+    return {"generation": generation, "count": len(snapshot.points), "watermark": watermark}
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)

@@ -1,0 +1,203 @@
+"""MetadataTracker and its Firestore/GCS adapters on the real emulators: each kind, idempotency, lineage, trends,
+regressions, snapshots and the exports read back from fake-gcs-server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from google.cloud import firestore, storage
+
+from shared import MetadataTracker
+from shared.adapters.firestore_metrics import FirestoreMetricStore
+from shared.config import Settings
+from shared.domain.metric_records import InvalidMetricRecord
+from shared.services.metrics import record_metric
+from stack.local_stack import StackInfo
+
+pytestmark = pytest.mark.emulators
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(stack: StackInfo, test_settings: Settings, namespace: str) -> Iterator[Settings]:
+    """This test's collections and a bucket of its own."""
+    own = replace(test_settings, bucket=f"{namespace}-metrics")
+    storage.Client(project=own.project).create_bucket(own.bucket)
+    yield own
+
+
+@pytest.fixture
+def tracker(settings: Settings) -> MetadataTracker:
+    return MetadataTracker(settings, clock=lambda: NOW)
+
+
+def docs(settings: Settings, collection: str) -> list[dict[str, Any]]:
+    client = firestore.Client(project=settings.project)
+    return [d.to_dict() or {} for d in client.collection(settings.collection(collection)).stream()]
+
+
+def perf(tracker: MetadataTracker, day: float, version: str, wer: float, cer: float = 0.1) -> str:
+    return tracker.record_performance(version, wer, cer, 0.1, 0.5, 0.4, recorded_at=T0 + timedelta(days=day))
+
+
+def test_each_kind_lands_in_its_collection(tracker: MetadataTracker, settings: Settings) -> None:
+    rid = tracker.record_performance("v1", 0.25, 0.1, 0.1, 0.5, 0.4, recorded_at=T0, epoch=3)
+    tracker.record_model_version("v1", "whisper-base", 1200, {"lr": 1e-4}, {"wer": 0.25}, "ds-1", recorded_at=T0)
+    tracker.record_learning_progress("finetune", "v1", recorded_at=T0, epoch=1, loss=0.7)
+    tracker.record_inference_stats("v1", recorded_at=T0, requests=120, p95_latency_ms=310.5)
+
+    [performance] = docs(settings, "performance_history")
+    assert performance["record_id"] == rid
+    assert performance["wer"] == 0.25 and performance["epoch"] == 3
+    assert performance["recorded_at"] == T0 and performance["recorded_at_source"] == "producer"
+    assert performance["stored_at"] is not None
+    [version] = docs(settings, "model_versions")
+    assert version["version_id"] == version["model_version"] == "v1"
+    assert version["dataset_version_id"] == "ds-1"
+    assert version["training_metadata"] == {"lr": 1e-4}
+    [progress] = docs(settings, "learning_progress")
+    assert (progress["stage"], progress["loss"]) == ("finetune", 0.7)
+    [stats] = docs(settings, "inference_stats")
+    assert (stats["requests"], stats["p95_latency_ms"]) == (120, 310.5)
+
+
+def test_the_same_record_twice_is_stored_once(tracker: MetadataTracker, settings: Settings) -> None:
+    first = perf(tracker, 0, "v1", 0.2)
+    again = perf(tracker, 0, "v1", 0.2)
+    named = tracker.record_inference_stats("v1", record_id="batch-17", requests=5)
+    named_again = tracker.record_inference_stats("v1", record_id="batch-17", requests=5)
+    assert first == again and named == named_again == "batch-17"
+    assert len(docs(settings, "performance_history")) == 1
+    assert len(docs(settings, "inference_stats")) == 1
+
+
+def test_undated_record_takes_the_receive_time_and_keeps_a_content_id(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    one = tracker.record_learning_progress("warmup", "v1", loss=1.5)
+    two = tracker.record_learning_progress("warmup", "v1", loss=1.5)
+    assert one == two  # documented: identical undated records are one record
+    [stored] = docs(settings, "learning_progress")
+    assert stored["recorded_at"] == NOW and stored["recorded_at_source"] == "received"
+
+
+def test_lineage_links_version_to_dataset_and_performance(tracker: MetadataTracker) -> None:
+    tracker.record_model_version("v2", "whisper-base", 2500, dataset_version_id="ds-1", recorded_at=T0)
+    tracker.record_model_version("v2", "whisper-base", 2600, dataset_version_id="ds-2",
+                                 recorded_at=T0 + timedelta(days=1))
+    ids = sorted([perf(tracker, 2, "v2", 0.2), perf(tracker, 3, "v2", 0.19)])
+    perf(tracker, 3, "v3", 0.3)
+
+    lineage = tracker.get_model_lineage("v2")
+    assert lineage["registered"] is True
+    assert lineage["dataset_version_id"] == "ds-2"  # the latest registration wins
+    assert len(lineage["registrations"]) == 2
+    assert lineage["performance_record_ids"] == ids
+    report = tracker.generate_performance_report()
+    assert report["lineage"]["v2"]["dataset_version_id"] == "ds-2"
+    assert report["model_versions"]["v2"]["dataset_version_id"] == "ds-2"
+    assert tracker.get_model_lineage("v9") == {
+        "version_id": "v9", "registered": False, "model_name": None, "dataset_version_id": None,
+        "registrations": [], "performance_record_ids": [],
+    }
+
+
+def test_trend_matches_hand_computed_values(tracker: MetadataTracker) -> None:
+    # Stored out of order on purpose: the trend must follow recorded_at.
+    for day, version, wer in [(2, "v2", 0.18), (0, "v1", 0.20), (3, "v3", 0.15), (1, "v1", 0.22)]:
+        perf(tracker, day, version, wer)
+    trend = tracker.get_performance_trend("wer")
+    assert [p["value"] for p in trend["points"]] == [0.20, 0.22, 0.18, 0.15]
+    assert (trend["first"], trend["last"], trend["best"], trend["worst"]) == (0.20, 0.15, 0.15, 0.22)
+    assert trend["mean"] == pytest.approx((0.20 + 0.22 + 0.18 + 0.15) / 4)
+    assert trend["improvement_absolute"] == pytest.approx(0.05)
+    assert trend["improvement_percent"] == pytest.approx(25.0)  # (0.20 - 0.15) / 0.20 * 100: lower WER is better
+    assert trend["best_at"]["model_version"] == "v3"
+    v1 = tracker.get_performance_trend("wer", model_version="v1")
+    assert v1["improvement_percent"] == pytest.approx(-10.0)  # 0.20 -> 0.22 is 10 % worse
+    assert tracker.get_performance_trend("wer", since=T0 + timedelta(days=2))["count"] == 2
+
+
+def test_synthetic_regression_is_flagged_with_evidence(tracker: MetadataTracker) -> None:
+    for day, wer in enumerate([0.20, 0.21, 0.19, 0.20, 0.20]):
+        perf(tracker, day, "v1", wer)
+    perf(tracker, 5, "v2", 0.26)  # window mean 0.20 -> +30 %, over the 20 % threshold
+    perf(tracker, 6, "v2", 0.21)  # 0.26,0.20,0.20,0.19,0.21 -> mean 0.212: -1 %, not flagged
+    report = tracker.generate_performance_report()
+    [regression] = report["regressions"]
+    assert regression["metric"] == "wer" and regression["model_version"] == "v2"
+    assert regression["value"] == 0.26
+    assert regression["window_mean"] == pytest.approx(0.20)
+    assert regression["relative_change"] == pytest.approx(0.30)
+    assert regression["baseline_model_versions"] == ["v1"]
+    assert report["best_model"]["model_version"] == "v1"
+    assert report["record_count"] == 7
+
+
+def test_snapshot_plus_tail_equals_a_full_read(tracker: MetadataTracker, settings: Settings) -> None:
+    for day in range(6):
+        perf(tracker, day, "v1", 0.30 - day * 0.01)
+    before = tracker.get_performance_trend("wer")
+    info = tracker.refresh_snapshot()
+    assert info["count"] == 6
+    perf(tracker, 6, "v2", 0.2)
+    after = tracker.get_performance_trend("wer")
+    assert after["count"] == 7 and after["points"][:6] == before["points"]
+    fresh = MetadataTracker(replace(settings, collection_prefix=settings.collection_prefix), clock=lambda: NOW)
+    assert fresh.get_performance_trend("wer") == after
+    second = tracker.refresh_snapshot()
+    assert second["count"] == 7 and second["generation"] != info["generation"]
+    assert FirestoreMetricStore(settings).load_snapshot().generation == second["generation"]  # type: ignore[union-attr]
+
+
+def test_invalid_input_raises_for_a_python_caller(tracker: MetadataTracker, settings: Settings) -> None:
+    with pytest.raises(InvalidMetricRecord, match="wer"):
+        tracker.record_performance("v1", float("nan"), 0.1, 0.1, 0.5, 0.4)
+    with pytest.raises(InvalidMetricRecord, match="after now"):
+        tracker.record_inference_stats("v1", recorded_at=NOW + timedelta(hours=1), requests=1)
+    assert docs(settings, "performance_history") == [] and docs(settings, "inference_stats") == []
+
+
+def test_a_record_firestore_cannot_hold_is_quarantined(settings: Settings) -> None:
+    store = FirestoreMetricStore(settings)
+    body = json.dumps({"kind": "learning_progress", "stage": "s", "model_version": "v1", "curve": [[1, 2]]})
+    outcome = record_metric(body.encode(), "m-1", None, store, NOW)
+    assert outcome.status == "quarantined" and "array" in (outcome.reason or "")
+    [kept] = docs(settings, "quarantine")
+    assert kept["source"] == "record_metrics" and kept["raw"] == body.encode()
+    assert docs(settings, "learning_progress") == []
+
+
+def test_exports_are_written_whole_and_read_back(tracker: MetadataTracker, settings: Settings) -> None:
+    tracker.record_model_version("v1", "whisper-base", 1000, dataset_version_id="ds-1", recorded_at=T0)
+    for day, wer in enumerate([0.20, 0.21, 0.19, 0.20, 0.27]):
+        perf(tracker, day, "v1", wer)
+    tracker.record_learning_progress("finetune", "v1", recorded_at=T0, loss=0.5)
+    tracker.record_inference_stats("v1", recorded_at=T0, requests=10)
+    summary = tracker.export_metadata()
+
+    bucket = storage.Client(project=settings.project).bucket(settings.bucket)
+
+    def read(name: str) -> bytes:
+        return bucket.blob(name).download_as_bytes()
+
+    history = [json.loads(line) for line in read("metadata/performance_history.jsonl").splitlines()]
+    assert [row["wer"] for row in history] == [0.20, 0.21, 0.19, 0.20, 0.27]
+    assert history[0]["recorded_at"] == T0.isoformat() and history[0]["model_version"] == "v1"
+    versions = json.loads(read("metadata/model_versions.json"))
+    assert versions["v1"]["lineage"] == {"dataset_version_id": "ds-1", "performance_record_count": 5}
+    assert [json.loads(x)["loss"] for x in read("metadata/learning_progress.jsonl").splitlines()] == [0.5]
+    assert [json.loads(x)["requests"] for x in read("metadata/inference_stats.jsonl").splitlines()] == [10]
+    report = json.loads(read("metadata/performance_report.json"))
+    assert report["trend_plot"]["uri"] == f"gs://{settings.bucket}/metadata/wer_trend.png"
+    assert [r["value"] for r in report["regressions"]] == [0.27]
+    assert read("metadata/wer_trend.png").startswith(b"\x89PNG\r\n\x1a\n")
+    assert summary["objects"]["metadata/performance_history.jsonl"]["records"] == 5
+    assert summary["regressions"] == 1 and summary["snapshot"]["count"] == 5

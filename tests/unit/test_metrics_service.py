@@ -1,0 +1,129 @@
+"""The metrics use cases with in-memory fakes of their ports (the real adapters are tested on the emulators)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.services.metrics import (
+    INLINE_RAW_LIMIT,
+    Snapshot,
+    build_snapshot,
+    merge_points,
+    performance_history,
+    record_metric,
+)
+from stack.local_stack import REPO_ROOT
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+PERF = {"kind": "performance", "model_version": "v1", "wer": 0.2, "cer": 0.1, "error_rate": 0.1,
+        "correction_rate": 0.5, "inference_time": 0.3}
+
+
+class FakeStore:
+    """Dicts instead of Firestore; same return conventions as FirestoreMetricStore."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, dict[str, Any]]] = {}
+        self.quarantined: dict[str, dict[str, Any]] = {}
+        self.snapshot: Snapshot | None = None
+
+    def create(self, kind: str, record_id: str, document: dict[str, Any]) -> bool:
+        kind_docs = self.docs.setdefault(kind, {})
+        if record_id in kind_docs:
+            return False
+        kind_docs[record_id] = {**document, "stored_at": NOW}
+        return True
+
+    def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
+        created = quarantine_id not in self.quarantined
+        self.quarantined.setdefault(quarantine_id, record)
+        return created
+
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        yield from self.docs.get(kind, {}).values()
+
+    def performance_points(self, since: datetime | None) -> list[dict[str, Any]]:
+        return [d for d in self.records("performance") if since is None or d["stored_at"] >= since]
+
+    def records_of_version(self, kind: str, version_id: str, fields: Iterable[str] | None = None
+                           ) -> list[dict[str, Any]]:
+        return [d for d in self.records(kind) if d.get("model_version") == version_id]
+
+    def load_snapshot(self) -> Snapshot | None:
+        return self.snapshot
+
+    def save_snapshot(self, snapshot: Snapshot) -> str:
+        self.snapshot = snapshot
+        return "g1"
+
+
+class FakeObjects:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, name: str, data: bytes, content_type: str) -> str:
+        self.objects[name] = data
+        return f"gs://b/{name}"
+
+
+def test_undated_record_takes_the_publish_time() -> None:
+    store = FakeStore()
+    outcome = record_metric(json.dumps(PERF).encode(), "m1", "2026-11-30T11:00:00.5Z", store, NOW)
+    assert outcome.status == "stored" and outcome.kind == "performance"
+    [doc] = store.docs["performance"].values()
+    assert doc["recorded_at"] == datetime(2026, 11, 30, 11, 0, 0, 500000, tzinfo=UTC)
+    assert doc["recorded_at_source"] == "received" and doc["message_id"] == "m1"
+    again = record_metric(json.dumps(PERF).encode(), "m2", "2026-11-30T11:05:00Z", store, NOW)
+    assert again.status == "duplicate"  # same content, same id: the publish time is not part of it
+
+
+def test_oversize_payload_is_kept_whole_in_the_bucket() -> None:
+    store, objects = FakeStore(), FakeObjects()
+    raw = b'{"kind": "performance", "pad": "' + b"x" * INLINE_RAW_LIMIT + b'"}'
+    outcome = record_metric(raw, "m9", None, store, NOW, objects, topic="training-metrics")
+    assert outcome.status == "quarantined"
+    kept = store.quarantined["record_metrics-m9"]
+    assert "raw" not in kept and kept["raw_object"] == "gs://b/quarantine/record_metrics/m9"
+    assert objects.objects["quarantine/record_metrics/m9"] == raw
+    assert kept["raw_size"] == len(raw) and kept["topic"] == "training-metrics"
+
+
+def test_history_is_snapshot_plus_tail_without_duplicates() -> None:
+    store = FakeStore()
+    for wer in (0.2, 0.3):
+        record_metric(json.dumps({**PERF, "wer": wer}).encode(), f"m{wer}", "2026-11-30T10:00:00Z", store, NOW)
+    store.snapshot = build_snapshot(store.performance_points(None))
+    assert store.snapshot.watermark == NOW
+    points, snapshot, tail = performance_history(store)
+    assert snapshot is store.snapshot and tail == 2  # the overlap re-reads what the snapshot holds
+    assert sorted(p["wer"] for p in points) == [0.2, 0.3]
+    assert merge_points([{"record_id": "a", "v": 1}], [{"record_id": "a", "v": 2}]) == [{"record_id": "a", "v": 2}]
+
+
+def _aggregate_module() -> Any:
+    spec = importlib.util.spec_from_file_location("aggregate_main", REPO_ROOT / "functions/aggregate/main.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ([1], "JSON object"), ({"windw": 3}, "unknown fields"), ({"window": "5"}, "window must be an integer"),
+    ({"threshold": True}, "threshold must be a number"),
+])
+def test_aggregate_refuses_bad_options(body: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _aggregate_module()._options(body)
+
+
+def test_aggregate_accepts_report_options() -> None:
+    options = {"window": 3, "threshold": 0.1, "plot_metric": "cer", "regression_metrics": ["wer"]}
+    assert _aggregate_module()._options(options) == options
+    assert _aggregate_module()._options(None) == {}
