@@ -9,6 +9,7 @@ locals {
   #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
   #   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
   #   publish_topics topics it may publish to (default: none)
+  #   ack_deadline_s its push subscription's ack deadline (default: var.ack_deadline_s)
   #   memory, timeout_s, max_instances, env (extra environment variables)
   functions = {
     record_failure = {
@@ -20,10 +21,11 @@ locals {
       bucket_role = "roles/storage.objectCreator"
     }
     ingest_import = {
-      topic       = var.topic_bucket_events
-      bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
-      memory      = "1Gi"
-      timeout_s   = 540
+      topic          = var.topic_bucket_events
+      bucket_role    = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
+      memory         = "1Gi"
+      timeout_s      = 540
+      ack_deadline_s = 600 # a 100k-line import runs about a minute; never redelivered while it runs
     }
     record_metrics = {
       topic       = var.topic_metrics
@@ -304,7 +306,7 @@ module "functions" {
 
   invoker_email         = google_service_account.invoker.email
   pubsub_agent          = local.pubsub_agent
-  ack_deadline_s        = var.ack_deadline_s
+  ack_deadline_s        = lookup(each.value, "ack_deadline_s", var.ack_deadline_s)
   min_backoff_s         = var.min_backoff_s
   max_backoff_s         = var.max_backoff_s
   max_delivery_attempts = var.max_delivery_attempts

@@ -17,6 +17,8 @@ class FunctionSpec:
     name: str
     signature: Signature
     topic: str | None = None  # the topic whose push subscription triggers it
+    # Above the handler's worst time, or Pub/Sub redelivers while it still runs (None: the settings' value).
+    ack_deadline_s: int | None = None
 
     @property
     def entry_point(self) -> str:
@@ -92,7 +94,8 @@ def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
     return (
         FunctionSpec("record_failure", "cloudevent", settings.topic_failures),
         FunctionSpec("record_correction", "cloudevent", settings.topic_corrections),
-        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events),
+        # A 100k-line import takes about a minute: 600 s is Pub/Sub's longest ack deadline.
+        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, ack_deadline_s=600),
         FunctionSpec("record_metrics", "cloudevent", settings.topic_metrics),
         FunctionSpec("aggregate", "http"),  # scheduled (Cloud Scheduler in the cloud), callable on demand
     )
@@ -103,14 +106,16 @@ def subscription_name(topic: str, function: str) -> str:
     return f"{topic}-{function.replace('_', '-')}"
 
 
-def push_subscription(settings: Settings, topic: str, function: str) -> PushSubscription:
+def push_subscription(
+    settings: Settings, topic: str, function: str, ack_deadline_s: int | None = None
+) -> PushSubscription:
     """The push subscription of `function` on `topic`, under the settings' delivery policy."""
     return PushSubscription(
         name=subscription_name(topic, function),
         topic=topic,
         function=function,
         dead_letter_topic=settings.dead_letter_topic(topic),
-        ack_deadline_s=settings.ack_deadline_s,
+        ack_deadline_s=ack_deadline_s or settings.ack_deadline_s,
         min_backoff_s=settings.min_backoff_s,
         max_backoff_s=settings.max_backoff_s,
         max_delivery_attempts=settings.max_delivery_attempts,
@@ -131,7 +136,9 @@ def build_topology(settings: Settings) -> Topology:
         settings.topic_metrics,
         settings.topic_bucket_events,
     )
-    subscriptions = tuple(push_subscription(settings, fn.topic, fn.name) for fn in functions if fn.topic is not None)
+    subscriptions = tuple(
+        push_subscription(settings, fn.topic, fn.name, fn.ack_deadline_s) for fn in functions if fn.topic is not None
+    )
     dead_letter_topics = tuple(dict.fromkeys(sub.dead_letter_topic for sub in subscriptions))
     return Topology(
         project=settings.project,
