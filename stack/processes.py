@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -28,10 +30,26 @@ class Launched:
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range.
+
+    A port handed out by bind(0) comes from the ephemeral range, where client sockets and the Firestore
+    emulator's own websocket server take ports too: one of them can grab it before our server binds it.
+    Below that range only servers that chose their port stand, and the random pick keeps parallel stacks apart.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = secrets.randbelow(low - 20000) + 20000
+        if port_is_free(port):
+            return port
+    raise StackError(f"no free loopback port between 20000 and {low}: set the STT_*_PORT variables")
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ports:
+            return max(20100, int(ports.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_is_free(port: int) -> bool:
@@ -115,8 +133,46 @@ def _pgid_of(pid: int) -> int | None:
         return None
 
 
+def listens_on(pgid: int, port: int) -> bool:
+    """True when a process of group `pgid` holds the listening socket of 127.0.0.1:`port` (Linux /proc)."""
+    inodes = _listening_inodes(port)
+    for pid in _all_pids():
+        if _pgid_of(pid) != pgid:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _listening_inodes(port: int) -> set[str]:
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as rows:
+                next(rows)
+                for row in rows:
+                    cols = row.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                        found.add(f"socket:[{cols[9]}]")
+        except OSError:
+            continue
+    return found
+
+
 def wait_until_answers(launched: Launched, url: str, timeout_s: float, fix: str) -> None:
-    """Poll `url` until any HTTP answer; raise StackError naming the part if it dies or times out."""
+    """Poll `url` until our process answers on it; raise StackError naming the part if it dies or times out.
+
+    "Our process" is checked: another server that took the port first would answer too.
+    """
+    port = urlsplit(url).port
     deadline = time.monotonic() + timeout_s
     session = requests.Session()
     while time.monotonic() < deadline:
@@ -126,9 +182,12 @@ def wait_until_answers(launched: Launched, url: str, timeout_s: float, fix: str)
             )
         try:
             session.get(url, timeout=0.5)
-            return
         except requests.RequestException:
             time.sleep(0.05)
+            continue
+        if port is None or listens_on(launched.pid, port):
+            return
+        time.sleep(0.05)
     raise StackError(f"{launched.name} did not answer on {url} within {timeout_s:.0f}s; {fix}; log: {launched.log}")
 
 
