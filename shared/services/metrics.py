@@ -27,8 +27,10 @@ QUARANTINE_SOURCE = "record_metrics"
 INLINE_RAW_LIMIT = 900_000
 # The fields a trend or report needs; snapshots and tail reads carry only these.
 POINT_FIELDS: tuple[str, ...] = ("record_id", "recorded_at", "model_version", "stored_at", *METRICS)
-# Tail reads start this long before the snapshot's watermark (cheap insurance; duplicates merge by id).
-SNAPSHOT_OVERLAP = timedelta(seconds=30)
+# Tail reads start this long before the snapshot's watermark. Firestore reads are strongly consistent, so a
+# record stored before the watermark was in the snapshot's read; the second is cheap insurance (merged by id).
+# Longer would re-read a whole burst: at 140 records/s, 30 s of overlap is 4k documents and seconds per trend.
+SNAPSHOT_OVERLAP = timedelta(seconds=1)
 
 
 class UnstorableRecord(ValueError):
