@@ -1,42 +1,53 @@
-"""`make demo`: the whole local stack with a real workload pushed through it, then a report."""
+"""`make demo`: the whole local stack with a real workload pushed through it, then a report.
+
+The workload: failure events published to `transcription-failures` (one malformed, one published twice),
+corrections to some of them on `transcription-corrections`, a bulk import uploaded to `imports/`, a training
+run's metrics on `training-metrics`, then the `aggregate` function called over HTTP.
+"""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
+import requests
 
-from stack.local_stack import LocalStack
+from stack.local_stack import LocalStack, StackInfo
 
 # Reference sentences and the ways an STT model typically gets them wrong.
 SENTENCES = [
-    "Please call Stella and ask her to bring these things with her from the store",
-    "The meeting is moved to three thirty on Thursday",
-    "Turn left at the second light and park behind the bank",
-    "My account number ends in four five six",
-    "Can you send the report to the whole team before noon",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "The meeting is moved to 3:30 on Thursday.",
+    "Turn left at the second light and park behind the bank.",
+    "My account number ends in 456.",
+    "Can you send the report to the whole team before noon?",
 ]
+# The workload happened over the last day (a future timestamp is rejected as a clock error).
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
-def _failure_event(i: int, rng: random.Random) -> dict[str, object]:
-    reference = rng.choice(SENTENCES)
+def _hypothesis(reference: str, flavour: int, rng: random.Random) -> str:
     words = reference.split()
-    flavour = i % 4
     if flavour == 0:
-        hypothesis = reference.upper()
-    elif flavour == 1:
-        hypothesis = " ".join(words[: max(1, len(words) - 3)])
-    elif flavour == 2:
-        hypothesis = reference.lower().replace(",", "").rstrip(".")
-    else:
-        swap = rng.randrange(len(words))
-        hypothesis = " ".join(w if n != swap else "um" for n, w in enumerate(words))
-    return {
+        return reference.upper()
+    if flavour == 1:
+        return " ".join(words[: max(1, len(words) - 3)])
+    if flavour == 2:
+        return reference.lower().replace(",", "").rstrip(".?")
+    swap = rng.randrange(len(words))
+    return " ".join(w if n != swap else "um" for n, w in enumerate(words))
+
+
+def failure_event(i: int, rng: random.Random, corrected: bool) -> dict[str, Any]:
+    """One failure event as the transcription service would publish it."""
+    reference = rng.choice(SENTENCES)
+    event: dict[str, Any] = {
         "audio_path": f"gs://stt-audio/demo/utt-{i:05d}.wav",
-        "original_transcript": hypothesis,
-        "corrected_transcript": reference,
+        "original_transcript": _hypothesis(reference, i % 4, rng),
         "error_score": round(rng.uniform(0.2, 1.0), 2),
         "model_version": rng.choice(["whisper_base_v1", "whisper_base_v2"]),
         "inference_time": round(rng.uniform(0.1, 1.5), 3),
@@ -44,42 +55,117 @@ def _failure_event(i: int, rng: random.Random) -> dict[str, object]:
         "speaker_id": f"spk-{rng.randrange(12):02d}",
         "duration_s": round(rng.uniform(1.0, 8.0), 2),
         "language": "en",
-        "occurred_at": (datetime(2026, 11, 27, 10, tzinfo=UTC) + timedelta(seconds=i)).isoformat(),
+        "occurred_at": (START + timedelta(seconds=i)).isoformat(),
     }
+    if corrected:
+        event["corrected_transcript"] = reference
+    return event
 
 
-def run_demo(stack: LocalStack, events: int = 200) -> int:
-    """Bring the stack up, publish failure events through the real topic, report, bring it down."""
-    from google.cloud import firestore, pubsub_v1
+def _wait(what: str, check: Callable[[], bool], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: {what} did not happen within {timeout_s:.0f}s")
+        time.sleep(0.3)
 
+
+def run_workload(info: StackInfo, events: int = 200, imported: int = 1000) -> dict[str, Any]:
+    """Push the workload through the running stack; returns what the report prints."""
+    from google.cloud import pubsub_v1, storage
+
+    from shared import DataManager
+
+    rng = random.Random(7)  # noqa: S311 - a reproducible workload, not a secret
+    settings = info.settings
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(info.project, settings.topic_failures)
+    batch = [failure_event(i, rng, corrected=i % 3 != 0) for i in range(events)]
+    payloads = [orjson.dumps(e) for e in batch] + [orjson.dumps(batch[0]), b"this is not JSON"]
+    for future in [publisher.publish(topic, p) for p in payloads]:
+        future.result(timeout=30)
+    print(f"published {len(payloads)} failure events to {settings.topic_failures} (one repeated, one malformed)")
+
+    manager = DataManager(settings)
+    _wait("storing the failure events", lambda: manager.get_statistics()["total_cases"] >= events)
+    uncorrected = [c["case_id"] for c in manager.export_to_dataframe().query("not corrected").to_dict("records")]
+    corrections_topic = publisher.topic_path(info.project, settings.topic_corrections)
+    for case_id in uncorrected[:20]:
+        body = {"case_id": case_id, "corrected_transcript": rng.choice(SENTENCES), "corrected_by": "reviewer-ana"}
+        publisher.publish(corrections_topic, orjson.dumps(body)).result(timeout=30)
+    print(f"published {min(20, len(uncorrected))} corrections to {settings.topic_corrections}")
+
+    bucket = storage.Client(project=info.project).bucket(settings.bucket)
+    lines = [orjson.dumps(failure_event(events + i, rng, corrected=True)) for i in range(imported)]
+    lines.insert(3, b'{"audio_path": "gs://stt-audio/demo/bad.wav", "error_score": 7}')
+    bucket.blob("imports/demo-backlog.jsonl").upload_from_string(b"\n".join(lines) + b"\n")
+    print(f"uploaded imports/demo-backlog.jsonl ({len(lines)} lines, one invalid)")
+
+    metrics_topic = publisher.topic_path(info.project, settings.topic_metrics)
+    records: list[dict[str, Any]] = [
+        {"kind": "model_version", "version_id": "whisper_base_v2", "model_name": "whisper-base",
+         "training_data_size": events, "training_metadata": {"epochs": 3}, "performance_metrics": {"wer": 0.21},
+         "dataset_version_id": "v-demo-1"},
+    ]
+    for step in range(12):
+        wer = 0.32 - 0.01 * step + (0.12 if step == 10 else 0.0)  # one regression for the report to flag
+        records.append({"kind": "performance", "wer": round(wer, 3), "cer": round(wer / 2, 3),
+                        "error_rate": round(wer, 3), "correction_rate": 0.4, "inference_time": 0.3,
+                        "model_version": "whisper_base_v2" if step >= 6 else "whisper_base_v1",
+                        "recorded_at": (START + timedelta(hours=step)).isoformat()})
+    for future in [publisher.publish(metrics_topic, orjson.dumps(r)) for r in records]:
+        future.result(timeout=30)
+    print(f"published {len(records)} training metrics to {settings.topic_metrics}")
+
+    def corrections_done() -> bool:
+        return manager.get_statistics()["corrected_cases"] >= events - len(uncorrected) + min(20, len(uncorrected))
+
+    _wait("applying the corrections", corrections_done)
+    result_blob = "import_results/demo-backlog.json"
+    _wait("the bulk import", lambda: bucket.blob(result_blob).exists())
+    import_result = orjson.loads(bucket.blob(result_blob).download_as_bytes())
+
+    from shared import MetadataTracker
+
+    tracker = MetadataTracker(settings)
+    _wait("storing the metrics", lambda: len(tracker.performance_points()) >= len(records) - 1)
+    answer = requests.post(info.function_urls["aggregate"], json={}, timeout=60)
+    answer.raise_for_status()
+    return {"statistics": manager.get_statistics(), "import": import_result, "aggregate": answer.json(),
+            "report": tracker.generate_performance_report(), "quarantine": manager.store.quarantined(5)}
+
+
+def run_demo(stack: LocalStack) -> int:
+    """Bring the stack up, run the workload, print the report, bring the stack down."""
     started = time.monotonic()
     info = stack.up()
-    print(f"stack up in {time.monotonic() - started:.1f}s ({stack.env_file})")
+    print(f"stack up in {time.monotonic() - started:.1f}s; clients: source {stack.env_file}")
     try:
-        rng = random.Random(7)  # noqa: S311 - a reproducible workload, not a secret
-        publisher = pubsub_v1.PublisherClient()
-        topic = publisher.topic_path(info.project, info.settings.topic_failures)
-        futures = [publisher.publish(topic, orjson.dumps(_failure_event(i, rng))) for i in range(events)]
-        futures.append(publisher.publish(topic, b"this is not JSON"))
-        for future in futures:
-            future.result(timeout=30)
-        print(f"published {len(futures)} failure events (one of them malformed) to {info.settings.topic_failures}")
-
-        db = firestore.Client(project=info.project)
-        cases = db.collection(info.settings.collection("failed_cases"))
-        quarantine = db.collection(info.settings.collection("quarantine"))
-        deadline = time.monotonic() + 60
-        stored = kept = 0
-        while time.monotonic() < deadline:
-            stored = cases.count().get()[0][0].value
-            kept = quarantine.count().get()[0][0].value
-            if stored >= events and kept >= 1:
-                break
-            time.sleep(0.5)
-        print(f"stored cases: {stored}; quarantined: {kept}")
-        for snapshot in quarantine.limit(3).stream():
-            print(f"  quarantined {snapshot.id}: {snapshot.get('reason')}")
-        return 0 if stored >= events and kept >= 1 else 1
+        outcome = run_workload(info)
     finally:
         stack.down()
         print("stack down")
+    _print_report(info, outcome)
+    return 0
+
+
+def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
+    stats, imported, report = outcome["statistics"], outcome["import"], outcome["report"]
+    print("\n== failure cases (Firestore: failed_cases, counters in stats_shards)")
+    print(f"  total {stats['total_cases']}, corrected {stats['corrected_cases']} "
+          f"(rate {stats['correction_rate']:.0%}), average error score {stats['average_error_score']:.2f}, "
+          f"quarantined {stats['quarantined_events']}")
+    print(f"  by model version: {stats['cases_by_model_version']}")
+    print(f"  error types: {stats['error_type_distribution']}")
+    for kept in outcome["quarantine"]:
+        print(f"  quarantined ({kept['source']}): {kept['reason']}")
+    print(f"\n== bulk import {imported['object']}")
+    print(f"  lines {imported['lines']}: accepted {imported['accepted']}, duplicates {imported['duplicates']}, "
+          f"rejected {imported['rejected']} {[(r['line'], r['reason']) for r in imported['rejects']]}")
+    print("\n== training metrics (aggregate wrote these objects)")
+    for name in sorted(outcome["aggregate"].get("objects", {})):
+        print(f"  gs://{info.settings.bucket}/{name}")
+    best = report.get("best_model") or {}
+    print(f"  best model: {best.get('model_version')} (mean WER {best.get('mean_wer')})")
+    for flagged in report.get("regressions", []):
+        print(f"  regression: {flagged}")

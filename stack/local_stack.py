@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ class LocalStack:
         java_env = {**base_env, "CLOUDSDK_CORE_PROJECT": settings.project}
         client_env = function_env(hosts, settings)
 
+        # Like the in-memory emulators, every stack starts with an empty bucket.
+        shutil.rmtree(cfg.state_dir / "gcs", ignore_errors=True)
         parts = [
             components.pubsub_part(root, ports["pubsub-emulator"], java_env),  # type: ignore[arg-type]
             components.firestore_part(root, ports["firestore-emulator"], java_env),  # type: ignore[arg-type]
