@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stack.processes import StackError
 
+
 # Java emulators grow their heap to GBs under load unless capped (LOCAL-STACK-NOTES.md); 1 GB is plenty for the
 # tests, a 100k-document benchmark sets STT_EMULATOR_HEAP=3g.
 def emulator_java_opts() -> str:
