@@ -46,6 +46,8 @@ lint: venv
 bench: venv
 	$(PY) bench/stack_startup.py
 	$(PY) bench/push_path.py
+	$(PY) bench/ingestion.py
+	$(PY) bench/metrics_path.py
 
 clean: down
 	rm -rf .local
