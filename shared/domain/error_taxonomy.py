@@ -23,13 +23,12 @@ free-form labels are rejected, so statistics by error type stay comparable).
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 import jiwer
 
-from shared.domain.transcript_metrics import normalize_english
+from shared.domain.transcript_metrics import is_punctuation, normalize_english
 
 ERROR_TYPES: tuple[str, ...] = (
     "all_caps",
@@ -50,14 +49,9 @@ LOOP_MAX_NGRAM = 4
 LOOP_MIN_REPEATS = 3
 
 
-def _is_punct(ch: str) -> bool:
-    """Whether ``ch`` is Unicode punctuation."""
-    return unicodedata.category(ch).startswith("P")
-
-
 def _word_key(token: str) -> str:
     """A raw token with its punctuation removed and lowercased, for case/punctuation comparison."""
-    return "".join(ch for ch in token if not _is_punct(ch)).lower()
+    return "".join(ch for ch in token if not is_punctuation(ch)).lower()
 
 
 def _is_all_caps(text: str) -> bool:
@@ -91,9 +85,9 @@ def _surface_types(original: str, corrected: str) -> set[str]:
         for offset in range(chunk.ref_end_idx - chunk.ref_start_idx):
             corr_raw = corr_words[chunk.ref_start_idx + offset][0]
             orig_raw = orig_words[chunk.hyp_start_idx + offset][0]
-            if [c for c in corr_raw if _is_punct(c)] != [c for c in orig_raw if _is_punct(c)]:
+            if [c for c in corr_raw if is_punctuation(c)] != [c for c in orig_raw if is_punctuation(c)]:
                 found.add("punctuation")
-            if [c for c in corr_raw if not _is_punct(c)] != [c for c in orig_raw if not _is_punct(c)]:
+            if [c for c in corr_raw if not is_punctuation(c)] != [c for c in orig_raw if not is_punctuation(c)]:
                 found.add("casing")
     return found
 

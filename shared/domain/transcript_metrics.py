@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import jiwer
 from pydantic import BaseModel, ConfigDict
@@ -43,11 +44,17 @@ class TranscriptScores(BaseModel):
     normalized_cer: float
 
 
+@lru_cache(maxsize=8192)
+def is_punctuation(ch: str) -> bool:
+    """Whether ``ch`` is Unicode punctuation (cached: the category lookup dominated scoring time)."""
+    return unicodedata.category(ch).startswith("P")
+
+
 def _strip_punctuation(text: str) -> str:
     """Drop Unicode punctuation, keeping a decimal point between two digits."""
     kept = []
     for i, ch in enumerate(text):
-        if unicodedata.category(ch).startswith("P"):
+        if is_punctuation(ch):
             is_decimal_point = ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
             if not is_decimal_point:
                 continue
