@@ -38,12 +38,15 @@ REFERENCES = [
     "Turn left at the second light and park behind the bank",
 ]
 
+SPEAKERS = ["Ana", "Ben", "Chloe", "Dmitri", "Esi", "Farid", "Grace"]
+
 
 def events(n: int) -> list[dict[str, object]]:
     """Half corrected (scored and typed on ingest), half not, as a real backlog would be."""
     out = []
     for i in range(n):
-        ref = REFERENCES[i % len(REFERENCES)]
+        # Every line's text is its own, as in a real backlog: no cache can lean on repeats across lines.
+        ref = f"{REFERENCES[i % len(REFERENCES)]} for ticket {i} of {SPEAKERS[i % len(SPEAKERS)]}"
         event: dict[str, object] = {
             "audio_path": f"gs://stt-audio/bench/{i:07d}.wav",
             "original_transcript": ref.upper() if i % 3 else ref.lower(),

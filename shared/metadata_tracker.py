@@ -59,9 +59,9 @@ class MetadataTracker:
     def objects(self) -> ObjectWriter:
         """The bucket writer, created on first use."""
         if self._objects is None:
-            from shared.adapters.gcs_exports import GcsObjectWriter
+            from shared.adapters.gcs import BucketStore
 
-            self._objects = GcsObjectWriter(self.settings)
+            self._objects = BucketStore(self.settings)
         return self._objects
 
     def _record(self, fields: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ duplicate delivery fails the whole write and counts nothing.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -21,10 +20,9 @@ from shared.adapters.clients import firestore_client
 from shared.adapters.gcs import BucketStore
 from shared.config import Settings
 from shared.domain.cases import CounterDelta
+from shared.domain.quarantine import needs_whole_copy, quarantine_record
 
 N_SHARDS = 16
-# Firestore documents hold at most 1 MiB; a larger rejected payload is kept as an excerpt plus its hash here.
-MAX_INLINE_PAYLOAD = 256 * 1024
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
 
 
@@ -112,31 +110,18 @@ class FirestoreCaseStore:
 
     def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool:
         """Keep a rejected payload with its reason, once per id; counted as a quarantined event."""
-        record: dict[str, Any] = {
-            "reason": reason,
-            "source": source,
-            "size_bytes": len(raw),
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "raw": raw[:MAX_INLINE_PAYLOAD],
-            "raw_truncated": len(raw) > MAX_INLINE_PAYLOAD,
-            "quarantined_at": firestore.SERVER_TIMESTAMP,
-            **context,
-        }
-        if record["raw_truncated"] and self.overflow is not None:
-            record["raw_uri"] = self._keep_whole(self.overflow, f"quarantine/{source}/{quarantine_id}.bin", raw)
+        raw_uri = None
+        if needs_whole_copy(raw) and self.overflow is not None:
+            raw_uri = self.overflow.keep(f"quarantine/{source}/{quarantine_id}.bin", raw)
+        record = quarantine_record(raw, reason, source, raw_uri, **context)
         batch = self.client.batch()
-        batch.create(self.rejects.document(quarantine_id), record)
+        batch.create(self.rejects.document(quarantine_id), {**record, "quarantined_at": firestore.SERVER_TIMESTAMP})
         self._increment(batch, CounterDelta(quarantined=1))
         try:
             batch.commit()
         except (AlreadyExists, Conflict):
             return False
         return True
-
-    @staticmethod
-    def _keep_whole(bucket: BucketStore, name: str, raw: bytes) -> str:
-        bucket.put_once(name, raw)  # a redelivery finds it already kept
-        return bucket.uri(name)
 
     def _increment(self, writer: Any, delta: CounterDelta) -> None:
         if delta.is_empty():

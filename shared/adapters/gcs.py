@@ -33,6 +33,11 @@ class BucketStore:
             return False
         return True
 
+    def keep(self, name: str, data: bytes) -> str:
+        """Write `data` once under `name` (a retry finds it kept); its gs:// URI."""
+        self.put_once(name, data)
+        return self.uri(name)
+
     def get(self, name: str) -> bytes | None:
         """The object's bytes, or None when absent."""
         blob = self.bucket.blob(name)

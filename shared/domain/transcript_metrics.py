@@ -62,6 +62,8 @@ def _strip_punctuation(text: str) -> str:
     return "".join(kept)
 
 
+# Scoring and the taxonomy normalize the same two texts several times per pair; the cache makes that once.
+@lru_cache(maxsize=1024)
 def normalize_english(text: str) -> str:
     """Lowercase, turn number words into digits, drop punctuation and collapse whitespace."""
     text = unicodedata.normalize("NFKC", text).lower()

@@ -7,13 +7,13 @@ Bad input is kept in the quarantine with its reason and acknowledged; store erro
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.domain.metric_records import InvalidMetricRecord, MetricRecord, parse_metric_record, record_id
+from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.domain.trends import METRICS, as_utc
 
 KIND_COLLECTIONS: dict[str, str] = {
@@ -23,8 +23,6 @@ KIND_COLLECTIONS: dict[str, str] = {
     "inference_stats": "inference_stats",
 }
 QUARANTINE_SOURCE = "record_metrics"
-# Firestore documents hold at most 1 MiB; a bigger rejected payload is kept whole as an object instead.
-INLINE_RAW_LIMIT = 900_000
 # The fields a trend or report needs; snapshots and tail reads carry only these.
 POINT_FIELDS: tuple[str, ...] = ("record_id", "recorded_at", "model_version", "stored_at", *METRICS)
 # Tail reads start this long before the snapshot's watermark. Firestore reads are strongly consistent, so a
@@ -142,23 +140,12 @@ def quarantine(
     objects: ObjectWriter | None = None,
     topic: str | None = None,
 ) -> Outcome:
-    """Keep the raw payload and the reason; an oversize payload goes whole to the bucket."""
+    """Keep the raw payload and the reason (the shape every source shares); an oversize one goes whole to the bucket."""
     raw = bytes(data)
-    kept: dict[str, Any] = {
-        "source": QUARANTINE_SOURCE,
-        "topic": topic,
-        "message_id": message_id,
-        "reason": reason,
-        "raw_size": len(raw),
-        "raw_sha256": hashlib.sha256(raw).hexdigest(),
-    }
-    if len(raw) <= INLINE_RAW_LIMIT or objects is None:
-        kept["raw"] = raw[:INLINE_RAW_LIMIT]
-        kept["raw_truncated"] = len(raw) > INLINE_RAW_LIMIT
-    else:
-        name = f"quarantine/{QUARANTINE_SOURCE}/{message_id}"
-        kept["raw_object"] = objects.put(name, raw, "application/octet-stream")
-        kept["raw_truncated"] = False
+    raw_uri = None
+    if needs_whole_copy(raw) and objects is not None:
+        raw_uri = objects.put(f"quarantine/{QUARANTINE_SOURCE}/{message_id}", raw, "application/octet-stream")
+    kept = quarantine_record(raw, reason, QUARANTINE_SOURCE, raw_uri, topic=topic, message_id=message_id)
     store.quarantine(f"{QUARANTINE_SOURCE}-{message_id}", kept)
     return Outcome("quarantined", reason=reason)
 

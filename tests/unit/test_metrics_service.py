@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared.domain.quarantine import MAX_INLINE_PAYLOAD
 from shared.services.metrics import (
-    INLINE_RAW_LIMIT,
     Snapshot,
     build_snapshot,
     merge_points,
@@ -85,13 +85,13 @@ def test_undated_record_takes_the_publish_time() -> None:
 
 def test_oversize_payload_is_kept_whole_in_the_bucket() -> None:
     store, objects = FakeStore(), FakeObjects()
-    raw = b'{"kind": "performance", "pad": "' + b"x" * INLINE_RAW_LIMIT + b'"}'
+    raw = b'{"kind": "performance", "pad": "' + b"x" * MAX_INLINE_PAYLOAD + b'"}'
     outcome = record_metric(raw, "m9", None, store, NOW, objects, topic="training-metrics")
     assert outcome.status == "quarantined"
     kept = store.quarantined["record_metrics-m9"]
-    assert "raw" not in kept and kept["raw_object"] == "gs://b/quarantine/record_metrics/m9"
+    assert kept["raw_truncated"] is True and kept["raw_uri"] == "gs://b/quarantine/record_metrics/m9"
     assert objects.objects["quarantine/record_metrics/m9"] == raw
-    assert kept["raw_size"] == len(raw) and kept["topic"] == "training-metrics"
+    assert kept["size_bytes"] == len(raw) and kept["topic"] == "training-metrics"
 
 
 def test_history_is_snapshot_plus_tail_without_duplicates() -> None:
