@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from shared.config import Settings
 from shared.domain.cases import new_case
 from shared.domain.failure_event import derive_case_id, parse_failure_event
 from shared.topology import build_topology
-from stack.local_stack import LocalStack, StackConfig
+from stack.local_stack import running_stack
 
 N = int(os.environ.get("BENCH_IMPORT_N", "100000"))
 REFERENCES = [
@@ -98,28 +96,21 @@ def import_through_bucket(settings: Settings, evs: list[dict[str, object]]) -> f
 def main() -> None:
     settings = Settings(project="demo-bench-ingest", collection_prefix="bench_")
     evs = events(N)
-    with tempfile.TemporaryDirectory() as tmp:
-        functions = (build_topology(settings).function("ingest_import"),)
-        stack = LocalStack(StackConfig(state_dir=Path(tmp), settings=settings, functions=functions))
-        info = stack.up()
-        os.environ.update(info.env)
-        try:
-            db = firestore.Client(project=settings.project)
-            raw_rate = raw_write_batch(db, "raw_failed_cases", evs)
-            import_rate = import_through_bucket(settings, evs)
-            manager = DataManager(replace(settings))
-            stats_s = []
-            for _ in range(5):
-                started = time.perf_counter()
-                stats = manager.get_statistics()
-                stats_s.append(time.perf_counter() - started)
-            count_s = []
-            for _ in range(3):
-                started = time.perf_counter()
-                db.collection("bench_failed_cases").count().get()
-                count_s.append(time.perf_counter() - started)
-        finally:
-            stack.down()
+    with running_stack(settings, (build_topology(settings).function("ingest_import"),)):
+        db = firestore.Client(project=settings.project)
+        raw_rate = raw_write_batch(db, "raw_failed_cases", evs)
+        import_rate = import_through_bucket(settings, evs)
+        manager = DataManager(settings)
+        stats_s = []
+        for _ in range(5):
+            started = time.perf_counter()
+            stats = manager.get_statistics()
+            stats_s.append(time.perf_counter() - started)
+        count_s = []
+        for _ in range(3):
+            started = time.perf_counter()
+            db.collection("bench_failed_cases").count().get()
+            count_s.append(time.perf_counter() - started)
     if stats["total_cases"] != N:
         raise SystemExit(f"statistics count {stats['total_cases']} cases, expected {N}")
     print_table(

@@ -25,7 +25,7 @@ from google.cloud import firestore, pubsub_v1
 
 from bench.tables import percentile, print_table
 from shared.config import Settings
-from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo
+from stack.local_stack import REPO_ROOT, StackInfo, running_stack
 from stack.wiring import WiredFunction, start_wired_function
 
 PACED_N = int(os.environ.get("BENCH_PACED_N", "500"))
@@ -73,16 +73,9 @@ def run_phase(subject: Subject, publisher: pubsub_v1.PublisherClient, n: int, ra
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        settings = Settings(project="demo-bench", collection_prefix="bench_", ack_deadline_s=60)
-        stack = LocalStack(StackConfig(state_dir=tmp / "stack", settings=settings, functions=()))
-        info = stack.up()
-        os.environ.update(info.env)
-        try:
-            rows = measure(info, settings, tmp)
-        finally:
-            stack.down()
+    settings = Settings(project="demo-bench", collection_prefix="bench_", ack_deadline_s=60)
+    with running_stack(settings) as info, tempfile.TemporaryDirectory() as tmp_dir:
+        rows = measure(info, settings, Path(tmp_dir))
     print_table(
         f"push path on the emulators: paced {PACED_N} events at {PACED_RATE:.0f}/s, burst of {BURST_N}",
         ["function", "paced p50 ms", "paced p99 ms", "burst events/s", "p99 vs floor", "events/s vs floor"],

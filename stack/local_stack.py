@@ -6,8 +6,10 @@ import json
 import os
 import shlex
 import shutil
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,3 +232,16 @@ def _leads_group(pid: int) -> bool:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
+
+
+@contextmanager
+def running_stack(settings: Settings, functions: tuple[FunctionSpec, ...] = ()) -> Iterator[StackInfo]:
+    """A stack of its own in a temporary folder for a script (bench, probe), its emulators in os.environ."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = LocalStack(StackConfig(state_dir=Path(tmp), settings=settings, functions=functions))
+        info = stack.up()
+        os.environ.update(info.env)
+        try:
+            yield info
+        finally:
+            stack.down()
