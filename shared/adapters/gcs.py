@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from google.api_core.exceptions import PreconditionFailed
+from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared.adapters.clients import storage_client
 from shared.config import Settings
+from shared.services.bulk_import import ObjectGone
 
 
 class BucketStore:
@@ -44,8 +45,11 @@ class BucketStore:
         return blob.download_as_bytes() if blob.exists() else None
 
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
-        """The object's lines (without line ends), streamed, from one generation of it."""
+        """The object's lines (without line ends), streamed, from one generation of it; ObjectGone if absent."""
         blob = self.bucket.blob(name, generation=generation)
-        with blob.open("rb") as stream:
-            for line in stream:
-                yield line.rstrip(b"\r\n")
+        try:
+            with blob.open("rb") as stream:
+                for line in stream:
+                    yield line.rstrip(b"\r\n")
+        except NotFound as exc:
+            raise ObjectGone(f"{self.uri(name)} generation {generation} no longer exists") from exc

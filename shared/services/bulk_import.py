@@ -15,6 +15,10 @@ IMPORT_PREFIX = "imports/"
 RESULTS_PREFIX = "import_results/"
 
 
+class ObjectGone(LookupError):
+    """The notified object version no longer exists."""
+
+
 class ImportLedger(CaseStore, Protocol):
     """A case store that also remembers finished imports."""
 
@@ -30,7 +34,9 @@ class ImportBucket(Protocol):
 
     def put(self, name: str, data: bytes, content_type: str = ...) -> str: ...
 
-    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]: ...
+    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
+        """The object's lines; ObjectGone when that version no longer exists."""
+        ...
 
 
 def is_import_notification(attributes: Mapping[str, str], settings: Settings) -> bool:
@@ -63,7 +69,12 @@ def run_import(
         rejected_lines.append(orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}))
 
     gen = int(generation) if generation else None
-    report = import_failures(bucket.lines(object_name, gen), import_id, ledger, on_reject=keep_reject)
+    try:
+        report = import_failures(bucket.lines(object_name, gen), import_id, ledger, on_reject=keep_reject)
+    except ObjectGone:
+        # Deleted or overwritten before we read it: a newer version brings its own notification.
+        return {"status": "object gone", "object": bucket.uri(object_name), "generation": str(generation),
+                "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
     base = RESULTS_PREFIX + object_name.removeprefix(IMPORT_PREFIX).removesuffix(".jsonl")
     summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation)}
     if rejected_lines:

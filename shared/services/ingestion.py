@@ -30,7 +30,10 @@ REJECTS_KEPT_INLINE = 1000
 
 
 class CaseStore(Protocol):
-    """Where cases, their counters and rejected payloads are kept."""
+    """Where cases, their counters and rejected payloads are kept.
+
+    Quarantine ids are `<function>-<message id>`: message ids are unique per topic only.
+    """
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool: ...
 
@@ -61,7 +64,7 @@ def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime
     try:
         event = parse_failure_event(data)
     except InvalidEvent as exc:
-        store.quarantine(message_id, data, exc.reason, source="transcription-failures", message_id=message_id)
+        store.quarantine(f"record_failure-{message_id}", data, exc.reason, "record_failure", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
     return store_event(event, message_id, store, now)
 
@@ -79,14 +82,16 @@ def record_correction(data: bytes, message_id: str, store: CaseStore, now: datet
     try:
         correction = parse_correction(data)
     except InvalidEvent as exc:
-        store.quarantine(message_id, data, exc.reason, source="transcription-corrections", message_id=message_id)
+        store.quarantine(
+            f"record_correction-{message_id}", data, exc.reason, "record_correction", message_id=message_id
+        )
         return Outcome("quarantined", reason=exc.reason)
     outcome = correct_case(correction, message_id, store, now)
     if outcome is None:
         # Most likely the correction overtook its failure event, or names a wrong id: keep it to re-publish.
         reason = f"no case with case_id {correction.case_id!r}; re-publish the correction once the case exists"
-        store.quarantine(message_id, data, reason, source="transcription-corrections", message_id=message_id,
-                         case_id=correction.case_id)
+        store.quarantine(f"record_correction-{message_id}", data, reason, "record_correction",
+                         message_id=message_id, case_id=correction.case_id)
         return Outcome("quarantined", case_id=correction.case_id, reason=reason)
     return outcome
 

@@ -1,11 +1,13 @@
 """The ingestion use cases on an in-memory store: outcomes, idempotency, quarantine, imports."""
 
 import json
+from collections.abc import Iterator
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.services.bulk_import import ObjectGone, run_import
 from shared.services.ingestion import import_failures, record_correction, record_failure
 from tests.unit.fake_case_store import InMemoryCaseStore
 
@@ -30,7 +32,7 @@ def test_bad_payload_is_quarantined_with_a_reason_and_counted() -> None:
     outcome = record_failure(b'{"audio_path": "gs://stt-audio/../x.wav", "original_transcript": "x"}', "m9", store)
     assert outcome.status == "quarantined"
     assert "'..'" in (outcome.reason or "")
-    assert store.rejects["m9"]["raw"].startswith(b'{"audio_path"')
+    assert store.rejects["record_failure-m9"]["raw"].startswith(b'{"audio_path"')
     assert store.counters.quarantined == 1
     record_failure(b"not json", "m9", store)  # the same delivery again: kept once
     assert store.counters.quarantined == 1
@@ -53,7 +55,7 @@ def test_correction_for_an_unknown_case_is_kept_with_the_reason() -> None:
     outcome = record_correction(orjson.dumps({"case_id": "nope", "corrected_transcript": "x"}), "c1", store)
     assert outcome.status == "quarantined"
     assert "no case with case_id 'nope'" in (outcome.reason or "")
-    assert store.rejects["c1"]["case_id"] == "nope"
+    assert store.rejects["record_correction-c1"]["case_id"] == "nope"
 
 
 def test_import_counts_accepted_duplicates_and_rejected_lines() -> None:
@@ -118,3 +120,34 @@ def test_any_payload_is_stored_or_quarantined_never_a_crash(payload: bytes) -> N
     outcome = record_failure(payload, "m", store)
     assert outcome.status in {"stored", "quarantined"}
     assert store.counters.total_cases + store.counters.quarantined == 1
+
+
+class _GoneBucket:
+    def uri(self, name: str) -> str:
+        return f"gs://b/{name}"
+
+    def put(self, name: str, data: bytes, content_type: str = "") -> str:
+        raise AssertionError("nothing is written for a vanished object")
+
+    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
+        raise ObjectGone(name)
+        yield b""  # pragma: no cover - makes this a generator like the real one
+
+
+class _Ledger(InMemoryCaseStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[str, dict[str, object]] = {}
+
+    def save_import(self, import_id: str, summary: dict[str, object]) -> None:
+        self.saved[import_id] = summary
+
+    def import_result(self, import_id: str) -> dict[str, object] | None:
+        return self.saved.get(import_id)
+
+
+def test_an_import_whose_object_vanished_is_acknowledged_not_retried() -> None:
+    ledger = _Ledger()
+    result = run_import("imports/x.jsonl", "7", ledger, _GoneBucket())
+    assert result["status"] == "object gone"
+    assert ledger.saved == {}
