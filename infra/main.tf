@@ -243,6 +243,22 @@ resource "google_firestore_index" "failed_cases_by_model_version" {
   }
 }
 
+# DataManager.get_corrected_cases(): corrected cases, newest first.
+resource "google_firestore_index" "failed_cases_corrected" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = local.collection_failed_cases
+
+  fields {
+    field_path = "corrected"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
 # Performance trend of one model version, oldest first.
 resource "google_firestore_index" "performance_by_model_version" {
   project    = var.project_id
