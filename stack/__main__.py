@@ -1,4 +1,4 @@
-"""`python -m stack up|down|demo`: the local stack from the command line."""
+"""`python -m stack up|down|demo|sweep`: the local stack from the command line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 import time
 
 from stack.local_stack import LocalStack
-from stack.processes import StackError
+from stack.processes import StackError, sweep
 
 
 def main(argv: list[str]) -> int:
@@ -25,6 +25,11 @@ def main(argv: list[str]) -> int:
             stopped = stack.down()
             print(f"stack down; stopped: {', '.join(stopped) or 'nothing was running'}")
             return 0
+        if command == "sweep":
+            # For CI: whatever a killed test run left behind, found by the mark every launched process carries.
+            leaders = sweep()
+            print(f"swept {len(leaders)} process group(s)")
+            return 0
         if command == "demo":
             from stack.demo import run_demo
 
@@ -32,7 +37,7 @@ def main(argv: list[str]) -> int:
     except StackError as exc:
         print(f"stack: error: {exc}", file=sys.stderr)
         return 1
-    print("usage: python -m stack up|down|demo", file=sys.stderr)
+    print("usage: python -m stack up|down|demo|sweep", file=sys.stderr)
     return 2
 
 

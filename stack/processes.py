@@ -20,6 +20,11 @@ class StackError(RuntimeError):
     """A part of the local stack could not be started; the message names the part and the fix."""
 
 
+# Every process the stack launches carries this mark, so `sweep()` finds any left behind by a killed run.
+OWNER_VAR = "STT_LAUNCHED_BY"
+OWNER = str(Path(__file__).resolve().parent.parent)
+
+
 @dataclass(frozen=True)
 class Launched:
     """A started process: its pid (also its process-group id) and where its output goes."""
@@ -62,14 +67,14 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def launch(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Launched:
+def launch(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path, owner: str = OWNER) -> Launched:
     """Start `argv` in its own session, so stopping it stops the JVMs and workers it forks."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             list(argv),
-            env=dict(env),
+            env={**env, OWNER_VAR: owner},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -197,3 +202,21 @@ def _last_line(log: Path) -> str:
     except FileNotFoundError:
         return "no output"
     return lines[-1][:200] if lines else "no output"
+
+
+def sweep(owner: str = OWNER) -> list[int]:
+    """Stop every process group `owner` (by default this checkout) launched that still runs; their leaders."""
+    mark = f"{OWNER_VAR}={owner}".encode()
+    leaders = []
+    for pid in _all_pids():
+        if pid == os.getpid() or _pgid_of(pid) != pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                if mark not in environ.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        stop_group(pid)
+        leaders.append(pid)
+    return leaders
