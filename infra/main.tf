@@ -37,6 +37,12 @@ locals {
       memory      = "1Gi"
       timeout_s   = 300
     }
+    # Operators and data scientists call it with an identity token (gcloud functions call); never public.
+    api = {
+      ingress     = "ALLOW_ALL"
+      invokers    = var.api_invokers
+      bucket_role = "roles/storage.objectViewer"
+    }
   }
 
   topics = [var.topic_failures, var.topic_corrections, var.topic_metrics, var.topic_bucket_events]

@@ -130,3 +130,9 @@ variable "labels" {
   type        = map(string)
   default     = { app = "sttdata" }
 }
+
+variable "api_invokers" {
+  description = "Members allowed to call the private api function, e.g. [\"group:stt-data-science@example.com\"]."
+  type        = list(string)
+  default     = []
+}

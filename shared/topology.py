@@ -98,6 +98,7 @@ def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
         FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, ack_deadline_s=600),
         FunctionSpec("record_metrics", "cloudevent", settings.topic_metrics),
         FunctionSpec("aggregate", "http"),  # scheduled (Cloud Scheduler in the cloud), callable on demand
+        FunctionSpec("api", "http"),  # private: only its invokers (Terraform var.api_invokers) may call it
     )
 
 

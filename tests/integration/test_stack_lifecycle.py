@@ -41,7 +41,7 @@ def test_up_writes_stack_env_and_down_stops_every_pid(tmp_path: Path) -> None:
         )
         assert {k: shlex.split(v)[0] for k, v in env.items()} == info.env
         for name in ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
-                     "STORAGE_EMULATOR_HOST", "STT_BUCKET"):
+                     "STORAGE_EMULATOR_HOST", "STT_BUCKET", "STT_API_URL"):
             assert name in env
         assert requests.get(f"http://{info.env['FIRESTORE_EMULATOR_HOST']}/", timeout=2).text.strip() == "Ok"
         for url in info.function_urls.values():

@@ -81,6 +81,7 @@ resource "google_storage_bucket_object" "source" {
 }
 
 resource "google_cloudfunctions2_function" "this" {
+  # checkov:skip=CKV_GCP_124: ingress is per function (default internal only); ALLOW_ALL is for the api, which still needs run.invoker
   project     = var.project_id
   location    = var.region
   name        = local.function_id

@@ -1,0 +1,96 @@
+"""The `api` HTTP function's dispatch: `{"op": "<seed method name>", ...arguments}` to the seed's classes.
+
+Only the operations listed in OPERATIONS are reachable; arguments are checked against the method's signature,
+so an unknown op or a bad argument is a 400 with a message that says what is wrong, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+from shared.config import Settings
+
+# op -> the class (by its name in `shared`) whose method of the same name serves it.
+OPERATIONS: dict[str, str] = {
+    "get_statistics": "DataManager",
+    "get_failed_case": "DataManager",
+    "get_failed_cases_by_error_type": "DataManager",
+    "get_corrected_cases": "DataManager",
+    "store_failed_case": "DataManager",
+    "store_correction": "DataManager",
+    "get_performance_trend": "MetadataTracker",
+    "generate_performance_report": "MetadataTracker",
+    "get_model_lineage": "MetadataTracker",
+}
+
+
+class BadRequest(ValueError):
+    """The request cannot be served as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP status and a JSON-ready body."""
+
+    status: int
+    body: dict[str, Any]
+
+    def json(self) -> bytes:
+        return orjson.dumps(self.body, default=_jsonable)
+
+
+def dispatch(body: Any, settings: Settings, instances: Mapping[str, Any] | None = None) -> Answer:
+    """Run the operation a request body names; 400 for a bad request, 404 for a missing case."""
+    try:
+        op, method, arguments = _resolve(body, settings, instances or {})
+        result = method(**arguments)
+    except BadRequest as exc:
+        return Answer(400, {"error": str(exc)})
+    except KeyError as exc:  # the seed's methods raise KeyError for an unknown id
+        return Answer(404, {"error": str(exc.args[0]) if exc.args else "not found"})
+    except ValueError as exc:  # validation errors of the domain (InvalidEvent, InvalidMetricRecord, ...)
+        return Answer(400, {"error": str(exc)})
+    if result is None and op == "get_failed_case":
+        return Answer(404, {"error": f"no case with case_id {arguments.get('case_id')!r}"})
+    return Answer(200, {"op": op, "result": result})
+
+
+def _resolve(
+    body: Any, settings: Settings, instances: Mapping[str, Any]
+) -> tuple[str, Callable[..., Any], dict[str, Any]]:
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object like {"op": "get_statistics"}')
+    arguments = dict(body)
+    op = arguments.pop("op", None)
+    if op not in OPERATIONS:
+        raise BadRequest(f"unknown op {op!r}; known: {sorted(OPERATIONS)}")
+    owner = instances.get(OPERATIONS[op]) or _instance(OPERATIONS[op], settings)
+    method = getattr(owner, op)
+    try:
+        inspect.signature(method).bind(**arguments)
+    except TypeError as exc:
+        raise BadRequest(f"{op}: {exc}; signature: {op}{inspect.signature(method)}") from None
+    return op, method, arguments
+
+
+def _instance(class_name: str, settings: Settings) -> Any:
+    import shared
+
+    return getattr(shared, class_name)(settings)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
