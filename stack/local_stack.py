@@ -115,10 +115,10 @@ class LocalStack:
         # Like the in-memory emulators, every stack starts with an empty bucket.
         shutil.rmtree(cfg.state_dir / "gcs", ignore_errors=True)
         parts = [
-            components.pubsub_part(root, ports["pubsub-emulator"], java_env),  # type: ignore[arg-type]
-            components.firestore_part(root, ports["firestore-emulator"], java_env),  # type: ignore[arg-type]
+            components.pubsub_part(root, ports["pubsub-emulator"], java_env),
+            components.firestore_part(root, ports["firestore-emulator"], java_env),
             components.fake_gcs_part(
-                ports["fake-gcs-server"],  # type: ignore[arg-type]
+                ports["fake-gcs-server"],
                 cfg.state_dir / "gcs",
                 settings.project,
                 settings.topic_bucket_events,
