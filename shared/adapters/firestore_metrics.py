@@ -1,4 +1,9 @@
-"""Firestore adapter for metric records, their quarantine and the performance snapshots."""
+"""Firestore adapter for metric records, their quarantine and the performance snapshots.
+
+Every performance record is written together with a small copy of its point in `<prefix>performance_recent`
+(one commit, one server timestamp): the trend's tail query reads that small collection, never the whole
+history, and each snapshot prunes the entries it already holds.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,20 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.adapters.clients import firestore_client
 from shared.config import Settings
 from shared.domain.trends import as_utc
-from shared.services.metrics import KIND_COLLECTIONS, POINT_FIELDS, Snapshot, UnstorableRecord
+from shared.services.metrics import (
+    KIND_COLLECTIONS,
+    POINT_FIELDS,
+    SNAPSHOT_OVERLAP,
+    Snapshot,
+    UnstorableRecord,
+)
 
 SNAPSHOTS = "metric_snapshots"
 SNAPSHOT_HEADER = "performance"
+# Performance points stored since the published snapshot (minus SNAPSHOT_OVERLAP), one document per record.
+RECENT = "performance_recent"
+# Headers written before the recent collection existed do not promise it is complete: they are ignored.
+SNAPSHOT_FORMAT = 2
 # Points per snapshot chunk: ~300 bytes of JSON each at worst, so a compressed chunk stays far below 1 MiB.
 CHUNK_POINTS = 1000
 
@@ -39,7 +54,13 @@ class FirestoreMetricStore:
         """Create-if-absent: a redelivered record finds its document and changes nothing."""
         doc = self.collection(kind).document(record_id)
         try:
-            doc.create({**document, "stored_at": firestore.SERVER_TIMESTAMP})
+            batch = self.client.batch()
+            batch.create(doc, {**document, "stored_at": firestore.SERVER_TIMESTAMP})
+            if kind == "performance":
+                # One commit, so one stored_at; a redelivery fails the create and writes neither document.
+                point = {name: document.get(name) for name in POINT_FIELDS if name != "stored_at"}
+                batch.set(self._recent().document(record_id), {**point, "stored_at": firestore.SERVER_TIMESTAMP})
+            batch.commit()
         except AlreadyExists:
             return False
         except InvalidArgument as exc:
@@ -70,6 +91,14 @@ class FirestoreMetricStore:
             query = query.where(filter=FieldFilter("stored_at", ">=", since))
         return [snapshot.to_dict() or {} for snapshot in query.stream()]
 
+    def recent_points(self, since: datetime) -> list[dict[str, Any]]:
+        """Points of the performance records stored at or after `since`, from the small recent collection."""
+        query = self._recent().where(filter=FieldFilter("stored_at", ">=", since))
+        return [snapshot.to_dict() or {} for snapshot in query.stream()]
+
+    def _recent(self) -> firestore.CollectionReference:
+        return self.client.collection(self.settings.collection(RECENT))
+
     def records_of_version(
         self, kind: str, version_id: str, fields: Iterable[str] | None = None
     ) -> list[dict[str, Any]]:
@@ -82,46 +111,88 @@ class FirestoreMetricStore:
     def _snapshots(self) -> firestore.CollectionReference:
         return self.client.collection(self.settings.collection(SNAPSHOTS))
 
+    def _header(self) -> firestore.DocumentReference:
+        return self._snapshots().document(SNAPSHOT_HEADER)
+
+    def snapshot_generation(self) -> str | None:
+        """The generation the header names now (one small read), None without a usable snapshot."""
+        header = self._header().get()
+        meta = (header.to_dict() or {}) if header.exists else {}
+        return str(meta["generation"]) if meta.get("format") == SNAPSHOT_FORMAT else None
+
     def load_snapshot(self) -> Snapshot | None:
         """The snapshot the header names; None when there is none or it was replaced while reading."""
         for _ in range(2):  # a header flip between the two reads: read the new header once
-            header = self._snapshots().document(SNAPSHOT_HEADER).get()
-            if not header.exists:
-                return None
-            meta = header.to_dict() or {}
+            header = self._header().get()
+            meta = (header.to_dict() or {}) if header.exists else {}
+            if meta.get("format") != SNAPSHOT_FORMAT:
+                return None  # none, or written before the recent collection: a full read rebuilds it
             refs = [self._snapshots().document(f"{SNAPSHOT_HEADER}-{meta['generation']}-{i}")
                     for i in range(int(meta["chunks"]))]
-            chunks = {doc.id: doc.to_dict() for doc in self.client.get_all(refs) if doc.exists}
+            chunks = {doc.id: doc.get("data") for doc in self.client.get_all(refs) if doc.exists}
             if len(chunks) == len(refs):
                 points: list[dict[str, Any]] = []
                 for ref in refs:
-                    points.extend(orjson.loads(zlib.decompress(chunks[ref.id]["data"])))
+                    points.extend(orjson.loads(zlib.decompress(chunks[ref.id])))
                 return Snapshot(points, as_utc(meta.get("watermark")), str(meta["generation"]))
         return None
 
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        """Chunks of the new generation first, then the header flip, then the old chunks go."""
+        """Chunks first, then the header flip (never to an older watermark), then old chunks and recent points go."""
         generation = uuid.uuid4().hex
-        old = self._snapshots().document(SNAPSHOT_HEADER).get()
         batch = self.client.batch()
         starts = range(0, max(len(snapshot.points), 1), CHUNK_POINTS)
         for i, start in enumerate(starts):
             data = zlib.compress(orjson.dumps(snapshot.points[start : start + CHUNK_POINTS]), 1)
-            batch.set(self._snapshots().document(f"{SNAPSHOT_HEADER}-{generation}-{i}"), {"data": data})
+            batch.set(self._chunk(generation, i), {"data": data})
             if (i + 1) % 20 == 0:  # keep each commit well under the 10 MiB request limit
                 batch.commit()
                 batch = self.client.batch()
         batch.commit()
-        self._snapshots().document(SNAPSHOT_HEADER).set(
-            {"generation": generation, "chunks": len(starts), "count": len(snapshot.points),
-             "watermark": snapshot.watermark, "built_at": firestore.SERVER_TIMESTAMP}
-        )
-        if old.exists:
-            meta = old.to_dict() or {}
-            chunks = int(meta.get("chunks", 0))
-            for start in range(0, chunks, 400):  # a batch holds at most 500 writes
-                batch = self.client.batch()
-                for i in range(start, min(start + 400, chunks)):
-                    batch.delete(self._snapshots().document(f"{SNAPSHOT_HEADER}-{meta['generation']}-{i}"))
-                batch.commit()
+        header = {"generation": generation, "chunks": len(starts), "count": len(snapshot.points),
+                  "watermark": snapshot.watermark, "format": SNAPSHOT_FORMAT, "built_at": firestore.SERVER_TIMESTAMP}
+        published, replaced = self._flip(self.client.transaction(), header)
+        if not published:  # a concurrent refresh published a newer snapshot: it stays, ours goes
+            self._delete_chunks(generation, len(starts))
+            return str(replaced["generation"])
+        if replaced.get("generation"):
+            self._delete_chunks(str(replaced["generation"]), int(replaced.get("chunks", 0)))
+        if snapshot.watermark is not None:
+            self._prune_recent(snapshot.watermark - SNAPSHOT_OVERLAP)
         return generation
+
+    def _chunk(self, generation: str, index: int) -> firestore.DocumentReference:
+        return self._snapshots().document(f"{SNAPSHOT_HEADER}-{generation}-{index}")
+
+    def _flip(self, transaction: firestore.Transaction, header: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Publish `header` unless the current one has a later watermark; (published, the other header)."""
+
+        @firestore.transactional
+        def flip(tx: firestore.Transaction) -> tuple[bool, dict[str, Any]]:
+            current = self._header().get(transaction=tx)
+            meta = (current.to_dict() or {}) if current.exists else {}
+            theirs, ours = as_utc(meta.get("watermark")), header["watermark"]
+            if meta.get("format") == SNAPSHOT_FORMAT and theirs is not None and (ours is None or ours < theirs):
+                return False, meta
+            tx.set(self._header(), header)
+            return True, meta
+
+        return flip(transaction)
+
+    def _delete_chunks(self, generation: str, chunks: int) -> None:
+        for start in range(0, chunks, 400):  # a batch holds at most 500 writes
+            batch = self.client.batch()
+            for i in range(start, min(start + 400, chunks)):
+                batch.delete(self._chunk(generation, i))
+            batch.commit()
+
+    def _prune_recent(self, before: datetime) -> int:
+        """Delete recent points stored before `before` (the published snapshot holds them); how many."""
+        query = self._recent().where(filter=FieldFilter("stored_at", "<", before)).select([])
+        refs = [snapshot.reference for snapshot in query.stream()]
+        for start in range(0, len(refs), 400):
+            batch = self.client.batch()
+            for ref in refs[start : start + 400]:
+                batch.delete(ref)
+            batch.commit()
+        return len(refs)

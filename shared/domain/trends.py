@@ -29,6 +29,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from shared.domain.metric_records import PerformanceRecord
@@ -49,18 +50,20 @@ def is_lower_better(metric: str) -> bool:
     raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrendPoint:
     """One value of the metric at one time, from one model version."""
 
     recorded_at: datetime | None
     value: float
     model_version: str | None
+    # recorded_at.isoformat() when the input already had it (snapshots do): saves formatting 10k timestamps.
+    recorded_at_text: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
+            "recorded_at": self.recorded_at_text or _iso(self.recorded_at),
             "value": self.value,
             "model_version": self.model_version,
         }
@@ -110,7 +113,14 @@ class Trend:
 
     def to_dict(self) -> dict[str, Any]:
         """Summary plus every point, JSON-ready."""
-        return {**self.summary(), "points": [point.to_dict() for point in self.points]}
+        return {
+            **self.summary(),
+            "points": [
+                {"recorded_at": p.recorded_at_text or _iso(p.recorded_at), "value": p.value,
+                 "model_version": p.model_version}
+                for p in self.points
+            ],
+        }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -130,8 +140,12 @@ def as_utc(value: Any) -> datetime | None:
     """A stored timestamp (datetime or ISO text) as an aware UTC datetime, or None."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if type(value) is str:
         value = datetime.fromisoformat(value)
+    elif isinstance(value, str):
+        value = datetime.fromisoformat(str(value))
+    if value.__class__ is datetime and value.tzinfo is UTC:  # the common case, without a conversion
+        return value
     if not isinstance(value, datetime):
         raise TypeError(f"recorded_at must be a datetime or ISO text, got {type(value).__name__}")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -159,17 +173,40 @@ def time_ordered(records: Iterable[Any]) -> list[tuple[datetime | None, Any]]:
     return [*dated, *undated]
 
 
+def is_utc_isoformat(text: str) -> bool:
+    """Whether `text` (already parsed by as_utc) is exactly what isoformat() writes for its UTC time."""
+    size = len(text)
+    return (
+        (size == 25 or (size == 32 and text[19] == "." and text[20:26] != "000000"))
+        and text.endswith("+00:00")
+        and text[10] == "T"
+    )
+
+
 def series(records: Iterable[PerformanceLike], metric: str) -> tuple[list[TrendPoint], int]:
     """The metric's points in time order, and how many records had no usable value."""
-    points: list[TrendPoint] = []
+    dated: list[tuple[datetime, TrendPoint]] = []
+    undated: list[TrendPoint] = []
     skipped = 0
-    for moment, record in time_ordered(records):
-        value = finite_number(field_value(record, metric))
+    for record in records:
+        if type(record) is dict:  # stored documents and snapshot points: no per-field dispatch
+            raw, stamp, version = record.get(metric), record.get("recorded_at"), record.get("model_version")
+        else:
+            raw = field_value(record, metric)
+            stamp, version = field_value(record, "recorded_at"), field_value(record, "model_version")
+        value = raw if type(raw) is float and math.isfinite(raw) else finite_number(raw)
         if value is None:
             skipped += 1
             continue
-        points.append(TrendPoint(moment, value, field_value(record, "model_version")))
-    return points, skipped
+        moment = as_utc(stamp)
+        if moment is None:
+            undated.append(TrendPoint(None, value, version))
+            continue
+        text = stamp if type(stamp) is str and is_utc_isoformat(stamp) else None
+        dated.append((moment, TrendPoint(moment, value, version, text)))
+    # list.sort is stable, so equal timestamps keep their input order (skipped records change no order).
+    dated.sort(key=itemgetter(0))
+    return [*(point for _, point in dated), *undated], skipped
 
 
 def _improvement(first: float, last: float, lower_is_better: bool) -> tuple[float, float | None]:
@@ -187,9 +224,8 @@ def performance_trend(records: Iterable[PerformanceLike], metric: str) -> Trend:
     if not points:
         return Trend(metric=metric, lower_is_better=lower, skipped=skipped)
     values = tuple(point.value for point in points)
-    pick = min if lower else max
-    # First best point wins a tie, so "best_at" names when it was first reached.
-    best_index = pick(range(len(values)), key=values.__getitem__)
+    # First best point wins a tie (index() finds the first), so "best_at" names when it was first reached.
+    best_index = values.index(min(values) if lower else max(values))
     absolute, percent = _improvement(values[0], values[-1], lower)
     return Trend(
         metric=metric,

@@ -29,6 +29,9 @@ POINT_FIELDS: tuple[str, ...] = ("record_id", "recorded_at", "model_version", "s
 # record stored before the watermark was in the snapshot's read; the second is cheap insurance (merged by id).
 # Longer would re-read a whole burst: at 140 records/s, 30 s of overlap is 4k documents and seconds per trend.
 SNAPSHOT_OVERLAP = timedelta(seconds=1)
+# A trend read retries this often when a snapshot was published (and the recent points pruned) while it read.
+HISTORY_ATTEMPTS = 3
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UnstorableRecord(ValueError):
@@ -57,7 +60,14 @@ class MetricStore(Protocol):
         """Every stored record of `kind`, in no particular order."""
 
     def performance_points(self, since: datetime | None) -> list[dict[str, Any]]:
-        """POINT_FIELDS of the performance records stored at or after `since` (None: all)."""
+        """POINT_FIELDS of the performance records stored at or after `since` (None: all), from the history."""
+
+    def recent_points(self, since: datetime) -> list[dict[str, Any]]:
+        """POINT_FIELDS of the performance records stored at or after `since`, from a small store of recent points.
+
+        Complete for any `since` from the published snapshot's watermark minus SNAPSHOT_OVERLAP on: every
+        performance record is kept there in the same write, and only a published snapshot removes what it holds.
+        """
 
     def records_of_version(
         self, kind: str, version_id: str, fields: Iterable[str] | None = None
@@ -67,8 +77,13 @@ class MetricStore(Protocol):
     def load_snapshot(self) -> Snapshot | None:
         """The latest complete snapshot, or None."""
 
+    def snapshot_generation(self) -> str | None:
+        """The generation of the published snapshot now (a cheap read), or None."""
+
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        """Store a snapshot so readers see the old one or the new one, never a mix; its generation."""
+        """Publish a snapshot so readers see the old one or the new one, never a mix, and never one with an
+        earlier watermark than the published one; then drop the recent points stored before its watermark minus
+        SNAPSHOT_OVERLAP. The published generation (the other one when it was newer)."""
 
 
 class ObjectWriter(Protocol):
@@ -159,14 +174,33 @@ def merge_points(*sources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def with_tail(snapshot_points: list[dict[str, Any]], tail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A snapshot's points (one per record id) with a tail read: the tail's version of a record wins."""
+    if not tail:
+        return snapshot_points
+    newer = merge_points(tail)
+    ids = {str(point["record_id"]) for point in newer}
+    return [*(p for p in snapshot_points if p["record_id"] not in ids), *newer]
+
+
 def performance_history(store: MetricStore) -> tuple[list[dict[str, Any]], Snapshot | None, int]:
-    """Every performance point: the latest snapshot plus what was stored since; and the tail's length."""
-    snapshot = store.load_snapshot()
-    if snapshot is None or snapshot.watermark is None:
-        points = store.performance_points(None)
-        return points, snapshot, len(points)
-    tail = store.performance_points(snapshot.watermark - SNAPSHOT_OVERLAP)
-    return merge_points(snapshot.points, tail), snapshot, len(tail)
+    """Every performance point: the latest snapshot plus what was stored since; and the tail's length.
+
+    The tail comes from the store's recent points, which a newly published snapshot prunes: when the published
+    generation changed during the read, it is read again (then, after HISTORY_ATTEMPTS, the whole history).
+    """
+    snapshot = None
+    for _ in range(HISTORY_ATTEMPTS):
+        snapshot = store.load_snapshot()
+        if snapshot is None:
+            break
+        # An empty snapshot (no watermark) saw no record: everything stored since is among the recent points.
+        since = snapshot.watermark - SNAPSHOT_OVERLAP if snapshot.watermark is not None else EPOCH
+        tail = store.recent_points(since)
+        if store.snapshot_generation() == snapshot.generation:
+            return with_tail(snapshot.points, tail), snapshot, len(tail)
+    points = store.performance_points(None)
+    return points, snapshot, len(points)
 
 
 def compact_point(document: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ regressions, snapshots and the exports read back from fake-gcs-server."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,10 @@ import pytest
 from google.cloud import firestore, storage
 
 from shared import MetadataTracker
-from shared.adapters.firestore_metrics import FirestoreMetricStore
+from shared.adapters.firestore_metrics import RECENT, SNAPSHOT_HEADER, SNAPSHOTS, FirestoreMetricStore
 from shared.config import Settings
 from shared.domain.metric_records import InvalidMetricRecord
-from shared.services.metrics import record_metric
+from shared.services.metrics import SNAPSHOT_OVERLAP, Snapshot, build_snapshot, performance_history, record_metric
 from stack.local_stack import StackInfo
 
 pytestmark = pytest.mark.emulators
@@ -155,6 +156,68 @@ def test_snapshot_plus_tail_equals_a_full_read(tracker: MetadataTracker, setting
     second = tracker.refresh_snapshot()
     assert second["count"] == 7 and second["generation"] != info["generation"]
     assert FirestoreMetricStore(settings).load_snapshot().generation == second["generation"]  # type: ignore[union-attr]
+
+
+def test_a_record_after_the_snapshot_is_in_the_next_trend_and_a_redelivery_is_not(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    store = FirestoreMetricStore(settings)
+    for day in range(3):
+        perf(tracker, day, "v1", 0.30)
+    tracker.refresh_snapshot()
+    assert tracker.get_performance_trend("wer")["count"] == 3
+    body = json.dumps({"kind": "performance", "model_version": "v2", "wer": 0.2, "cer": 0.1, "error_rate": 0.1,
+                       "correction_rate": 0.5, "inference_time": 0.4,
+                       "recorded_at": (T0 + timedelta(days=4)).isoformat()})
+    assert record_metric(body.encode(), "m-1", None, store, NOW).status == "stored"
+    assert record_metric(body.encode(), "m-2", None, store, NOW).status == "duplicate"  # redelivered
+    trend = tracker.get_performance_trend("wer")
+    assert trend["count"] == 4 and trend["last"] == 0.2 and trend["improvement_percent"] == pytest.approx(100 / 3)
+    [recent] = [d for d in docs(settings, RECENT) if d["model_version"] == "v2"]
+    [stored] = [d for d in docs(settings, "performance_history") if d["model_version"] == "v2"]
+    assert recent["stored_at"] == stored["stored_at"]  # one commit: the tail query and the history agree
+
+
+def test_a_snapshot_prunes_the_recent_points_it_holds(tracker: MetadataTracker, settings: Settings) -> None:
+    for day, wer in enumerate([0.30, 0.29, 0.28]):
+        perf(tracker, day, "v1", wer)
+    time.sleep(SNAPSHOT_OVERLAP.total_seconds() + 0.2)  # the next record is stored after the overlap
+    perf(tracker, 3, "v1", 0.27)
+    assert len(docs(settings, RECENT)) == 4
+    info = tracker.refresh_snapshot()
+    assert [d["wer"] for d in docs(settings, RECENT)] == [0.27]  # only the overlap before the watermark is kept
+    assert info["watermark"] == docs(settings, RECENT)[0]["stored_at"].isoformat()
+    perf(tracker, 4, "v1", 0.25)
+    assert [p["value"] for p in tracker.get_performance_trend("wer")["points"]] == [0.30, 0.29, 0.28, 0.27, 0.25]
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one(tracker: MetadataTracker, settings: Settings) -> None:
+    store = FirestoreMetricStore(settings)
+    perf(tracker, 0, "v1", 0.3)
+    older = build_snapshot(store.performance_points(None))
+    perf(tracker, 1, "v1", 0.2)
+    newer = tracker.refresh_snapshot()
+    assert store.save_snapshot(older) == newer["generation"]  # a slow refresh finishing late changes nothing
+    points, snapshot, _ = performance_history(store)
+    assert snapshot is not None and snapshot.generation == newer["generation"] and len(points) == 2
+    chunks = [d.id for d in firestore.Client(project=settings.project)
+              .collection(settings.collection(SNAPSHOTS)).stream() if d.id != SNAPSHOT_HEADER]
+    assert chunks == [f"{SNAPSHOT_HEADER}-{newer['generation']}-0"]  # the late one's chunks are gone
+
+
+def test_a_snapshot_header_from_before_the_recent_points_is_not_trusted(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    store = FirestoreMetricStore(settings)
+    perf(tracker, 0, "v1", 0.3)
+    tracker.refresh_snapshot()
+    header = firestore.Client(project=settings.project).collection(settings.collection(SNAPSHOTS)).document(
+        SNAPSHOT_HEADER)
+    header.update({"format": firestore.DELETE_FIELD})  # as written by the previous release
+    assert store.load_snapshot() is None and store.snapshot_generation() is None
+    perf(tracker, 1, "v1", 0.2)
+    assert tracker.get_performance_trend("wer")["count"] == 2  # a full read
+    assert isinstance(store.save_snapshot(Snapshot([], None)), str)  # replaces it whatever its watermark
 
 
 def test_invalid_input_raises_for_a_python_caller(tracker: MetadataTracker, settings: Settings) -> None:

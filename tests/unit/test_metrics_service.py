@@ -5,18 +5,21 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.domain.quarantine import MAX_INLINE_PAYLOAD
 from shared.services.metrics import (
+    SNAPSHOT_OVERLAP,
     Snapshot,
     build_snapshot,
     merge_points,
     performance_history,
     record_metric,
+    refresh_snapshot,
+    with_tail,
 )
 from stack.local_stack import REPO_ROOT
 
@@ -26,18 +29,24 @@ PERF = {"kind": "performance", "model_version": "v1", "wer": 0.2, "cer": 0.1, "e
 
 
 class FakeStore:
-    """Dicts instead of Firestore; same return conventions as FirestoreMetricStore."""
+    """Dicts instead of Firestore; same return conventions as FirestoreMetricStore (recent points included)."""
 
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, dict[str, Any]]] = {}
+        self.recent: dict[str, dict[str, Any]] = {}
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.snapshot: Snapshot | None = None
+        self.clock = NOW
+        self.generations = 0
+        self.on_recent_read: Any = None  # called before a recent read answers: a concurrent refresh
 
     def create(self, kind: str, record_id: str, document: dict[str, Any]) -> bool:
         kind_docs = self.docs.setdefault(kind, {})
         if record_id in kind_docs:
             return False
-        kind_docs[record_id] = {**document, "stored_at": NOW}
+        kind_docs[record_id] = {**document, "stored_at": self.clock}
+        if kind == "performance":
+            self.recent[record_id] = kind_docs[record_id]
         return True
 
     def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
@@ -55,12 +64,25 @@ class FakeStore:
                            ) -> list[dict[str, Any]]:
         return [d for d in self.records(kind) if d.get("model_version") == version_id]
 
+    def recent_points(self, since: datetime) -> list[dict[str, Any]]:
+        if self.on_recent_read is not None:
+            hook, self.on_recent_read = self.on_recent_read, None
+            hook()
+        return [d for d in self.recent.values() if d["stored_at"] >= since]
+
     def load_snapshot(self) -> Snapshot | None:
         return self.snapshot
 
+    def snapshot_generation(self) -> str | None:
+        return self.snapshot.generation if self.snapshot else None
+
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        self.snapshot = snapshot
-        return "g1"
+        self.generations += 1
+        self.snapshot = Snapshot(snapshot.points, snapshot.watermark, f"g{self.generations}")
+        if snapshot.watermark is not None:
+            cut = snapshot.watermark - SNAPSHOT_OVERLAP
+            self.recent = {k: d for k, d in self.recent.items() if d["stored_at"] >= cut}
+        return self.snapshot.generation or ""
 
 
 class FakeObjects:
@@ -94,16 +116,71 @@ def test_oversize_payload_is_kept_whole_in_the_bucket() -> None:
     assert kept["size_bytes"] == len(raw) and kept["topic"] == "training-metrics"
 
 
+def _perf(store: FakeStore, wer: float, message_id: str | None = None) -> None:
+    message_id = message_id or f"m{wer}"
+    record_metric(json.dumps({**PERF, "wer": wer}).encode(), message_id, "2026-11-30T10:00:00Z", store, NOW)
+
+
 def test_history_is_snapshot_plus_tail_without_duplicates() -> None:
     store = FakeStore()
     for wer in (0.2, 0.3):
-        record_metric(json.dumps({**PERF, "wer": wer}).encode(), f"m{wer}", "2026-11-30T10:00:00Z", store, NOW)
+        _perf(store, wer)
     store.snapshot = build_snapshot(store.performance_points(None))
     assert store.snapshot.watermark == NOW
     points, snapshot, tail = performance_history(store)
     assert snapshot is store.snapshot and tail == 2  # the overlap re-reads what the snapshot holds
     assert sorted(p["wer"] for p in points) == [0.2, 0.3]
     assert merge_points([{"record_id": "a", "v": 1}], [{"record_id": "a", "v": 2}]) == [{"record_id": "a", "v": 2}]
+    assert with_tail([{"record_id": "a", "v": 1}, {"record_id": "b", "v": 1}], [{"record_id": "a", "v": 2}]) == [
+        {"record_id": "b", "v": 1}, {"record_id": "a", "v": 2}]
+
+
+def test_a_record_stored_after_the_snapshot_is_in_the_next_history_and_a_redelivery_is_not() -> None:
+    store = FakeStore()
+    _perf(store, 0.2)
+    refresh_snapshot(store)
+    store.clock = NOW + timedelta(seconds=5)
+    _perf(store, 0.25)
+    _perf(store, 0.25, "m-redelivered")  # same content: the same record, not stored again
+    points, _, tail = performance_history(store)
+    assert sorted(p["wer"] for p in points) == [0.2, 0.25]
+    assert tail == 2  # the new record, and the first one again from the overlap (merged by record id)
+
+
+def test_a_snapshot_prunes_only_the_recent_points_it_holds() -> None:
+    store = FakeStore()
+    _perf(store, 0.2)
+    store.clock = NOW + timedelta(seconds=5)
+    _perf(store, 0.3)
+    store.clock = NOW + timedelta(seconds=10)
+    refresh_snapshot(store)  # watermark NOW + 5 s: the first record's recent point goes, the second stays
+    assert [d["wer"] for d in store.recent.values()] == [0.3]
+    _perf(store, 0.4)
+    assert sorted(p["wer"] for p in performance_history(store)[0]) == [0.2, 0.3, 0.4]
+
+
+def test_a_snapshot_published_during_a_read_makes_the_read_start_again() -> None:
+    store = FakeStore()
+    _perf(store, 0.2)
+    refresh_snapshot(store)
+    store.clock = NOW + timedelta(seconds=5)
+    _perf(store, 0.3)
+    store.clock = NOW + timedelta(seconds=10)
+    _perf(store, 0.4)
+    # Another process publishes a newer snapshot (pruning 0.3's recent point) after this read loaded the old one.
+    store.on_recent_read = lambda: refresh_snapshot(store, store.performance_points(None))
+    points, snapshot, _ = performance_history(store)
+    assert sorted(p["wer"] for p in points) == [0.2, 0.3, 0.4]
+    assert snapshot is not None and snapshot.generation == "g2"
+
+
+def test_an_empty_snapshot_still_sees_every_later_record() -> None:
+    store = FakeStore()
+    refresh_snapshot(store)
+    assert store.snapshot is not None and store.snapshot.watermark is None
+    _perf(store, 0.2)
+    points, snapshot, tail = performance_history(store)
+    assert [p["wer"] for p in points] == [0.2] and snapshot is store.snapshot and tail == 1
 
 
 def _aggregate_module() -> Any:

@@ -106,3 +106,25 @@ def test_to_dict_lists_points() -> None:
     ]
     assert data["improvement_percent"] == pytest.approx(50.0)
     assert data["direction"] == "lower_is_better"
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-01T00:00:00+00:00", "2026-11-01T00:00:00Z", "2026-11-01T01:00:00+01:00",
+    "2026-11-01T00:00:00.000000+00:00", "2026-11-01 00:00:00+00:00", "2026-11-01T00:00:00",
+    "2026-11-01T00:00:00.250000+00:00", "2026-11-01T00:00:00.25+00:00",
+])
+def test_points_written_as_text_read_as_the_same_utc_time(text: str) -> None:
+    # Snapshot points carry isoformat() text, reused as it is; any other spelling is parsed and rewritten.
+    from_text = performance_trend([{**rec(0, 0.2), "recorded_at": text}], "wer").to_dict()["points"]
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    from_datetime = performance_trend([{**rec(0, 0.2), "recorded_at": moment}], "wer").to_dict()["points"]
+    assert from_text == from_datetime
+    assert from_text[0]["recorded_at"] == moment.isoformat()
+
+
+def test_ties_keep_input_order_and_the_first_best_point_wins() -> None:
+    records = [rec(1, 0.1, "b"), rec(0, 0.3, "a"), rec(1, 0.1, "c"), rec(2, 0.2, "d")]
+    trend = performance_trend(records, "wer")
+    assert [p.model_version for p in trend.points] == ["a", "b", "c", "d"]
+    assert trend.best_point is not None and trend.best_point.model_version == "b"
