@@ -91,10 +91,16 @@ class FirestoreMetricStore:
             query = query.where(filter=FieldFilter("stored_at", ">=", since))
         return [snapshot.to_dict() or {} for snapshot in query.stream()]
 
-    def recent_points(self, since: datetime) -> list[dict[str, Any]]:
-        """Points of the performance records stored at or after `since`, from the small recent collection."""
-        query = self._recent().where(filter=FieldFilter("stored_at", ">=", since))
+    def recent_points(self, since: datetime, *, after: bool = False) -> list[dict[str, Any]]:
+        """Points of the performance records stored at or after `since` (after it: `after`), from the recent ones."""
+        query = self._recent().where(filter=FieldFilter("stored_at", ">" if after else ">=", since))
         return [snapshot.to_dict() or {} for snapshot in query.stream()]
+
+    def recent_count(self, since: datetime, until: datetime) -> int:
+        """How many recent points were stored from `since` to `until`: one aggregation, no document read."""
+        query = self._recent().where(filter=FieldFilter("stored_at", ">=", since)).where(
+            filter=FieldFilter("stored_at", "<=", until))
+        return int(query.count().get()[0][0].value)
 
     def _recent(self) -> firestore.CollectionReference:
         return self.client.collection(self.settings.collection(RECENT))
@@ -134,7 +140,8 @@ class FirestoreMetricStore:
                 points: list[dict[str, Any]] = []
                 for ref in refs:
                     points.extend(orjson.loads(zlib.decompress(chunks[ref.id])))
-                return Snapshot(points, as_utc(meta.get("watermark")), str(meta["generation"]))
+                return Snapshot(points, as_utc(meta.get("watermark")), str(meta["generation"]),
+                                meta.get("overlap_count"))
         return None
 
     def save_snapshot(self, snapshot: Snapshot) -> str:
@@ -150,7 +157,8 @@ class FirestoreMetricStore:
                 batch = self.client.batch()
         batch.commit()
         header = {"generation": generation, "chunks": len(starts), "count": len(snapshot.points),
-                  "watermark": snapshot.watermark, "format": SNAPSHOT_FORMAT, "built_at": firestore.SERVER_TIMESTAMP}
+                  "watermark": snapshot.watermark, "overlap_count": snapshot.overlap_count,
+                  "format": SNAPSHOT_FORMAT, "built_at": firestore.SERVER_TIMESTAMP}
         published, replaced = self._flip(self.client.transaction(), header)
         if not published:  # a concurrent refresh published a newer snapshot: it stays, ours goes
             self._delete_chunks(generation, len(starts))

@@ -45,6 +45,8 @@ class Snapshot:
     points: list[dict[str, Any]]
     watermark: datetime | None
     generation: str | None = None
+    # How many of `points` were stored in the overlap (watermark - SNAPSHOT_OVERLAP .. watermark); None: unknown.
+    overlap_count: int | None = None
 
 
 class MetricStore(Protocol):
@@ -62,12 +64,16 @@ class MetricStore(Protocol):
     def performance_points(self, since: datetime | None) -> list[dict[str, Any]]:
         """POINT_FIELDS of the performance records stored at or after `since` (None: all), from the history."""
 
-    def recent_points(self, since: datetime) -> list[dict[str, Any]]:
-        """POINT_FIELDS of the performance records stored at or after `since`, from a small store of recent points.
+    def recent_points(self, since: datetime, *, after: bool = False) -> list[dict[str, Any]]:
+        """POINT_FIELDS of the performance records stored at or after `since` (after it: `after`), from a small
+        store of recent points.
 
         Complete for any `since` from the published snapshot's watermark minus SNAPSHOT_OVERLAP on: every
         performance record is kept there in the same write, and only a published snapshot removes what it holds.
         """
+
+    def recent_count(self, since: datetime, until: datetime) -> int:
+        """How many recent points were stored from `since` to `until` (both included), without reading them."""
 
     def records_of_version(
         self, kind: str, version_id: str, fields: Iterable[str] | None = None
@@ -183,6 +189,21 @@ def with_tail(snapshot_points: list[dict[str, Any]], tail: list[dict[str, Any]])
     return [*(p for p in snapshot_points if p["record_id"] not in ids), *newer]
 
 
+def recent_tail(store: MetricStore, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """The recent points a snapshot does not hold (and, when that is cheaper to get, some it does).
+
+    The overlap before the watermark is insurance against a record the snapshot's read missed: it is counted,
+    not read, and read only when the count differs from the snapshot's (a point it does not hold is there).
+    """
+    watermark = snapshot.watermark
+    if watermark is None:  # an empty snapshot saw no record: everything stored since is among the recent points
+        return store.recent_points(EPOCH)
+    window = watermark - SNAPSHOT_OVERLAP
+    if snapshot.overlap_count is not None and store.recent_count(window, watermark) == snapshot.overlap_count:
+        return store.recent_points(watermark, after=True)
+    return store.recent_points(window)
+
+
 def performance_history(store: MetricStore) -> tuple[list[dict[str, Any]], Snapshot | None, int]:
     """Every performance point: the latest snapshot plus what was stored since; and the tail's length.
 
@@ -194,9 +215,7 @@ def performance_history(store: MetricStore) -> tuple[list[dict[str, Any]], Snaps
         snapshot = store.load_snapshot()
         if snapshot is None:
             break
-        # An empty snapshot (no watermark) saw no record: everything stored since is among the recent points.
-        since = snapshot.watermark - SNAPSHOT_OVERLAP if snapshot.watermark is not None else EPOCH
-        tail = store.recent_points(since)
+        tail = recent_tail(store, snapshot)
         if store.snapshot_generation() == snapshot.generation:
             return with_tail(snapshot.points, tail), snapshot, len(tail)
     points = store.performance_points(None)
@@ -216,7 +235,9 @@ def build_snapshot(points: Iterable[dict[str, Any]]) -> Snapshot:
     """A snapshot of `points` whose watermark is the latest stored_at among them."""
     compact = [compact_point(point) for point in points]
     stamps = [moment for p in compact if (moment := as_utc(p["stored_at"])) is not None]
-    return Snapshot(points=compact, watermark=max(stamps, default=None))
+    watermark = max(stamps, default=None)
+    overlap = None if watermark is None else sum(1 for moment in stamps if moment >= watermark - SNAPSHOT_OVERLAP)
+    return Snapshot(points=compact, watermark=watermark, overlap_count=overlap)
 
 
 def refresh_snapshot(store: MetricStore, points: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
