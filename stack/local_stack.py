@@ -23,7 +23,7 @@ from stack.processes import (
     is_running,
     launch,
     port_is_free,
-    stop_group,
+    stop_groups,
     wait_until_answers,
 )
 
@@ -193,30 +193,26 @@ class LocalStack:
 
     def down(self) -> list[str]:
         """Stop every process this stack (or a crashed earlier one in the same state dir) started."""
-        stopped: list[str] = []
-        for proc in self._recorded_processes():
-            pid = int(proc["pid"])  # type: ignore[call-overload]
-            # Each part leads its own process group; a reused pid that leads none is not ours.
-            if is_running(pid) and _leads_group(pid):
-                stop_group(pid)
-                stopped.append(str(proc["name"]))
+        # Each part leads its own process group; a reused pid that leads none is not ours.
+        ours = {pid: name for pid, name in self._recorded_processes().items() if is_running(pid) and _leads_group(pid)}
+        stop_groups(list(ours))
+        stopped = list(ours.values())
         self._launched.clear()
         for path in (self.state_file, self.env_file):
             path.unlink(missing_ok=True)
         return stopped
 
-    def _recorded_processes(self) -> list[dict[str, object]]:
-        by_pid: dict[int, dict[str, object]] = {}
+    def _recorded_processes(self) -> dict[int, str]:
+        """pid -> part name of what the state file (or this object) says was launched."""
+        recorded: dict[int, str] = {}
         if self.state_file.exists():
             try:
                 for proc in json.loads(self.state_file.read_text()).get("processes", []):
-                    by_pid[int(proc["pid"])] = proc
+                    recorded[int(proc["pid"])] = str(proc["name"])
             except (ValueError, KeyError, TypeError):
                 pass  # a torn state file: fall back to what this process launched
-        for launched in self._launched:
-            by_pid[launched.pid] = {"name": launched.name, "pid": launched.pid}
-        # Functions go first so nothing they do hits an emulator that is already gone.
-        return sorted(by_pid.values(), key=lambda p: not str(p["name"]).startswith("function-"))
+        recorded.update({launched.pid: launched.name for launched in self._launched})
+        return recorded
 
 
 def function_env(hosts: Mapping[str, str], settings: Settings) -> dict[str, str]:

@@ -94,19 +94,31 @@ def is_running(pid: int) -> bool:
 
 def stop_group(pid: int, grace_s: float = 5.0) -> None:
     """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `grace_s`."""
+    stop_groups([pid], grace_s)
+
+
+def stop_groups(pids: Sequence[int], grace_s: float = 5.0) -> None:
+    """Stop several process groups at once (so `down` takes the slowest one's time, not the sum)."""
+    alive = list(pids)
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
+        alive = [pid for pid in alive if _signal_group(pid, sig)]
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not _group_alive(pid):
-                return
-            time.sleep(0.05)
+        while alive and time.monotonic() < deadline:
+            for pid in alive:
+                _reap(pid)
+            alive = [pid for pid in alive if _group_alive(pid)]
+            if alive:
+                time.sleep(0.05)
+        if not alive:
+            return
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _reap(pid: int) -> None:

@@ -6,9 +6,10 @@ and acknowledged. Store errors propagate, so the delivery is retried and finally
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +27,10 @@ from shared.domain.failure_event import (
 # Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
 IMPORT_BATCH = 499
 IMPORT_WRITERS = 2
+# fork: the worker inherits the loaded modules (spawn would re-import them and re-run an unguarded __main__).
+# The parent holds gRPC threads, which is safe here because the worker only runs pure domain code: it never
+# touches gRPC, logging or the clients, so no lock copied mid-flight is ever taken in the child.
+_FORK = multiprocessing.get_context("fork")
 REJECTS_KEPT_INLINE = 1000
 
 
@@ -126,6 +131,46 @@ class ImportReport:
         return {k: v for k, v in self.__dict__.items() if k != "rejects"} | {"rejects": self.rejects}
 
 
+@dataclass(frozen=True)
+class PreparedLine:
+    """One import line after parsing and scoring: a case to write, or a reject with its reason."""
+
+    number: int
+    case_id: str | None = None
+    case: dict[str, Any] | None = None
+    delta: CounterDelta | None = None
+    raw: bytes | None = None
+    reason: str | None = None
+
+
+def prepare_lines(numbered: list[tuple[int, bytes]], import_id: str, stamp: datetime) -> list[PreparedLine]:
+    """Parse, validate and score a chunk of lines (pure: runs in a worker process)."""
+    prepared = []
+    for number, raw in numbered:
+        try:
+            event = parse_failure_event(raw)
+        except InvalidEvent as exc:
+            prepared.append(PreparedLine(number, raw=raw, reason=exc.reason))
+            continue
+        case_id = derive_case_id(event)
+        case = new_case(event, case_id, None, stamp) | {"import_id": import_id, "import_line": number}
+        prepared.append(PreparedLine(number, case_id, case, case_counters(case)))
+    return prepared
+
+
+def _chunks(lines: Iterable[bytes], report: ImportReport) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for number, raw in enumerate(lines, start=1):
+        report.lines += 1
+        if raw.strip():  # a blank line (often the last) is no event
+            chunk.append((number, raw))
+        if len(chunk) >= IMPORT_BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def import_failures(
     lines: Iterable[bytes],
     import_id: str,
@@ -133,52 +178,49 @@ def import_failures(
     on_reject: Callable[[int, bytes, str], None] | None = None,
     now: datetime | None = None,
 ) -> ImportReport:
-    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once."""
+    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once.
+
+    Three stages overlap: parsing and scoring in a worker process (the CPU-heavy part, out of this process's
+    GIL), the file read and bookkeeping here, and IMPORT_WRITERS commits waiting on Firestore.
+    """
     report = ImportReport(import_id=import_id)
     seen: set[str] = set()
-    pending: list[tuple[str, dict[str, Any], CounterDelta]] = []
-    in_flight: deque[tuple[Future[set[str]], int]] = deque()
     stamp = now or _now()
+    parsing: deque[Future[list[PreparedLine]]] = deque()
+    writing: deque[tuple[Future[set[str]], int]] = deque()
 
     def settle(job: tuple[Future[set[str]], int]) -> None:
         existing = job[0].result()
         report.duplicates += len(existing)
         report.accepted += job[1] - len(existing)
 
-    # Commits wait on the network while parsing and scoring need the CPU: overlap them, IMPORT_WRITERS at a time.
-    # Batches never conflict with each other: a case id goes into one batch only (`seen`).
-    with ThreadPoolExecutor(max_workers=IMPORT_WRITERS) as writers:
-
-        def flush() -> None:
-            in_flight.append((writers.submit(store.create_cases, list(pending)), len(pending)))
-            pending.clear()
-            while len(in_flight) > IMPORT_WRITERS:
-                settle(in_flight.popleft())
-
-        for number, raw in enumerate(lines, start=1):
-            report.lines += 1
-            if not raw.strip():
-                continue  # a blank line (often the last) is no event
-            try:
-                event = parse_failure_event(raw)
-            except InvalidEvent as exc:
+    def collect(prepared: list[PreparedLine], writers: ThreadPoolExecutor) -> None:
+        # Batches never conflict with each other: a case id goes into one batch only (`seen`).
+        batch = []
+        for line in prepared:
+            if line.case_id is None:
                 report.rejected += 1
                 if len(report.rejects) < REJECTS_KEPT_INLINE:
-                    report.rejects.append({"line": number, "reason": exc.reason})
+                    report.rejects.append({"line": line.number, "reason": line.reason})
                 if on_reject is not None:
-                    on_reject(number, raw, exc.reason)
-                continue
-            case_id = derive_case_id(event)
-            if case_id in seen:
+                    on_reject(line.number, line.raw or b"", line.reason or "")
+            elif line.case_id in seen:
                 report.duplicates += 1
-                continue
-            seen.add(case_id)
-            case = new_case(event, case_id, None, stamp) | {"import_id": import_id, "import_line": number}
-            pending.append((case_id, case, case_counters(case)))
-            if len(pending) >= IMPORT_BATCH:
-                flush()
-        if pending:
-            flush()
-        while in_flight:
-            settle(in_flight.popleft())
+            else:
+                seen.add(line.case_id)
+                batch.append((line.case_id, line.case or {}, line.delta or CounterDelta()))
+        if batch:
+            writing.append((writers.submit(store.create_cases, batch), len(batch)))
+        while len(writing) > IMPORT_WRITERS:
+            settle(writing.popleft())
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=_FORK) as parser, ThreadPoolExecutor(IMPORT_WRITERS) as writers:
+        for chunk in _chunks(lines, report):
+            parsing.append(parser.submit(prepare_lines, chunk, import_id, stamp))
+            while len(parsing) > 2:  # a bounded look-ahead: the file is never all in memory
+                collect(parsing.popleft().result(), writers)
+        while parsing:
+            collect(parsing.popleft().result(), writers)
+        while writing:
+            settle(writing.popleft())
     return report
