@@ -167,5 +167,7 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
         print(f"  gs://{info.settings.bucket}/{name}")
     best = report.get("best_model") or {}
     print(f"  best model: {best.get('model_version')} (mean WER {best.get('mean_wer')})")
-    for flagged in report.get("regressions", []):
-        print(f"  regression: {flagged}")
+    for r in report.get("regressions", []):
+        print(f"  regression: {r['metric']} {r['value']} at {r['recorded_at']} ({r['model_version']}) against a "
+              f"window mean of {r['window_mean']:.3f}: {r['relative_change_percent']:+.0f}% (threshold "
+              f"{r['threshold']:.0%})")
