@@ -217,67 +217,46 @@ resource "google_firestore_database" "main" {
   deletion_policy                   = "ABANDON"
 }
 
-# get_failed_cases_by_error_type: where error_types array-contains X, newest first.
-resource "google_firestore_index" "failed_cases_by_error_type" {
-  project    = var.project_id
-  database   = google_firestore_database.main.name
-  collection = local.collection_failed_cases
-
-  fields {
-    field_path   = "error_types"
-    array_config = "CONTAINS"
-  }
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
-  }
-}
-
-# Failed cases of one model version, newest first.
-resource "google_firestore_index" "failed_cases_by_model_version" {
-  project    = var.project_id
-  database   = google_firestore_database.main.name
-  collection = local.collection_failed_cases
-
-  fields {
-    field_path = "model_version"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
+# The composite indexes the queries need: name -> collection and ordered fields (field = order, or
+# "CONTAINS" for array-contains).
+locals {
+  firestore_indexes = {
+    # DataManager.get_failed_cases_by_error_type: error_types array-contains X, newest first.
+    failed_cases_by_error_type = {
+      collection = local.collection_failed_cases
+      fields     = [["error_types", "CONTAINS"], ["created_at", "DESCENDING"]]
+    }
+    # Failed cases of one model version, newest first.
+    failed_cases_by_model_version = {
+      collection = local.collection_failed_cases
+      fields     = [["model_version", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    # DataManager.get_corrected_cases: corrected cases, newest first.
+    failed_cases_corrected = {
+      collection = local.collection_failed_cases
+      fields     = [["corrected", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    # Performance trend of one model version, oldest first.
+    performance_by_model_version = {
+      collection = local.collection_performance
+      fields     = [["model_version", "ASCENDING"], ["recorded_at", "ASCENDING"]]
+    }
   }
 }
 
-# DataManager.get_corrected_cases(): corrected cases, newest first.
-resource "google_firestore_index" "failed_cases_corrected" {
+resource "google_firestore_index" "this" {
+  for_each   = local.firestore_indexes
   project    = var.project_id
   database   = google_firestore_database.main.name
-  collection = local.collection_failed_cases
+  collection = each.value.collection
 
-  fields {
-    field_path = "corrected"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
-  }
-}
-
-# Performance trend of one model version, oldest first.
-resource "google_firestore_index" "performance_by_model_version" {
-  project    = var.project_id
-  database   = google_firestore_database.main.name
-  collection = local.collection_performance
-
-  fields {
-    field_path = "model_version"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "recorded_at"
-    order      = "ASCENDING"
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = fields.value[0]
+      order        = fields.value[1] == "CONTAINS" ? null : fields.value[1]
+      array_config = fields.value[1] == "CONTAINS" ? "CONTAINS" : null
+    }
   }
 }
 
