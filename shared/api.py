@@ -6,16 +6,15 @@ so an unknown op or a bad argument is a 400 with a message that says what is wro
 
 from __future__ import annotations
 
-import base64
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import orjson
 
 from shared.config import Settings
+from shared.json_encoding import json_default
 
 # op -> the class (by its name in `shared`) whose method of the same name serves it.
 OPERATIONS: dict[str, str] = {
@@ -43,7 +42,7 @@ class Answer:
     body: dict[str, Any]
 
     def json(self) -> bytes:
-        return orjson.dumps(self.body, default=_jsonable)
+        return orjson.dumps(self.body, default=json_default)
 
 
 def dispatch(body: Any, settings: Settings, instances: Mapping[str, Any] | None = None) -> Answer:
@@ -84,13 +83,3 @@ def _instance(class_name: str, settings: Settings) -> Any:
     import shared
 
     return getattr(shared, class_name)(settings)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -7,7 +7,6 @@ history is reused to refresh the trend snapshot, so a scheduled export also keep
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from shared.domain.anomalies import detect_anomalies, metric_anomalies
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
+from shared.json_encoding import json_default
 from shared.services.metrics import MetricStore, ObjectWriter, refresh_snapshot
 
 PREFIX = "metadata/"
@@ -34,19 +34,10 @@ def plot_name(metric: str) -> str:
     return f"{PREFIX}{metric}_trend.png"
 
 
-def _default(value: Any) -> Any:
-    """JSON for what orjson does not know: Firestore timestamps (datetime subclasses) and bytes."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def dumps(value: Any, *, indent: bool = False) -> bytes:
     """JSON bytes with sorted keys, timestamps as ISO text."""
     option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(value, default=_default, option=option)
+    return orjson.dumps(value, default=json_default, option=option)
 
 
 def jsonl(documents: Iterable[dict[str, Any]]) -> bytes:

@@ -17,18 +17,10 @@ from shared.publisher import FailurePublisher
 from stack.local_stack import StackInfo
 from stack.wiring import WiredFunction, start_wired_function
 from tests.e2e.flaky_proxy import FlakyProxy
+from tests.e2e.waiting import wait_for
 from tests.fixtures.stt import clip_path, load_failures
 
 pytestmark = pytest.mark.emulators
-
-
-def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s}s")
 
 
 @pytest.fixture

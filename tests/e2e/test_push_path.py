@@ -14,18 +14,13 @@ from google.cloud import firestore, pubsub_v1, storage
 from shared.config import Settings
 from stack.local_stack import StackInfo
 from stack.wiring import start_wired_function
+from tests.e2e.waiting import wait_for
 
 pytestmark = pytest.mark.emulators
 
 
 def _wait_for(predicate, timeout_s: float = 20.0, interval_s: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s}s")
+    return wait_for(predicate, timeout_s, interval_s)
 
 
 def test_failure_event_published_to_the_stack_topic_becomes_a_document(stack: StackInfo) -> None:
