@@ -3,7 +3,10 @@ locals {
   # (tests/infra/test_parity.py fails when the two disagree). Adding a function is one entry.
   # Every attribute is optional:
   #   topic          the topic whose push subscription triggers it (omit for HTTP functions);
-  #                  gives it a dead-letter topic, a -sink pull subscription and the invoker's OIDC token
+  #                  its push subscription carries the invoker's OIDC token and dead-letters into
+  #                  <topic>-dead-letter (one per topic, shared by the functions on it, with a -sink pull subscription)
+  #   object_prefix  for a function on var.topic_bucket_events: the object names it serves, e.g. "imports/";
+  #                  its push subscription gets filter hasPrefix(attributes.objectId, "<prefix>") (default: no filter)
   #   schedule       cron of a Cloud Scheduler job that POSTs {} to it with the invoker's OIDC token
   #   invokers       members allowed to call it (e.g. ["group:data-science@example.com"]); never allUsers
   #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
@@ -22,10 +25,19 @@ locals {
     }
     ingest_import = {
       topic          = var.topic_bucket_events
+      object_prefix  = "imports/"
       bucket_role    = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
       memory         = "1Gi"
       timeout_s      = 540
       ack_deadline_s = 600 # a 100k-line import runs about a minute; never redelivered while it runs
+    }
+    build_dataset = {
+      topic          = var.topic_bucket_events
+      object_prefix  = "dataset-requests/"
+      bucket_role    = "roles/storage.objectUser" # reads dataset-requests/ and the cases' exports; writes finetuning_datasets/, dataset_results/, data_versions/version_registry.json
+      memory         = "2Gi"
+      timeout_s      = 540
+      ack_deadline_s = 600 # Pub/Sub's longest: a build must not be redelivered while it runs
     }
     record_metrics = {
       topic       = var.topic_metrics
@@ -46,6 +58,9 @@ locals {
   }
 
   topics = [var.topic_failures, var.topic_corrections, var.topic_metrics, var.topic_bucket_events]
+
+  # The topics that push to functions: each gets one dead-letter topic, whatever the number of its subscriptions.
+  pushed_topics = toset([for name, fn in local.functions : fn.topic if lookup(fn, "topic", null) != null])
 
   # The Settings of shared/config.py, under the names of shared.config.ENV_NAMES.
   function_env = {
@@ -205,6 +220,41 @@ resource "google_storage_notification" "bucket_events" {
   depends_on = [google_pubsub_topic_iam_member.gcs_publishes_bucket_events]
 }
 
+# One dead-letter topic per pushed topic (`<topic>-dead-letter`, as Settings.dead_letter_topic names it):
+# the push subscriptions of every function on that topic dead-letter into it.
+resource "google_pubsub_topic" "dead_letter" {
+  # checkov:skip=CKV_GCP_83: Google-managed encryption at rest; CMEK (kms_key_name) is an organisation policy choice this module leaves out
+  for_each                   = local.pushed_topics
+  project                    = var.project_id
+  name                       = "${each.key}-dead-letter"
+  message_retention_duration = var.dead_letter_retention
+  labels                     = var.labels
+}
+
+# Pub/Sub forwards undeliverable messages as its service agent.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  for_each = local.pushed_topics
+  project  = var.project_id
+  topic    = google_pubsub_topic.dead_letter[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = local.pubsub_agent
+}
+
+# Keeps the dead letters until someone pulls them (a topic without a subscription drops its messages).
+resource "google_pubsub_subscription" "dead_letter_sink" {
+  for_each                   = local.pushed_topics
+  project                    = var.project_id
+  name                       = "${google_pubsub_topic.dead_letter[each.key].name}-sink"
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
+  message_retention_duration = var.dead_letter_retention
+  ack_deadline_seconds       = 60
+  labels                     = var.labels
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
 # ---------------------------------------------------------------- Firestore
 
 resource "google_firestore_database" "main" {
@@ -292,6 +342,7 @@ module "functions" {
   labels       = var.labels
 
   topic          = lookup(each.value, "topic", null) == null ? null : google_pubsub_topic.topics[each.value.topic].name
+  object_prefix  = lookup(each.value, "object_prefix", null)
   schedule       = lookup(each.value, "schedule", null)
   invokers       = lookup(each.value, "invokers", null)
   ingress        = lookup(each.value, "ingress", null)
@@ -307,10 +358,10 @@ module "functions" {
 
   invoker_email         = google_service_account.invoker.email
   pubsub_agent          = local.pubsub_agent
+  dead_letter_topic     = lookup(each.value, "topic", null) == null ? null : google_pubsub_topic.dead_letter[each.value.topic].id
   ack_deadline_s        = lookup(each.value, "ack_deadline_s", var.ack_deadline_s)
   min_backoff_s         = var.min_backoff_s
   max_backoff_s         = var.max_backoff_s
   max_delivery_attempts = var.max_delivery_attempts
-  dead_letter_retention = var.dead_letter_retention
   scheduler_time_zone   = var.scheduler_time_zone
 }

@@ -9,13 +9,13 @@ output "topics" {
 }
 
 output "dead_letter_topics" {
-  description = "Dead-letter topic of each push-triggered function."
-  value       = { for name, fn in module.functions : name => fn.dead_letter_topic if fn.dead_letter_topic != null }
+  description = "Dead-letter topic of each topic that pushes to functions, by source topic."
+  value       = { for topic, dl in google_pubsub_topic.dead_letter : topic => dl.name }
 }
 
 output "dead_letter_sinks" {
-  description = "Pull subscriptions that keep the dead letters: `gcloud pubsub subscriptions pull <sink>` reads them."
-  value       = { for name, fn in module.functions : name => fn.dead_letter_sink if fn.dead_letter_sink != null }
+  description = "Pull subscriptions that keep the dead letters, by source topic: `gcloud pubsub subscriptions pull <sink>` reads them."
+  value       = { for topic, sink in google_pubsub_subscription.dead_letter_sink : topic => sink.name }
 }
 
 output "function_urls" {

@@ -83,6 +83,7 @@ def infra_model(infra_dir: Path = INFRA_DIR) -> dict[str, Any]:
                 "ack_deadline_s": sub.get("ack_deadline_seconds"),
                 "min_backoff_s": _seconds(_get(sub, "retry_policy", 0, "minimum_backoff")),
                 "max_backoff_s": _seconds(_get(sub, "retry_policy", 0, "maximum_backoff")),
+                "filter": (sub.get("filter") if "filter" in sub.body else None) or "",
             }
         for note in module.all_instances("google_storage_notification"):
             notifications.append(
@@ -130,6 +131,7 @@ def topology_model(topology: Topology, settings: Settings) -> dict[str, Any]:
                 "ack_deadline_s": sub.ack_deadline_s,
                 "min_backoff_s": float(sub.min_backoff_s),
                 "max_backoff_s": float(sub.max_backoff_s),
+                "filter": sub.filter,
             }
             for sub in topology.subscriptions
         },

@@ -63,6 +63,15 @@ def _change_backoff(m: dict) -> None:
     next(iter(m["subscriptions"].values()))["max_backoff_s"] *= 2
 
 
+def _change_filter(m: dict) -> None:
+    sub = next(s for s in m["subscriptions"].values() if s["filter"])
+    sub["filter"] = sub["filter"].replace("/", "-/")
+
+
+def _drop_filter(m: dict) -> None:
+    next(s for s in m["subscriptions"].values() if s["filter"])["filter"] = ""
+
+
 def _drop_sink(m: dict) -> None:
     m["dead_letter_sinks"].popitem()
 
@@ -102,6 +111,8 @@ DOCTORS: list[Callable[[dict], None]] = [
     _rename_dead_letter_topic,
     _change_attempts,
     _change_backoff,
+    _change_filter,
+    _drop_filter,
     _drop_sink,
     _add_function,
     _change_entry_point,
@@ -131,7 +142,7 @@ TF_EDITS = {
         "  functions = {\n",
         '  functions = {\n    audit_export = {\n      schedule = "0 3 * * *"\n    }\n',
     ),
-    "dead_letter_name": ("modules/function/main.tf", '"${var.topic}-dead-letter"', '"${var.topic}-dlq"'),
+    "dead_letter_name": ("main.tf", '"${each.key}-dead-letter"', '"${each.key}-dlq"'),
     "attempts_default": ("variables.tf", "  default     = 5\n", "  default     = 7\n"),
     "entry_point": ("modules/function/main.tf", "entry_point = var.name", 'entry_point = "main"'),
     "env": ("main.tf", "    STT_BUCKET                = var.bucket_name\n", ""),
@@ -140,7 +151,10 @@ TF_EDITS = {
         'event_types    = ["OBJECT_FINALIZE"]',
         'event_types    = ["OBJECT_FINALIZE", "OBJECT_DELETE"]',
     ),
-    "sink": ("modules/function/main.tf", '"${google_pubsub_topic.dead_letter[0].name}-sink"', '"${var.name}-sink"'),
+    "sink": ("main.tf", '"${google_pubsub_topic.dead_letter[each.key].name}-sink"', '"${each.key}-sink"'),
+    "filter": ("main.tf", 'object_prefix  = "dataset-requests/"', 'object_prefix  = "dataset-request/"'),
+    "no_filter": ("main.tf", '      object_prefix  = "imports/"\n', ""),
+    "filter_expression": ("modules/function/main.tf", "hasPrefix(attributes.objectId", "hasPrefix(attributes.name"),
 }
 
 

@@ -2,13 +2,15 @@
 
 Supported: literals, strings with ${} interpolation, var./local./each./count. references, resource
 references (an `id` that the config does not set stands for the resource's `name`), module calls with
-for_each, conditionals, == != && || !, and the functions in _FUNCTIONS. Values only known after
-apply (URLs, e-mails, project numbers) evaluate to Unknown. Anything else raises Unsupported, so
-an expression this reader cannot follow fails the parity test loudly instead of being skipped.
+for_each, for expressions ([for ...] and {for ... => ...}, with if), conditionals, == != && || !,
+and the functions in _FUNCTIONS. Values only known after apply (URLs, e-mails, project numbers)
+evaluate to Unknown. Anything else raises Unsupported, so an expression this reader cannot follow
+fails the parity test loudly instead of being skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Iterator
@@ -205,7 +207,7 @@ class _Parser:
             return node
         if value == "[":
             if self.peek("for"):
-                raise Unsupported(f"for expression in {self.text!r}")
+                return self.for_expr("]")
             items = []
             while not self.peek("]"):
                 items.append(self.expr())
@@ -215,7 +217,7 @@ class _Parser:
             return ("list", items)
         if value == "{":
             if self.peek("for"):
-                raise Unsupported(f"for expression in {self.text!r}")
+                return self.for_expr("}")
             pairs = []
             while not self.peek("}"):
                 key_kind, key = self.take()
@@ -232,6 +234,37 @@ class _Parser:
             self.take("}")
             return ("object", pairs)
         raise Unsupported(f"unexpected {value!r} in {self.text!r}")
+
+    def for_expr(self, close: str) -> tuple:
+        """`[for v in C : V if K]` or `{for k, v in C : KEY => V if K}`, after its opening bracket."""
+        self.take("for")
+        names = [self._name()]
+        if self.peek(","):
+            self.take(",")
+            names.append(self._name())
+        self.take("in")
+        collection = self.expr()
+        self.take(":")
+        key = None
+        if close == "}":
+            key = self.expr()
+            self.take("=>")
+        value = self.expr()
+        if self.peek("..."):
+            raise Unsupported(f"grouping for expression in {self.text!r}")
+        cond = None
+        if self.peek("if"):
+            self.take("if")
+            cond = self.expr()
+        self.take(close)
+        key_name, value_name = (None, names[0]) if len(names) == 1 else (names[0], names[1])
+        return ("for", key_name, value_name, collection, key, value, cond)
+
+    def _name(self) -> str:
+        kind, name = self.take()
+        if kind != "ident":
+            raise Unsupported(f"expected a name in {self.text!r}")
+        return str(name)
 
 
 # ---------------------------------------------------------------- values and scopes
@@ -306,6 +339,7 @@ class Ctx:
     module: Module
     each: dict | None = None
     count: dict | None = None
+    scope: dict | None = None  # the names a for expression binds
 
     def value(self, raw: Any) -> Any:
         """The value of a python-hcl2 node."""
@@ -336,7 +370,11 @@ class Ctx:
         if kind == "object":
             return {k: self.eval(v) for k, v in node[1]}
         if kind == "ref":
+            if self.scope and node[1] in self.scope:
+                return self.scope[node[1]]
             return _Namespace(node[1], self)
+        if kind == "for":
+            return self._for(node)
         if kind == "attr":
             return self._attr(self.eval(node[1]), node[2])
         if kind == "index":
@@ -354,6 +392,32 @@ class Ctx:
         if kind == "call":
             return self._call(node[1], node[2])
         raise Unsupported(f"node {kind}")
+
+    def _for(self, node: tuple) -> Any:
+        _, key_name, value_name, coll_node, key_node, value_node, cond_node = node
+        collection = self.eval(coll_node)
+        if isinstance(collection, Unknown):
+            raise Unsupported(f"for expression over a value known after apply: {collection.what}")
+        pairs = collection.items() if isinstance(collection, dict) else enumerate(collection)
+        out_list: list = []
+        out_map: dict = {}
+        for k, v in pairs:
+            names = {value_name: v} if key_name is None else {key_name: k, value_name: v}
+            inner = dataclasses.replace(self, scope={**(self.scope or {}), **names})
+            if cond_node is not None:
+                cond = inner.eval(cond_node)
+                if not isinstance(cond, bool):
+                    raise Unsupported(f"for expression condition is not known: {cond!r}")
+                if not cond:
+                    continue
+            if key_node is None:
+                out_list.append(inner.eval(value_node))
+            else:
+                key = inner.eval(key_node)
+                if key in out_map:
+                    raise Unsupported(f"duplicate key {key!r} in a for expression (grouping is not read)")
+                out_map[key] = inner.eval(value_node)
+        return out_list if key_node is None else out_map
 
     def _binop(self, op: str, left_node: tuple, right_node: tuple) -> Any:
         left = self.eval(left_node)

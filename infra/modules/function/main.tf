@@ -123,24 +123,6 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
 
 # ---------------------------------------------------------------- push delivery
 
-resource "google_pubsub_topic" "dead_letter" {
-  # checkov:skip=CKV_GCP_83: Google-managed encryption at rest; CMEK (kms_key_name) is an organisation policy choice this module leaves out
-  count                      = local.pushed ? 1 : 0
-  project                    = var.project_id
-  name                       = "${var.topic}-dead-letter"
-  message_retention_duration = var.dead_letter_retention
-  labels                     = var.labels
-}
-
-# Pub/Sub forwards undeliverable messages as its service agent.
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  count   = local.pushed ? 1 : 0
-  project = var.project_id
-  topic   = google_pubsub_topic.dead_letter[0].name
-  role    = "roles/pubsub.publisher"
-  member  = var.pubsub_agent
-}
-
 resource "google_pubsub_subscription" "push" {
   count                = local.pushed ? 1 : 0
   project              = var.project_id
@@ -148,6 +130,8 @@ resource "google_pubsub_subscription" "push" {
   topic                = var.topic
   ack_deadline_seconds = var.ack_deadline_s
   labels               = var.labels
+  # Only the notifications of the objects it serves (a filter is fixed at creation: changing it replaces the subscription).
+  filter = var.object_prefix == null ? null : "hasPrefix(attributes.objectId, \"${var.object_prefix}\")"
 
   push_config {
     push_endpoint = google_cloudfunctions2_function.this.service_config[0].uri
@@ -164,12 +148,19 @@ resource "google_pubsub_subscription" "push" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letter[0].id
+    dead_letter_topic     = var.dead_letter_topic
     max_delivery_attempts = var.max_delivery_attempts
   }
 
   expiration_policy {
     ttl = ""
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.dead_letter_topic != null
+      error_message = "A pushed function needs dead_letter_topic (the root module creates one per topic)."
+    }
   }
 
   depends_on = [google_cloud_run_v2_service_iam_member.invoker]
@@ -182,21 +173,6 @@ resource "google_pubsub_subscription_iam_member" "push_subscriber" {
   subscription = google_pubsub_subscription.push[0].name
   role         = "roles/pubsub.subscriber"
   member       = var.pubsub_agent
-}
-
-# Keeps the dead letters until someone pulls them (a topic without a subscription drops its messages).
-resource "google_pubsub_subscription" "dead_letter_sink" {
-  count                      = local.pushed ? 1 : 0
-  project                    = var.project_id
-  name                       = "${google_pubsub_topic.dead_letter[0].name}-sink"
-  topic                      = google_pubsub_topic.dead_letter[0].id
-  message_retention_duration = var.dead_letter_retention
-  ack_deadline_seconds       = 60
-  labels                     = var.labels
-
-  expiration_policy {
-    ttl = ""
-  }
 }
 
 # ---------------------------------------------------------------- schedule

@@ -19,13 +19,8 @@ output "subscription" {
 }
 
 output "dead_letter_topic" {
-  description = "Its dead-letter topic, if any."
-  value       = local.pushed ? google_pubsub_topic.dead_letter[0].name : null
-}
-
-output "dead_letter_sink" {
-  description = "The pull subscription that keeps its dead letters, if any."
-  value       = local.pushed ? google_pubsub_subscription.dead_letter_sink[0].name : null
+  description = "The dead-letter topic of its push subscription, if any (shared with the other functions on its topic)."
+  value       = local.pushed ? var.dead_letter_topic : null
 }
 
 output "scheduler_job" {

@@ -55,6 +55,18 @@ variable "topic" {
   default     = null
 }
 
+variable "object_prefix" {
+  description = "For a function on the bucket's notifications: the object names it serves; its push subscription passes only hasPrefix(attributes.objectId, prefix). null for no filter."
+  type        = string
+  default     = null
+}
+
+variable "dead_letter_topic" {
+  description = "Id of the dead-letter topic of its push subscription (created by the root module, one per topic); required with topic."
+  type        = string
+  default     = null
+}
+
 variable "schedule" {
   description = "Cron of a Cloud Scheduler job that POSTs {} to the function; null for none."
   type        = string
@@ -167,11 +179,6 @@ variable "max_backoff_s" {
 variable "max_delivery_attempts" {
   description = "Deliveries before a message is dead-lettered."
   type        = number
-}
-
-variable "dead_letter_retention" {
-  description = "Retention of the dead-letter topic and its sink subscription."
-  type        = string
 }
 
 variable "scheduler_time_zone" {
