@@ -1,0 +1,187 @@
+"""A dataset build request (``dataset-requests/<name>.json``): its parameters, validated.
+
+The parameters are the seed's ``prepare_dataset`` ones plus versioning. Parsing is strict JSON, as for
+failure events: a number given as a string or a boolean for an integer is a wrong type, an unknown field
+(a typo such as ``max_sample``) is rejected by name, and an empty object asks for every default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.domain.failure_event import InvalidEvent, Payload
+
+MAX_REQUEST_BYTES = 64 * 1024
+RATIO_TOLERANCE = 1e-6
+MAX_VERSION_NAME = 64
+MAX_PARENT_VERSION = 128
+
+# Version names end up in object names and registry keys: a small, path-safe alphabet.
+_VERSION_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+_VERSION_PATTERN = "^[A-Za-z0-9._-]+$"
+
+
+def _ratio(default: float, description: str) -> Any:
+    """A share of the selected cases: a finite number in [0, 1]."""
+    return Field(default=default, ge=0, le=1, allow_inf_nan=False, description=description)
+
+
+def _check_version(value: str | None, limit: int) -> str | None:
+    """Reject a version name outside the path-safe alphabet or too long (None passes)."""
+    if value is None:
+        return None
+    if not _VERSION_CHARS.fullmatch(value) or len(value) > limit:
+        raise ValueError(f"must be 1-{limit} characters of letters, digits, '.', '_' or '-'")
+    if value in (".", ".."):
+        raise ValueError("must not be '.' or '..'")
+    return value
+
+
+class BuildRequest(BaseModel):
+    """What a dataset build selects and how it splits it; every field has a default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    min_error_score: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="keep cases whose error_score is at least this; a case without a score only when this is 0",
+    )
+    include_uncorrected: bool = Field(
+        default=False, description="also keep cases without a corrected transcript (their text is the original)"
+    )
+    train_ratio: float = _ratio(0.8, "share of groups in train")
+    val_ratio: float = _ratio(0.1, "share of groups in val")
+    test_ratio: float = _ratio(0.1, "share of groups in test")
+    max_samples: int | None = Field(default=None, gt=0, description="at most this many rows over all splits")
+    balance_error_types: bool = Field(
+        default=True, description="take as many cases of each primary error type as of the rarest one"
+    )
+    create_version: bool = Field(default=True, description="register the dataset as a data version")
+    version_name: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": _VERSION_PATTERN, "minLength": 1, "maxLength": MAX_VERSION_NAME},
+    )
+    parent_version: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": _VERSION_PATTERN, "minLength": 1, "maxLength": MAX_PARENT_VERSION},
+    )
+
+    @field_validator("version_name")
+    @classmethod
+    def _version_name(cls, value: str | None) -> str | None:
+        """version_name is path-safe."""
+        return _check_version(value, MAX_VERSION_NAME)
+
+    @field_validator("parent_version")
+    @classmethod
+    def _parent_version(cls, value: str | None) -> str | None:
+        """parent_version is path-safe."""
+        return _check_version(value, MAX_PARENT_VERSION)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> BuildRequest:
+        """The three shares cover every group exactly once."""
+        total = math.fsum(self.ratios)
+        if abs(total - 1) > RATIO_TOLERANCE:
+            raise ValueError(
+                f"train_ratio + val_ratio + test_ratio must sum to 1, got {total:.6g} "
+                f"({self.train_ratio:g} + {self.val_ratio:g} + {self.test_ratio:g})"
+            )
+        return self
+
+    @property
+    def ratios(self) -> tuple[float, float, float]:
+        """The (train, val, test) shares."""
+        return (self.train_ratio, self.val_ratio, self.test_ratio)
+
+
+def _reject_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity are not JSON."""
+    raise InvalidEvent(f"build request is not valid JSON: {name} is not allowed")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads hook: a field given twice is ambiguous (json would silently keep the last)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidEvent(f"build request gives field '{key}' more than once")
+        result[key] = value
+    return result
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type."""
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _decode(data: Payload) -> dict[str, Any]:
+    """The request as a JSON object, after checking its size, encoding and syntax."""
+    if not isinstance(data, Payload):
+        raise InvalidEvent(f"build request must be bytes, got {type(data).__name__}")
+    size = len(data)
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidEvent(f"build request is {size} bytes, over the limit of {MAX_REQUEST_BYTES} bytes")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"build request is not UTF-8 text (byte {exc.start} is invalid)") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(
+            f"build request is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidEvent("build request is not acceptable JSON: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"build request must be a JSON object, got a JSON {_json_kind(value)}")
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    """A person-readable summary of a validation error: ``field: message; ...``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "request"
+        if item["type"] == "extra_forbidden":
+            known = ", ".join(BuildRequest.model_fields)
+            parts.append(f"{field}: unknown field (known fields: {known})")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        given = repr(item.get("input"))
+        if len(given) > 80:
+            given = given[:77] + "..."
+        # A model-level error's input is the whole request; the message already names the values.
+        parts.append(f"{field}: {message}" if field == "request" else f"{field}: {message} (got {given})")
+    return "; ".join(parts)
+
+
+def parse_build_request(data: Payload) -> BuildRequest:
+    """Parse an uploaded build request or raise InvalidEvent saying what is wrong."""
+    value = _decode(data)
+    try:
+        return BuildRequest.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc)) from None
+
+
+def build_request_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a build request."""
+    return BuildRequest.model_json_schema()
