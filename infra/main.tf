@@ -53,7 +53,7 @@ locals {
     api = {
       ingress     = "ALLOW_ALL"
       invokers    = var.api_invokers
-      bucket_role = "roles/storage.objectViewer"
+      bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
     }
   }
 

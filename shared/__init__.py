@@ -13,6 +13,9 @@ from typing import Any
 _API = {
     "DataManager": "shared.data_manager",
     "MetadataTracker": "shared.metadata_tracker",
+    "FinetuningDatasetPipeline": "shared.finetuning_pipeline",
+    "DataVersionControl": "shared.version_control",
+    "IntegratedDataManagementSystem": "shared.integrated_system",
 }
 
 __all__ = sorted(_API)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.config import Settings
+from shared.services.bulk_import import IMPORT_PREFIX
+from shared.services.dataset_builds import REQUEST_PREFIX
 
 Signature = Literal["cloudevent", "http"]
 
@@ -19,6 +21,9 @@ class FunctionSpec:
     topic: str | None = None  # the topic whose push subscription triggers it
     # Above the handler's worst time, or Pub/Sub redelivers while it still runs (None: the settings' value).
     ack_deadline_s: int | None = None
+    # For a function on the bucket's notifications: the object names it serves. It becomes the subscription's
+    # filter in the cloud; the emulator ignores filters, so the function checks the name too.
+    object_prefix: str | None = None
 
     @property
     def entry_point(self) -> str:
@@ -41,6 +46,7 @@ class PushSubscription:
     min_backoff_s: float
     max_backoff_s: float
     max_delivery_attempts: int
+    filter: str = ""  # a Pub/Sub subscription filter; "" delivers every message
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,8 @@ def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
         FunctionSpec("record_failure", "cloudevent", settings.topic_failures),
         FunctionSpec("record_correction", "cloudevent", settings.topic_corrections),
         # A 100k-line import takes about a minute: 600 s is Pub/Sub's longest ack deadline.
-        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, ack_deadline_s=600),
+        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, 600, IMPORT_PREFIX),
+        FunctionSpec("build_dataset", "cloudevent", settings.topic_bucket_events, 600, REQUEST_PREFIX),
         FunctionSpec("record_metrics", "cloudevent", settings.topic_metrics),
         FunctionSpec("aggregate", "http"),  # scheduled (Cloud Scheduler in the cloud), callable on demand
         FunctionSpec("api", "http"),  # private: only its invokers (Terraform var.api_invokers) may call it
@@ -107,8 +114,13 @@ def subscription_name(topic: str, function: str) -> str:
     return f"{topic}-{function.replace('_', '-')}"
 
 
+def object_filter(prefix: str | None) -> str:
+    """The subscription filter that passes only the notifications of objects under `prefix`."""
+    return f'hasPrefix(attributes.objectId, "{prefix}")' if prefix else ""
+
+
 def push_subscription(
-    settings: Settings, topic: str, function: str, ack_deadline_s: int | None = None
+    settings: Settings, topic: str, function: str, ack_deadline_s: int | None = None, object_prefix: str | None = None
 ) -> PushSubscription:
     """The push subscription of `function` on `topic`, under the settings' delivery policy."""
     return PushSubscription(
@@ -120,6 +132,7 @@ def push_subscription(
         min_backoff_s=settings.min_backoff_s,
         max_backoff_s=settings.max_backoff_s,
         max_delivery_attempts=settings.max_delivery_attempts,
+        filter=object_filter(object_prefix),
     )
 
 
@@ -138,7 +151,8 @@ def build_topology(settings: Settings) -> Topology:
         settings.topic_bucket_events,
     )
     subscriptions = tuple(
-        push_subscription(settings, fn.topic, fn.name, fn.ack_deadline_s) for fn in functions if fn.topic is not None
+        push_subscription(settings, fn.topic, fn.name, fn.ack_deadline_s, fn.object_prefix)
+        for fn in functions if fn.topic is not None
     )
     dead_letter_topics = tuple(dict.fromkeys(sub.dead_letter_topic for sub in subscriptions))
     return Topology(

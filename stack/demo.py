@@ -2,7 +2,8 @@
 
 The workload: failure events published to `transcription-failures` (one malformed, one published twice),
 corrections to some of them on `transcription-corrections`, a bulk import uploaded to `imports/`, a training
-run's metrics on `training-metrics`, then the `aggregate` function called over HTTP.
+run's metrics on `training-metrics`, the `aggregate` function called over HTTP, then a build request uploaded
+to `dataset-requests/` (and one with a mistake in it) that build_dataset turns into a versioned dataset.
 """
 
 from __future__ import annotations
@@ -131,8 +132,27 @@ def run_workload(info: StackInfo, events: int = 200, imported: int = 1000) -> di
     _wait("storing the metrics", lambda: len(tracker.performance_points()) >= len(records) - 1)
     answer = requests.post(info.function_urls["aggregate"], json={}, timeout=60)
     answer.raise_for_status()
+    build, rejected = _request_builds(bucket)
     return {"statistics": manager.get_statistics(), "import": import_result, "aggregate": answer.json(),
-            "report": tracker.generate_performance_report(), "quarantine": manager.store.quarantined(5)}
+            "report": tracker.generate_performance_report(), "quarantine": manager.store.quarantined(5),
+            "build": build, "rejected_build": rejected}
+
+
+def _request_builds(bucket: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Upload a build request and a mistaken one; wait for both results (dataset_results/<name>.json)."""
+    requests_ = {
+        "demo-weekly": {"min_error_score": 0.3, "balance_error_types": False, "version_name": "demo-weekly"},
+        "demo-typo": {"min_error_score": 0.3, "train_ratio": 0.9},  # the ratios no longer sum to 1
+    }
+    for name, body in requests_.items():
+        bucket.blob(f"dataset-requests/{name}.json").upload_from_string(orjson.dumps(body))
+        print(f"uploaded dataset-requests/{name}.json {body}")
+    results = []
+    for name in requests_:
+        blob = bucket.blob(f"dataset_results/{name}.json")
+        _wait(f"the dataset build {name}", blob.exists, timeout_s=120)
+        results.append(orjson.loads(blob.download_as_bytes()))
+    return results[0], results[1]
 
 
 def run_demo(stack: LocalStack) -> int:
@@ -165,6 +185,16 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
     print("\n== training metrics (aggregate wrote these objects)")
     for name in sorted(outcome["aggregate"].get("objects", {})):
         print(f"  gs://{info.settings.bucket}/{name}")
+    build, rejected = outcome["build"], outcome["rejected_build"]
+    print(f"\n== dataset build {build['object']}: {build['status']}")
+    if build["status"] == "built":
+        print(f"  dataset {build['gcs_path']} ({build['total_samples']} rows: {build['split_sizes']}), "
+              f"quality {'passed' if build['quality_passed'] else 'FAILED'}")
+        for split, uri in build["data_files"].items():
+            print(f"  {split}: {uri}")
+        print(f"  version {build['version_id']} (checksum {build['checksum'][:16]}...) in "
+              f"gs://{info.settings.bucket}/data_versions/version_registry.json")
+    print(f"  {rejected['object']}: {rejected['status']}: {rejected.get('reason')}")
     best = report.get("best_model") or {}
     print(f"  best model: {best.get('model_version')} (mean WER {best.get('mean_wer')})")
     for r in report.get("regressions", []):

@@ -36,6 +36,7 @@ def push_subscription_request(project: str, sub: PushSubscription, endpoint: str
         "name": f"projects/{project}/subscriptions/{sub.name}",
         "topic": f"projects/{project}/topics/{sub.topic}",
         "push_config": {"push_endpoint": endpoint},
+        "filter": sub.filter,
         "ack_deadline_seconds": sub.ack_deadline_s,
         "retry_policy": {
             "minimum_backoff": _duration(sub.min_backoff_s),

@@ -24,6 +24,11 @@ from shared.domain.quarantine import needs_whole_copy, quarantine_record
 
 N_SHARDS = 16
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
+# What a dataset row is made of (shared/domain/dataset_build.py): read nothing else of a case for a build.
+BUILD_FIELDS = (
+    "case_id", "audio_path", "original_transcript", "corrected_transcript", "corrected", "error_types",
+    "error_score", "speaker_id", "language", "model_version", "duration_s", "wer", "cer",
+)
 
 
 class FirestoreCaseStore:
@@ -171,6 +176,14 @@ class FirestoreCaseStore:
         if since is not None:
             query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
         for snapshot in query.stream():
+            yield snapshot.to_dict()
+
+    def build_candidates(self, corrected_only: bool) -> Iterator[dict[str, Any]]:
+        """The cases a dataset build may use, with only the fields a dataset row needs (not their history)."""
+        query: Any = self.cases
+        if corrected_only:
+            query = query.where(filter=firestore.FieldFilter("corrected", "==", True))
+        for snapshot in query.select(list(BUILD_FIELDS)).stream():
             yield snapshot.to_dict()
 
     def counter_shards(self) -> list[dict[str, Any]]:

@@ -39,10 +39,40 @@ class BucketStore:
         self.put_once(name, data)
         return self.uri(name)
 
-    def get(self, name: str) -> bytes | None:
-        """The object's bytes, or None when absent."""
+    def get_versioned(self, name: str) -> tuple[bytes | None, int]:
+        """The object's bytes and generation; (None, 0) when absent (0 is the must-not-exist precondition)."""
         blob = self.bucket.blob(name)
-        return blob.download_as_bytes() if blob.exists() else None
+        try:
+            data = blob.download_as_bytes()
+        except NotFound:
+            return None, 0
+        return data, int(blob.generation or 0)
+
+    def put_if_generation(
+        self, name: str, data: bytes, generation: int, content_type: str = "application/json"
+    ) -> bool:
+        """Replace the object only if it is still at `generation` (0: only if absent); False if it moved on."""
+        try:
+            self.bucket.blob(name).upload_from_string(data, content_type=content_type, if_generation_match=generation)
+        except PreconditionFailed:
+            return False
+        return True
+
+    def names(self, prefix: str) -> list[str]:
+        """The names of the objects under `prefix`."""
+        return [blob.name for blob in self.bucket.list_blobs(prefix=prefix)]
+
+    def copy(self, source: str, destination: str) -> str:
+        """Server-side copy of one object; the destination's gs:// URI."""
+        self.bucket.copy_blob(self.bucket.blob(source), self.bucket, destination)
+        return self.uri(destination)
+
+    def get(self, name: str, generation: int | None = None) -> bytes | None:
+        """The object's bytes (of one generation, when given), or None when absent."""
+        try:
+            return self.bucket.blob(name, generation=generation).download_as_bytes()
+        except NotFound:
+            return None
 
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
         """The object's lines (without line ends), streamed, from one generation of it; ObjectGone if absent."""

@@ -1,0 +1,72 @@
+"""Firestore adapter for dataset builds: one document per build request, claimed under a lease.
+
+A push is at-least-once and a build can outlive one delivery's ack deadline, so a redelivery must neither
+start a second build beside a running one nor wait for ever behind a crashed one: the first claim writes a
+lease; a claim while the lease runs is refused (the delivery is retried later); an expired lease is taken over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.adapters.clients import firestore_client
+from shared.config import Settings
+from shared.services.dataset_builds import BuildInProgress
+
+
+class FirestoreBuildLedger:
+    """Builds in `<prefix>dataset_builds/<build_id>`: status building | finished | rejected."""
+
+    def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
+        self.client = client or firestore_client(settings.project)
+        self.builds = self.client.collection(settings.collection("dataset_builds"))
+
+    def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        """Take the build for `attempt`; the finished (or rejected) record when there is nothing to do.
+
+        Raises BuildInProgress when another attempt holds an unexpired lease.
+        """
+        ref = self.builds.document(build_id)
+        outcome: dict[str, Any] = {}
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> None:
+            outcome.clear()
+            snapshot = ref.get(transaction=transaction)
+            record = snapshot.to_dict() if snapshot.exists else None
+            if record and record.get("status") in ("finished", "rejected"):
+                outcome["done"] = record
+                return
+            if record and record.get("attempt") != attempt and record["lease_until"] > now:
+                outcome["busy"] = record
+                return
+            transaction.set(
+                ref,
+                {
+                    "build_id": build_id,
+                    "status": "building",
+                    "attempt": attempt,
+                    "lease_until": now + lease,
+                    "started_at": now,
+                    "takeovers": (record or {}).get("takeovers", -1) + 1,
+                },
+            )
+
+        run(self.client.transaction())
+        if "busy" in outcome:
+            raise BuildInProgress(f"build {build_id} is running (attempt {outcome['busy']['attempt']})")
+        return outcome.get("done")
+
+    def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None:
+        """Record the build's end (finished or rejected) with its result."""
+        self.builds.document(build_id).set(
+            {"status": status, "result": result, "finished_at": firestore.SERVER_TIMESTAMP}, merge=True
+        )
+
+    def get(self, build_id: str) -> dict[str, Any] | None:
+        """One build's record, or None."""
+        snapshot = self.builds.document(build_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
