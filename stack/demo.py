@@ -166,6 +166,8 @@ def run_demo(stack: LocalStack) -> int:
         stack.down()
         print("stack down")
     _print_report(info, outcome)
+    on_disk = stack.config.state_dir / "gcs" / info.settings.bucket
+    print(f"\nThe bucket's objects stay on disk under {on_disk} until the next `make up`.")
     return 0
 
 
@@ -185,6 +187,12 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
     print("\n== training metrics (aggregate wrote these objects)")
     for name in sorted(outcome["aggregate"].get("objects", {})):
         print(f"  gs://{info.settings.bucket}/{name}")
+    best = report.get("best_model") or {}
+    print(f"  best model: {best.get('model_version')} (mean WER {best.get('mean_wer')})")
+    for r in report.get("regressions", []):
+        print(f"  regression: {r['metric']} {r['value']} at {r['recorded_at']} ({r['model_version']}) against a "
+              f"window mean of {r['window_mean']:.3f}: {r['relative_change_percent']:+.0f}% (threshold "
+              f"{r['threshold']:.0%})")
     build, rejected = outcome["build"], outcome["rejected_build"]
     print(f"\n== dataset build {build['object']}: {build['status']}")
     if build["status"] == "built":
@@ -195,9 +203,3 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
         print(f"  version {build['version_id']} (checksum {build['checksum'][:16]}...) in "
               f"gs://{info.settings.bucket}/data_versions/version_registry.json")
     print(f"  {rejected['object']}: {rejected['status']}: {rejected.get('reason')}")
-    best = report.get("best_model") or {}
-    print(f"  best model: {best.get('model_version')} (mean WER {best.get('mean_wer')})")
-    for r in report.get("regressions", []):
-        print(f"  regression: {r['metric']} {r['value']} at {r['recorded_at']} ({r['model_version']}) against a "
-              f"window mean of {r['window_mean']:.3f}: {r['relative_change_percent']:+.0f}% (threshold "
-              f"{r['threshold']:.0%})")

@@ -181,7 +181,3 @@ def parse_build_request(data: Payload) -> BuildRequest:
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from None
 
-
-def build_request_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a build request."""
-    return BuildRequest.model_json_schema()

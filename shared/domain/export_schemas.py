@@ -1,4 +1,7 @@
-"""Write the Pub/Sub messages' JSON Schemas to ``schemas/``: ``python -m shared.domain.export_schemas``."""
+"""Write the JSON Schemas of the Pub/Sub messages and of the build request to ``schemas/``.
+
+Run ``python -m shared.domain.export_schemas``; a test fails when a committed schema is stale.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from shared.domain.dataset_request import BuildRequest
 from shared.domain.failure_event import Correction, FailureEvent
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "failure_event.schema.json": FailureEvent,
     "correction.schema.json": Correction,
+    "dataset_request.schema.json": BuildRequest,  # the body of an uploaded dataset-requests/<name>.json
 }
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -372,7 +372,7 @@ def test_committed_schemas_match_the_models() -> None:
 
 def test_export_writes_every_schema(tmp_path: Path) -> None:
     written = export_schemas(tmp_path)
-    assert sorted(p.name for p in written) == ["correction.schema.json", "failure_event.schema.json"]
+    assert sorted(p.name for p in written) == sorted(SCHEMAS)
     schema = json.loads((tmp_path / "failure_event.schema.json").read_text(encoding="utf-8"))
     assert schema["required"] == ["audio_path", "original_transcript"]
     assert schema["additionalProperties"] is True
