@@ -1,0 +1,198 @@
+"""In-memory ports of a dataset build, with the same semantics as the real adapters.
+
+FakeBucket is BucketStore (shared/adapters/gcs.py): every write bumps the object's generation, a read of a
+generation that is no longer live finds nothing, put_if_generation is a compare-and-swap (0: only if absent).
+It also logs every landed write in order, can let another writer win the next put_if_generation races, and
+can crash (SimulatedCrash) before a given object is written, as a process dying mid-build would.
+FakeLedger is FirestoreBuildLedger (shared/adapters/firestore_builds.py): the same claim/lease rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.services.dataset_builds import BuildInProgress, BuildLedger, CaseSource, DatasetBucket, Quarantine
+
+# GCS generations are microsecond timestamps: large, increasing, never reused.
+FIRST_GENERATION = 1_700_000_000_000_000
+
+
+class SimulatedCrash(RuntimeError):
+    """The process died before a write landed."""
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    generation: int
+    content_type: str
+
+
+@dataclass
+class _Race:
+    """Another writer that lands a write just before ours: `write(name, current bytes)` -> its bytes."""
+
+    remaining: int
+    write: Callable[[str, bytes | None], bytes]
+
+
+class FakeBucket(DatasetBucket):
+    """Objects of one bucket, with generations, in a dict."""
+
+    def __init__(self, bucket: str = "stt-project-datasets") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, StoredObject] = {}
+        self.writes: list[tuple[str, int]] = []  # (name, generation) of every landed write, in order
+        self._generation = FIRST_GENERATION
+        self._race: _Race | None = None
+        self._crash_before: set[str] = set()
+        self.races_lost = 0
+
+    # -- test hooks -------------------------------------------------------------------------------------
+
+    def lose_next_races(self, count: int, other_writer: Callable[[str, bytes | None], bytes]) -> None:
+        """The next `count` put_if_generation calls find that `other_writer` wrote the object first."""
+        self._race = _Race(count, other_writer)
+
+    def crash_before_write(self, name: str) -> None:
+        """The next write of `name` (put or put_if_generation) raises SimulatedCrash and lands nothing."""
+        self._crash_before.add(name)
+
+    def written(self, since: int = 0) -> list[str]:
+        """The names written, in order, from write number `since` on."""
+        return [name for name, _ in self.writes[since:]]
+
+    def delete(self, name: str) -> None:
+        self.objects.pop(name, None)
+
+    # -- BucketStore ------------------------------------------------------------------------------------
+
+    def _land(self, name: str, data: bytes, content_type: str) -> int:
+        self._generation += 1
+        self.objects[name] = StoredObject(bytes(data), self._generation, content_type)
+        self.writes.append((name, self._generation))
+        return self._generation
+
+    def _maybe_crash(self, name: str) -> None:
+        if name in self._crash_before:
+            self._crash_before.discard(name)
+            raise SimulatedCrash(f"crashed before writing {name}")
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{name}"
+
+    def put(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self._maybe_crash(name)
+        self._land(name, data, content_type)
+        return self.uri(name)
+
+    def get(self, name: str, generation: int | None = None) -> bytes | None:
+        stored = self.objects.get(name)
+        if stored is None or (generation is not None and stored.generation != generation):
+            return None
+        return stored.data
+
+    def get_versioned(self, name: str) -> tuple[bytes | None, int]:
+        stored = self.objects.get(name)
+        return (None, 0) if stored is None else (stored.data, stored.generation)
+
+    def generation(self, name: str) -> int:
+        """The live generation of `name` (0 when absent)."""
+        return self.get_versioned(name)[1]
+
+    def put_if_generation(
+        self, name: str, data: bytes, generation: int, content_type: str = "application/json"
+    ) -> bool:
+        self._maybe_crash(name)
+        if self._race is not None and self._race.remaining > 0:
+            self._race.remaining -= 1
+            self.races_lost += 1
+            self._land(name, self._race.write(name, self.get(name)), "application/json")
+        if self.generation(name) != generation:
+            return False
+        self._land(name, data, content_type)
+        return True
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(name for name in self.objects if name.startswith(prefix))
+
+    def copy(self, source: str, destination: str) -> str:
+        stored = self.objects.get(source)
+        if stored is None:
+            raise KeyError(f"{self.uri(source)} does not exist")
+        self._maybe_crash(destination)
+        self._land(destination, stored.data, stored.content_type)
+        return self.uri(destination)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakeLedger(BuildLedger):
+    """Build records in a dict, claimed under a lease exactly as FirestoreBuildLedger claims them."""
+
+    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.clock = clock
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        record = self.records.get(build_id)
+        if record and record.get("status") in ("finished", "rejected"):
+            return copy.deepcopy(record)
+        if record and record.get("attempt") != attempt and record["lease_until"] > now:
+            raise BuildInProgress(f"build {build_id} is running (attempt {record['attempt']})")
+        self.records[build_id] = {
+            "build_id": build_id,
+            "status": "building",
+            "attempt": attempt,
+            "lease_until": now + lease,
+            "started_at": now,
+            "takeovers": (record or {}).get("takeovers", -1) + 1,
+        }
+        return None
+
+    def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None:
+        record = self.records.setdefault(build_id, {})  # set(..., merge=True) creates a missing document
+        record.update({"status": status, "result": copy.deepcopy(result), "finished_at": self.clock()})
+
+    def get(self, build_id: str) -> dict[str, Any] | None:
+        record = self.records.get(build_id)
+        return copy.deepcopy(record) if record is not None else None
+
+
+@dataclass
+class FakeCases(CaseSource):
+    """Cases as FirestoreCaseStore.build_candidates yields them: only `corrected` ones when asked."""
+
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    reads: int = 0
+
+    def build_candidates(self, corrected_only: bool) -> Iterator[Mapping[str, Any]]:
+        self.reads += 1
+        for case in self.cases:
+            if not corrected_only or case.get("corrected") is True:
+                yield copy.deepcopy(case)
+
+    def extend(self, cases: Iterable[dict[str, Any]]) -> None:
+        self.cases.extend(cases)
+
+
+class FakeQuarantine(Quarantine):
+    """Quarantined payloads, kept once per id, and every call in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.kept: dict[str, dict[str, Any]] = {}
+
+    def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool:
+        record = {"quarantine_id": quarantine_id, "raw": raw, "reason": reason, "source": source, **context}
+        self.calls.append(record)
+        if quarantine_id in self.kept:
+            return False
+        self.kept[quarantine_id] = record
+        return True

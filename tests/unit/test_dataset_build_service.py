@@ -1,0 +1,516 @@
+"""The dataset build use case on in-memory ports: write order, checksums, redelivery, takeover, rejects, races."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.config import Settings
+from shared.domain.dataset_request import BuildRequest
+from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
+from shared.services.dataset_builds import (
+    DATASETS_PREFIX,
+    LEASE,
+    METADATA_FILE,
+    REGISTRY_NAME,
+    RESULTS_PREFIX,
+    BuildInProgress,
+    build_dataset,
+    build_id_for,
+    dataset_id_for,
+    dataset_prefix,
+    is_build_request,
+    read_registry,
+    run_build_request,
+)
+from tests.unit.fake_dataset_bucket import FakeBucket, FakeCases, FakeLedger, FakeQuarantine, SimulatedCrash
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+REQUEST_NAME = "dataset-requests/weekly.json"
+SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
+GOOD_REQUEST: dict[str, Any] = {"version_name": "weekly", "min_error_score": 0.5}
+
+
+def make_cases(count: int = 40, score: float = 0.8) -> list[dict[str, Any]]:
+    """Corrected cases of two error types, one speaker each, as the case store yields them."""
+    return [
+        {
+            "case_id": f"case-{i:03d}",
+            "audio_path": f"gs://stt-audio/{i:03d}.wav",
+            "original_transcript": f"HELLO {i}",
+            "corrected_transcript": f"Hello {i}.",
+            "corrected": True,
+            "error_types": ["substitution" if i % 2 else "deletion"],
+            "error_score": score,
+            "speaker_id": f"spk-{i:03d}",
+            "language": "en",
+            "model_version": "m1",
+            "duration_s": 1.5,
+            "wer": 0.2,
+            "cer": 0.1,
+        }
+        for i in range(count)
+    ]
+
+
+class World:
+    """The ports of one deployment and the helpers to upload and serve a request."""
+
+    def __init__(self, cases: list[dict[str, Any]] | None = None) -> None:
+        self.bucket = FakeBucket()
+        self.ledger = FakeLedger(clock=lambda: T0)
+        self.cases = FakeCases(make_cases() if cases is None else cases)
+        self.quarantine = FakeQuarantine()
+
+    def upload(self, body: bytes | dict[str, Any], name: str = REQUEST_NAME) -> str:
+        raw = body if isinstance(body, bytes) else orjson.dumps(body)
+        self.bucket.put(name, raw, "application/json")
+        return str(self.bucket.generation(name))  # as the event's objectGeneration attribute carries it
+
+    def serve(
+        self, generation: str, name: str = REQUEST_NAME, now: datetime = T0, attempt: str | None = None
+    ) -> dict[str, Any]:
+        return run_build_request(
+            name, generation, ledger=self.ledger, cases=self.cases, bucket=self.bucket,
+            quarantine=self.quarantine, now=now, attempt=attempt,
+        )
+
+    def record(self, generation: str, name: str = REQUEST_NAME) -> dict[str, Any]:
+        record = self.ledger.get(build_id_for(name, generation))
+        assert record is not None
+        return record
+
+    def metadata(self, dataset_id: str) -> dict[str, Any]:
+        data = self.bucket.get(dataset_prefix(dataset_id) + METADATA_FILE)
+        assert data is not None
+        loaded: dict[str, Any] = orjson.loads(data)
+        return loaded
+
+
+def dataset_names(bucket: FakeBucket) -> list[str]:
+    return [name for name in bucket.written() if name.startswith(DATASETS_PREFIX)]
+
+
+# -- a good request --------------------------------------------------------------------------------------
+
+
+def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_ledger() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    before = len(world.bucket.writes)
+
+    result = world.serve(generation)
+
+    dataset_id = dataset_id_for(REQUEST_NAME, generation)
+    prefix = dataset_prefix(dataset_id)
+    assert result["status"] == "built"
+    assert result["dataset_id"] == dataset_id == f"weekly-{generation}"
+    assert result["total_samples"] == 40
+    assert sum(result["split_sizes"].values()) == 40
+    # Order: every split file, then metadata.json, then the registry, then the result object.
+    assert world.bucket.written(before) == [
+        *(prefix + name for name in SPLIT_FILES),
+        prefix + METADATA_FILE,
+        REGISTRY_NAME,
+        f"{RESULTS_PREFIX}weekly.json",
+    ]
+
+
+def test_metadata_checksums_are_the_sha256_of_the_stored_files() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    result = world.serve(generation)
+
+    metadata = world.metadata(result["dataset_id"])
+    prefix = dataset_prefix(result["dataset_id"])
+    total_rows = 0
+    for name in SPLIT_FILES:
+        data = world.bucket.get(prefix + name)
+        assert data is not None
+        rows = [orjson.loads(line) for line in data.splitlines()]
+        total_rows += len(rows)
+        assert metadata["files"][name] == {
+            "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": len(rows),
+        }
+        assert {row["split"] for row in rows} <= {name.removesuffix(".jsonl")}
+        assert metadata["data_files"][name.removesuffix(".jsonl")] == world.bucket.uri(prefix + name)
+    assert total_rows == metadata["total_samples"] == 40
+    assert metadata["checksum"] == manifest_checksum(metadata["files"]) == result["checksum"]
+    assert metadata["gcs_path"] == result["gcs_path"] == world.bucket.uri(prefix)
+
+
+def test_good_request_is_registered_as_current_and_its_result_and_ledger_record_kept() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    result = world.serve(generation)
+
+    registry = read_registry(world.bucket)
+    version_id = result["version_id"]
+    assert version_id.startswith("v_weekly_")
+    assert registry["current_version"] == version_id
+    entry = registry["versions"][version_id]
+    assert entry["dataset_id"] == result["dataset_id"]
+    assert entry["checksum"] == result["checksum"]
+    assert entry["files"] == world.metadata(result["dataset_id"])["files"]
+    assert [item["version_id"] for item in registry["history"]] == [version_id]
+
+    stored = world.bucket.get(f"{RESULTS_PREFIX}weekly.json")
+    assert stored is not None and orjson.loads(stored) == result
+    record = world.record(generation)
+    assert record["status"] == "finished"
+    assert record["result"] == result
+    assert result["object"] == world.bucket.uri(REQUEST_NAME)
+    assert result["generation"] == generation
+    assert world.quarantine.calls == []
+
+
+def test_a_second_upload_of_the_same_name_is_a_new_dataset_and_version_with_the_first_as_history() -> None:
+    world = World()
+    first = world.serve(world.upload(GOOD_REQUEST))
+    world.cases.extend(make_cases(60)[40:])
+    second = world.serve(world.upload({**GOOD_REQUEST, "parent_version": first["version_id"]}))
+
+    assert second["status"] == "built"
+    assert second["dataset_id"] != first["dataset_id"]
+    assert second["total_samples"] == 60
+    registry = read_registry(world.bucket)
+    assert registry["current_version"] == second["version_id"]
+    assert registry["versions"][second["version_id"]]["parent_version"] == first["version_id"]
+    assert set(registry["versions"]) == {first["version_id"], second["version_id"]}
+    # The first dataset is untouched.
+    assert world.metadata(first["dataset_id"])["total_samples"] == 40
+
+
+# -- redelivery, leases, takeovers -----------------------------------------------------------------------
+
+
+def test_the_same_upload_delivered_again_is_already_finished_and_rewrites_nothing() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    first = world.serve(generation)
+    writes = list(world.bucket.writes)
+    reads = world.cases.reads
+
+    again = world.serve(generation, now=T0 + timedelta(hours=1))
+
+    assert again["status"] == "already finished"
+    assert {k: v for k, v in again.items() if k != "status"} == {k: v for k, v in first.items() if k != "status"}
+    assert world.bucket.writes == writes
+    assert world.cases.reads == reads
+    assert world.record(generation)["takeovers"] == 0
+
+
+def test_a_redelivery_while_the_lease_runs_waits_and_a_takeover_finishes_only_the_registry() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    # The first attempt writes the dataset, then dies before its registry entry.
+    world.bucket.crash_before_write(REGISTRY_NAME)
+    with pytest.raises(SimulatedCrash):
+        world.serve(generation, attempt="first")
+    dataset_id = dataset_id_for(REQUEST_NAME, generation)
+    assert world.bucket.get(dataset_prefix(dataset_id) + METADATA_FILE) is not None
+    assert world.record(generation)["status"] == "building"
+    written = len(world.bucket.writes)
+
+    with pytest.raises(BuildInProgress):
+        world.serve(generation, now=T0 + LEASE - timedelta(seconds=1), attempt="redelivery")
+    assert len(world.bucket.writes) == written
+    assert world.record(generation)["attempt"] == "first"
+
+    result = world.serve(generation, now=T0 + LEASE + timedelta(seconds=1), attempt="takeover")
+
+    assert result["status"] == "built"
+    assert world.bucket.written(written) == [REGISTRY_NAME, f"{RESULTS_PREFIX}weekly.json"]
+    assert read_registry(world.bucket)["current_version"] == result["version_id"]
+    assert result["checksum"] == world.metadata(dataset_id)["checksum"]
+    record = world.record(generation)
+    assert (record["status"], record["attempt"], record["takeovers"]) == ("finished", "takeover", 1)
+
+
+def test_a_takeover_after_the_registry_entry_landed_does_not_register_it_twice() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    world.bucket.crash_before_write(f"{RESULTS_PREFIX}weekly.json")
+    with pytest.raises(SimulatedCrash):
+        world.serve(generation, attempt="first")
+    registry_generation = world.bucket.generation(REGISTRY_NAME)
+    written = len(world.bucket.writes)
+
+    result = world.serve(generation, now=T0 + LEASE + timedelta(minutes=1), attempt="takeover")
+
+    assert result["status"] == "built"
+    assert world.bucket.written(written) == [f"{RESULTS_PREFIX}weekly.json"]
+    assert world.bucket.generation(REGISTRY_NAME) == registry_generation
+    assert len(read_registry(world.bucket)["history"]) == 1
+
+
+def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    prefix = dataset_prefix(dataset_id_for(REQUEST_NAME, generation))
+    world.bucket.crash_before_write(prefix + METADATA_FILE)
+    with pytest.raises(SimulatedCrash):
+        world.serve(generation, attempt="first")
+    assert world.bucket.names(prefix) == sorted(prefix + name for name in SPLIT_FILES)
+    world.bucket.put(prefix + "train.jsonl", b'{"truncated": ')  # whatever the dead attempt left
+    written = len(world.bucket.writes)
+
+    with pytest.raises(BuildInProgress):
+        world.serve(generation, now=T0 + timedelta(minutes=5))
+    result = world.serve(generation, now=T0 + LEASE + timedelta(seconds=1), attempt="takeover")
+
+    assert result["status"] == "built"
+    assert world.bucket.written(written) == [
+        *(prefix + name for name in SPLIT_FILES), prefix + METADATA_FILE, REGISTRY_NAME,
+        f"{RESULTS_PREFIX}weekly.json",
+    ]
+    metadata = world.metadata(result["dataset_id"])
+    for name in SPLIT_FILES:
+        data = world.bucket.get(prefix + name)
+        assert data is not None
+        assert metadata["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert read_registry(world.bucket)["versions"][result["version_id"]]["checksum"] == metadata["checksum"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "LEASE (15 min) outlives every redelivery of a crashed build: with the deployed retry policy "
+        "(max_delivery_attempts=5, max_backoff_s=60, ack deadline 600 s) the last delivery comes at most "
+        "600 + 4*60 = 840 s after the claim, so every redelivery gets BuildInProgress and the request is "
+        "dead-lettered instead of taken over"
+    ),
+)
+def test_a_crashed_build_is_taken_over_before_its_deliveries_run_out() -> None:
+    settings = Settings()
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    world.bucket.crash_before_write(REGISTRY_NAME)
+    with pytest.raises(SimulatedCrash):
+        world.serve(generation, attempt="delivery-1")
+    # The latest each redelivery can come: the first ran to the build subscription's 600 s ack deadline,
+    # each later one waits the longest backoff (a redelivery that meets the lease fails at once).
+    outcomes = []
+    for attempt in range(2, settings.max_delivery_attempts + 1):
+        now = T0 + timedelta(seconds=600 + (attempt - 1) * settings.max_backoff_s)
+        try:
+            outcomes.append(world.serve(generation, now=now, attempt=f"delivery-{attempt}")["status"])
+        except BuildInProgress:
+            outcomes.append("in progress")
+    assert "built" in outcomes
+
+
+# -- rejected requests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"not json", "not valid JSON"),
+        (orjson.dumps({"max_sample": 5}), "max_sample: unknown field"),
+        (orjson.dumps({"train_ratio": 0.5, "val_ratio": 0.1, "test_ratio": 0.1}), "must sum to 1"),
+        (orjson.dumps({"create_version": True, "parent_version": "v_nope"}), "parent_version 'v_nope'"),
+    ],
+    ids=["not-json", "unknown-field", "ratios", "unknown-parent"],
+)
+def test_a_bad_request_is_quarantined_with_its_reason_and_nothing_is_built(body: bytes, named: str) -> None:
+    world = World()
+    generation = world.upload(body)
+    written = len(world.bucket.writes)
+
+    result = world.serve(generation)
+
+    assert result["status"] == "rejected"
+    assert named in result["reason"]
+    build_id = build_id_for(REQUEST_NAME, generation)
+    assert world.quarantine.calls == [
+        {
+            "quarantine_id": f"build_dataset-{build_id}", "raw": body, "reason": result["reason"],
+            "source": "build_dataset", "object": world.bucket.uri(REQUEST_NAME),
+        }
+    ]
+    assert world.bucket.written(written) == [f"{RESULTS_PREFIX}weekly.json"]
+    assert world.bucket.names(DATASETS_PREFIX) == []
+    assert world.bucket.get(REGISTRY_NAME) is None
+    record = world.record(generation)
+    assert record["status"] == "rejected"
+    assert record["result"]["reason"] == result["reason"]
+
+    again = world.serve(generation)
+    assert again["status"] == "already rejected"
+    assert len(world.quarantine.calls) == 1
+
+
+def test_an_unknown_parent_is_named_among_existing_versions() -> None:
+    world = World()
+    first = world.serve(world.upload(GOOD_REQUEST))
+    result = world.serve(world.upload({**GOOD_REQUEST, "parent_version": "v_typo"}))
+    assert result["status"] == "rejected"
+    assert "'v_typo'" in result["reason"] and REGISTRY_NAME in result["reason"]
+    assert dataset_names(world.bucket) == [
+        dataset_prefix(first["dataset_id"]) + name for name in (*SPLIT_FILES, METADATA_FILE)
+    ]
+
+
+def test_no_eligible_case_writes_no_dataset() -> None:
+    world = World(make_cases(score=0.1))
+    generation = world.upload(GOOD_REQUEST)
+
+    result = world.serve(generation)
+
+    assert result["status"] == "no eligible cases"
+    assert result["dataset_id"] == dataset_id_for(REQUEST_NAME, generation)
+    assert world.bucket.names(DATASETS_PREFIX) == []
+    assert world.bucket.get(REGISTRY_NAME) is None
+    assert world.record(generation)["status"] == "finished"
+    assert world.quarantine.calls == []
+
+
+def test_uncorrected_cases_are_only_used_when_asked() -> None:
+    cases = [{**case, "corrected": False, "corrected_transcript": None} for case in make_cases()]
+    world = World(cases)
+    assert world.serve(world.upload(GOOD_REQUEST))["status"] == "no eligible cases"
+    result = world.serve(world.upload({**GOOD_REQUEST, "include_uncorrected": True}))
+    assert result["status"] == "built"
+    assert result["total_samples"] == 40
+
+
+def test_an_object_gone_before_it_was_read_is_finished_as_gone() -> None:
+    world = World()
+    old = world.upload(GOOD_REQUEST)
+    new = world.upload({**GOOD_REQUEST, "max_samples": 10})  # overwritten: the old generation no longer exists
+    written = len(world.bucket.writes)
+
+    result = world.serve(old)
+
+    assert result["status"] == "object gone"
+    assert result["generation"] == old
+    assert world.bucket.written(written) == []
+    assert world.record(old)["status"] == "rejected"
+    assert world.quarantine.calls == []
+    # The new version brings its own notification and builds.
+    assert world.serve(new)["status"] == "built"
+
+
+# -- registry races --------------------------------------------------------------------------------------
+
+
+def other_writer(now: datetime) -> Any:
+    """Another build that registers its own version each time it wins the race."""
+    count = 0
+
+    def write(name: str, current: bytes | None) -> bytes:
+        nonlocal count
+        count += 1
+        assert name == REGISTRY_NAME
+        files = {"train.jsonl": file_entry(f"other {count}".encode(), 1)}
+        entry = new_version(f"v_other_{count}", f"other-{count}", f"gs://b/other-{count}/", files, {}, None,
+                            None, now)
+        registry, _ = add_version(parse_registry(current), entry, now)
+        return orjson.dumps(registry)
+
+    return write
+
+
+def test_registry_races_keep_every_writer_and_register_the_version_once() -> None:
+    world = World()
+    generation = world.upload(GOOD_REQUEST)
+    world.bucket.lose_next_races(3, other_writer(T0))
+
+    result = world.serve(generation)
+
+    assert result["status"] == "built"
+    assert world.bucket.races_lost == 3
+    registry = read_registry(world.bucket)
+    assert set(registry["versions"]) == {"v_other_1", "v_other_2", "v_other_3", result["version_id"]}
+    assert [item["version_id"] for item in registry["history"]] == [
+        "v_other_1", "v_other_2", "v_other_3", result["version_id"],
+    ]
+    assert registry["history"][-1]["previous"] == "v_other_3"
+    assert registry["current_version"] == result["version_id"]
+    # Three writes by the other writer, one landed write of ours.
+    assert world.bucket.written().count(REGISTRY_NAME) == 4
+
+
+# -- build_dataset from Python ---------------------------------------------------------------------------
+
+
+def test_build_dataset_twice_with_one_id_writes_once_and_answers_the_same() -> None:
+    bucket, cases = FakeBucket(), FakeCases(make_cases())
+    request = BuildRequest(version_name="py")
+    first = build_dataset(request, "py-1", "python", cases, bucket, T0)
+    writes = list(bucket.writes)
+    second = build_dataset(request, "py-1", "python", cases, bucket, T0 + timedelta(days=1))
+
+    assert second == first
+    assert bucket.writes == writes
+    assert first["version_id"] == read_registry(bucket)["current_version"]
+    assert first["quality_passed"] in (True, False)
+
+
+def test_build_dataset_without_a_version_leaves_the_registry_alone() -> None:
+    bucket = FakeBucket()
+    info = build_dataset(BuildRequest(create_version=False), "py-2", "python", FakeCases(make_cases()), bucket, T0)
+    assert "version_id" not in info
+    assert bucket.get(REGISTRY_NAME) is None
+    assert bucket.written() == [dataset_prefix("py-2") + name for name in (*SPLIT_FILES, METADATA_FILE)]
+
+
+def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:
+    bucket = FakeBucket()
+    info = build_dataset(BuildRequest(), "py-3", "python", FakeCases([]), bucket, T0)
+    assert info["error"] == "No eligible cases"
+    assert bucket.writes == []
+
+
+# -- which events, which ids -----------------------------------------------------------------------------
+
+
+def event(name: str, bucket: str = "stt-project-datasets", kind: str = "OBJECT_FINALIZE") -> dict[str, str]:
+    return {"eventType": kind, "bucketId": bucket, "objectId": name, "objectGeneration": "17"}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "accepted"),
+    [
+        (event("dataset-requests/weekly.json"), True),
+        (event("dataset-requests/team/weekly.json"), True),
+        (event("dataset-requests/weekly.json", kind="OBJECT_DELETE"), False),
+        (event("dataset-requests/weekly.json", kind="OBJECT_METADATA_UPDATE"), False),
+        (event("dataset-requests/weekly.json", bucket="another-bucket"), False),
+        (event("dataset-requests/weekly.txt"), False),
+        (event("dataset-requests/weekly.json.tmp"), False),
+        (event("imports/weekly.json"), False),
+        (event("dataset_results/weekly.json"), False),
+        ({"eventType": "OBJECT_FINALIZE", "bucketId": "stt-project-datasets"}, False),
+        ({}, False),
+    ],
+)
+def test_is_build_request_accepts_only_finalized_request_objects_of_our_bucket(
+    attributes: dict[str, str], accepted: bool
+) -> None:
+    assert is_build_request(attributes, Settings()) is accepted
+
+
+def test_is_build_request_follows_the_settings_bucket() -> None:
+    settings = Settings(bucket="staging-datasets")
+    assert is_build_request(event("dataset-requests/w.json", bucket="staging-datasets"), settings)
+    assert not is_build_request(event("dataset-requests/w.json"), settings)
+
+
+def test_dataset_id_is_readable_and_stable_per_name_and_generation() -> None:
+    assert dataset_id_for("dataset-requests/weekly.json", "1700000000000001") == "weekly-1700000000000001"
+    assert dataset_id_for("dataset-requests/weekly.json", 1700000000000001) == "weekly-1700000000000001"
+    assert dataset_id_for("dataset-requests/team a/weekly.json", "5") == "team_a_weekly-5"
+    assert dataset_id_for("dataset-requests/weekly.json", "5") != dataset_id_for("dataset-requests/weekly.json", "6")
+    assert dataset_id_for("dataset-requests/daily.json", "5") != dataset_id_for("dataset-requests/weekly.json", "5")
+    assert build_id_for("dataset-requests/weekly.json", 5) == build_id_for("dataset-requests/weekly.json", "5")
+    assert build_id_for("dataset-requests/weekly.json", "5") != build_id_for("dataset-requests/weekly.json", "6")
+    for name in ("dataset-requests/weekly.json", "dataset-requests/team a/weekly.json", "dataset-requests/.json"):
+        dataset_id = dataset_id_for(name, "5")
+        assert dataset_id == dataset_id_for(name, "5")
+        assert "/" not in dataset_id and dataset_id not in (".", "..")
