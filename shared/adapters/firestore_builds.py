@@ -1,8 +1,8 @@
 """Firestore adapter for dataset builds: one document per build request, claimed under a lease.
 
-A push is at-least-once and a build can outlive one delivery's ack deadline, so a redelivery must neither
-start a second build beside a running one nor wait for ever behind a crashed one: the first claim writes a
-lease; a claim while the lease runs is refused (the delivery is retried later); an expired lease is taken over.
+A push is at-least-once, so a redelivery must neither start a second build beside a running one nor wait for
+ever behind a crashed one: the first claim writes a lease that its attempt keeps renewing; a claim while the
+lease runs is refused (the caller waits and asks again); an expired lease is taken over.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
 from shared.config import Settings
-from shared.services.dataset_builds import BuildInProgress
+from shared.services.dataset_builds import BuildInProgress, BuildLedger
 
 
-class FirestoreBuildLedger:
+class FirestoreBuildLedger(BuildLedger):
     """Builds in `<prefix>dataset_builds/<build_id>`: status building | finished | rejected."""
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
@@ -59,6 +59,22 @@ class FirestoreBuildLedger:
         if "busy" in outcome:
             raise BuildInProgress(f"build {build_id} is running (attempt {outcome['busy']['attempt']})")
         return outcome.get("done")
+
+    def renew(self, build_id: str, attempt: str, until: datetime) -> bool:
+        """Extend `attempt`'s lease to `until`; False when the build is no longer that attempt's."""
+        ref = self.builds.document(build_id)
+        held: list[bool] = []
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> None:
+            held.clear()
+            record = ref.get(transaction=transaction).to_dict() or {}
+            held.append(record.get("attempt") == attempt and record.get("status") == "building")
+            if held[0]:
+                transaction.update(ref, {"lease_until": until})
+
+        run(self.client.transaction())
+        return held[0]
 
     def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None:
         """Record the build's end (finished or rejected) with its result."""

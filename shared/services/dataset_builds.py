@@ -4,14 +4,23 @@ Order of writes, so a reader never takes a half-written dataset for a finished o
 then `metadata.json` (the dataset is finished once it exists: it holds every file's sha256), then the
 registry entry (a compare-and-swap on the registry object's generation), then the build's ledger record.
 A redelivered or taken-over build finds what an earlier attempt finished and completes only the rest.
+
+One build per upload, whatever Pub/Sub delivers: an attempt claims the build under a short lease that a
+heartbeat renews while it works. A duplicate delivery waits for the running attempt to finish (then
+acknowledges) or for its lease to lapse (the attempt crashed: it takes the build over), so a crash costs
+about one lease, not the request: failing fast instead would spend the subscription's few deliveries
+against a lease and dead-letter a request that could have been built.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -31,12 +40,20 @@ RESULTS_PREFIX = "dataset_results/"
 DATASETS_PREFIX = "finetuning_datasets/"
 REGISTRY_NAME = "data_versions/version_registry.json"
 METADATA_FILE = "metadata.json"
-# Longer than the subscription's 600 s ack deadline: a redelivery while the first attempt still runs waits.
-LEASE = timedelta(minutes=15)
+# A running attempt renews its lease every LEASE / 4; a crashed one loses it within LEASE.
+LEASE = timedelta(seconds=60)
+# How long a duplicate delivery waits for the running attempt before it gives up (and is retried): below the
+# function's 540 s timeout, so the wait ends with an answer, not a killed instance.
+WAIT_FOR_RUNNING_S = 420.0
+POLL_S = 5.0
 
 
 class BuildInProgress(RuntimeError):
     """Another attempt holds the build's lease: retry later (transient)."""
+
+
+class LeaseLost(RuntimeError):
+    """Another attempt took the build over (this one stalled past its lease): stop before writing more."""
 
 
 class RegistryConflict(RuntimeError):
@@ -67,6 +84,8 @@ class BuildLedger(Protocol):
     """One record per build request (shared/adapters/firestore_builds.py)."""
 
     def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None: ...
+
+    def renew(self, build_id: str, attempt: str, until: datetime) -> bool: ...
 
     def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None: ...
 
@@ -206,9 +225,12 @@ def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[st
 
 def build_dataset(
     request: BuildRequest, dataset_id: str, source: str, cases: CaseSource, bucket: DatasetBucket,
-    now: datetime | None = None,
+    now: datetime | None = None, before_commit: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases."""
+    """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
+
+    `before_commit` runs before anything is written (a leased build checks it still holds its lease).
+    """
     now = now or datetime.now(UTC)
     metadata = read_metadata(bucket, dataset_id)
     if metadata is None:
@@ -217,6 +239,7 @@ def build_dataset(
         splits = build_splits(cases.build_candidates(corrected_only=not request.include_uncorrected), request)
         if not any(splits[split] for split in SPLITS):
             return {"error": "No eligible cases", "dataset_id": dataset_id, "request": request.model_dump()}
+        before_commit()
         metadata = write_dataset(dataset_id, request, splits, source, bucket, now)
     version_id = None
     if request.create_version:
@@ -229,34 +252,95 @@ def _known_version(bucket: DatasetBucket, version_id: str) -> None:
         raise InvalidEvent(f"parent_version {version_id!r} is not in {REGISTRY_NAME}")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_build(
+    ledger: BuildLedger, build_id: str, attempt: str, clock: Callable[[], datetime],
+    sleep: Callable[[float], None], wait_s: float = WAIT_FOR_RUNNING_S,
+) -> dict[str, Any] | None:
+    """Claim the build, waiting while another attempt holds it; its end record when it is already done.
+
+    Raises BuildInProgress when the other attempt still runs after `wait_s` (Pub/Sub then retries).
+    """
+    for _ in range(int(wait_s / POLL_S)):
+        try:
+            return ledger.claim(build_id, attempt, clock(), LEASE)
+        except BuildInProgress:
+            sleep(POLL_S)
+    return ledger.claim(build_id, attempt, clock(), LEASE)
+
+
+class Lease:
+    """The claim of a running attempt, renewed in the background until the attempt ends."""
+
+    def __init__(
+        self, ledger: BuildLedger, build_id: str, attempt: str, clock: Callable[[], datetime],
+        renew_every_s: float = LEASE.total_seconds() / 4,
+    ) -> None:
+        self.ledger, self.build_id, self.attempt, self.clock = ledger, build_id, attempt, clock
+        self.renew_every_s = renew_every_s
+        self.lost = False
+        self._stop = threading.Event()
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(self.renew_every_s):
+            if not self.ledger.renew(self.build_id, self.attempt, self.clock() + LEASE):
+                self.lost = True
+                return
+
+    def check(self) -> None:
+        """Raise LeaseLost when another attempt has taken the build over."""
+        if self.lost:
+            raise LeaseLost(f"build {self.build_id}: attempt {self.attempt} lost its lease")
+
+    @contextmanager
+    def kept(self) -> Iterator[Lease]:
+        worker = threading.Thread(target=self._renew_until_stopped, name=f"lease-{self.build_id}", daemon=True)
+        worker.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            worker.join()
+
+
 def run_build_request(
     object_name: str, generation: str | int | None, *, ledger: BuildLedger, cases: CaseSource,
-    bucket: DatasetBucket, quarantine: Quarantine, now: datetime | None = None, attempt: str | None = None,
+    bucket: DatasetBucket, quarantine: Quarantine, attempt: str | None = None,
+    clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`."""
-    now = now or datetime.now(UTC)
     build_id = build_id_for(object_name, generation)
-    done = ledger.claim(build_id, attempt or uuid.uuid4().hex, now, LEASE)  # BuildInProgress: retried
+    attempt = attempt or uuid.uuid4().hex
+    done = claim_build(ledger, build_id, attempt, clock, sleep)
     if done is not None:
         return {**done.get("result", {}), "status": f"already {done['status']}"}
+    with Lease(ledger, build_id, attempt, clock).kept() as lease:
+        status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease)
+        lease.check()
+        if status != "gone":
+            bucket.put(f"{RESULTS_PREFIX}{request_stem(object_name)}.json",
+                       orjson.dumps(result, option=orjson.OPT_INDENT_2), "application/json")
+        ledger.finish(build_id, "rejected" if status == "gone" else status, result)
+    return result
+
+
+def _serve(
+    object_name: str, generation: str | int | None, build_id: str, cases: CaseSource, bucket: DatasetBucket,
+    quarantine: Quarantine, now: datetime, lease: Lease,
+) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
     raw = bucket.get(object_name, int(generation) if generation else None)
     if raw is None:
         # Deleted or overwritten before we read it: a newer version brings its own notification.
-        result = {**base, "status": "object gone"}
-        ledger.finish(build_id, "rejected", result)
-        return result
+        return "gone", {**base, "status": "object gone"}
     try:
         request = parse_build_request(raw)
-        info = build_dataset(request, dataset_id_for(object_name, generation), base["object"], cases, bucket, now)
+        info = build_dataset(request, dataset_id_for(object_name, generation), base["object"], cases, bucket, now,
+                             before_commit=lease.check)
     except InvalidEvent as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
-        result = {**base, "status": "rejected", "reason": exc.reason}
-        status = "rejected"
-    else:
-        status = "finished"
-        result = {**base, "status": "no eligible cases" if "error" in info else "built", **info}
-    bucket.put(f"{RESULTS_PREFIX}{request_stem(object_name)}.json", orjson.dumps(result, option=orjson.OPT_INDENT_2),
-               "application/json")
-    ledger.finish(build_id, status, result)
-    return result
+        return "rejected", {**base, "status": "rejected", "reason": exc.reason}
+    return "finished", {**base, "status": "no eligible cases" if "error" in info else "built", **info}

@@ -29,3 +29,35 @@ def test_api_serves_the_seed_operations(stack: StackInfo, namespace: str) -> Non
     assert unknown.status_code == 400 and "unknown op 'nope'" in unknown.json()["error"]
     assert requests.post(url, json={"op": "get_failed_case", "case_id": "missing"}, timeout=30).status_code == 404
     assert requests.get(url, timeout=30).status_code == 405
+
+
+def test_api_serves_datasets_and_versions(stack: StackInfo, namespace: str) -> None:
+    from shared import FinetuningDatasetPipeline
+
+    manager = DataManager(stack.settings)
+    for i in range(12):
+        manager.store_failed_case(f"gs://stt-audio/{namespace}/{i}.wav", f"ITEM {i} IS HERE", f"Item {i} is here.",
+                                  error_score=0.95, speaker_id=f"{namespace}-{i % 4}")
+    pipeline = FinetuningDatasetPipeline(stack.settings)
+    first = pipeline.prepare_dataset(min_error_score=0.95, create_version=True, version_name=f"{namespace}-a")
+    second = pipeline.prepare_dataset(min_error_score=0.95, create_version=True, version_name=f"{namespace}-b",
+                                      parent_version=first["version_id"])
+    url = stack.env["STT_API_URL"]
+
+    def call(body: dict) -> requests.Response:
+        return requests.post(url, json=body, timeout=60)
+
+    listed = call({"op": "list_versions", "parent_version": first["version_id"]}).json()["result"]
+    assert [v["version_id"] for v in listed] == [second["version_id"]]
+    compared = call({"op": "compare_versions", "version_id1": first["version_id"], "version_id2": second["version_id"]})
+    assert compared.status_code == 200
+    assert "descendant" in compared.json()["result"]["lineage_relation"]
+    valid = call({"op": "validate_dataset", "dataset_id": second["dataset_id"]}).json()["result"]
+    assert valid["is_valid"], valid["issues"]
+    rolled = call({"op": "rollback_to_version", "version_id": first["version_id"]}).json()["result"]
+    assert rolled["current_version"] == first["version_id"]
+
+    assert call({"op": "get_version", "version_id": "v_nope"}).status_code == 404
+    assert call({"op": "rollback_to_version", "version_id": "v_nope"}).status_code == 404
+    bad = call({"op": "compare_versions", "version_id1": first["version_id"]})
+    assert bad.status_code == 400 and "version_id2" in bad.json()["error"]

@@ -167,3 +167,24 @@ def test_integrated_system_reports_on_everything(built: dict, test_settings: Set
     assert report["system_statistics"]["version_control"]["total_versions"] >= 1
     assert report["saved_to"].endswith(f"tmp/{namespace}/report.json")
     assert any("Fewer than 100" in advice for advice in report["recommendations"])
+
+
+def test_the_firestore_ledger_leases_renews_and_hands_over(stack: StackInfo, test_settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.adapters.firestore_builds import FirestoreBuildLedger
+    from shared.services.dataset_builds import LEASE, BuildInProgress
+
+    ledger = FirestoreBuildLedger(test_settings)
+    t0 = datetime.now(UTC)
+    assert ledger.claim("b1", "first", t0, LEASE) is None
+    with pytest.raises(BuildInProgress):
+        ledger.claim("b1", "second", t0 + LEASE / 2, LEASE)
+    assert ledger.renew("b1", "first", t0 + LEASE * 2)
+    with pytest.raises(BuildInProgress):  # renewed: still held after the first lease would have lapsed
+        ledger.claim("b1", "second", t0 + LEASE + timedelta(seconds=1), LEASE)
+    assert ledger.claim("b1", "second", t0 + LEASE * 2 + timedelta(seconds=1), LEASE) is None
+    assert not ledger.renew("b1", "first", t0 + LEASE * 3)  # taken over: the first attempt must stop
+    ledger.finish("b1", "finished", {"status": "built"})
+    done = ledger.claim("b1", "third", t0 + LEASE * 9, LEASE)
+    assert done is not None and done["result"] == {"status": "built"} and done["takeovers"] == 1

@@ -133,6 +133,24 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class FakeClock:
+    """Time that passes only when the code under test sleeps; `on_sleep` hooks act as the rest of the world."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.slept = 0.0
+        self.on_sleep: list[Callable[[datetime], None]] = []
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+        self.slept += seconds
+        for hook in self.on_sleep:
+            hook(self.at)
+
+
 class FakeLedger(BuildLedger):
     """Build records in a dict, claimed under a lease exactly as FirestoreBuildLedger claims them."""
 
@@ -155,6 +173,13 @@ class FakeLedger(BuildLedger):
             "takeovers": (record or {}).get("takeovers", -1) + 1,
         }
         return None
+
+    def renew(self, build_id: str, attempt: str, until: datetime) -> bool:
+        record = self.records.get(build_id) or {}
+        if record.get("attempt") != attempt or record.get("status") != "building":
+            return False
+        record["lease_until"] = until
+        return True
 
     def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None:
         record = self.records.setdefault(build_id, {})  # set(..., merge=True) creates a missing document
