@@ -48,6 +48,7 @@ bench: venv
 	$(PY) bench/push_path.py
 	$(PY) bench/ingestion.py
 	$(PY) bench/metrics_path.py
+	$(PY) bench/dataset_build.py
 
 clean: down
 	rm -rf .local
