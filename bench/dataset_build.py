@@ -23,6 +23,7 @@ os.environ.setdefault("STT_EMULATOR_HEAP", "3g")
 
 import orjson
 
+from bench.objects import wait_for_json
 from bench.tables import print_table
 from shared.config import Settings
 
@@ -93,12 +94,7 @@ def build_through_bucket(settings: Settings) -> float:
     bucket = storage.Client(project=settings.project).bucket(settings.bucket)
     started = time.perf_counter()
     bucket.blob("dataset-requests/bench.json").upload_from_string(orjson.dumps(REQUEST))
-    while True:
-        blob = bucket.blob("dataset_results/bench.json")
-        if blob.exists():
-            result = orjson.loads(blob.download_as_bytes())
-            break
-        time.sleep(0.2)
+    result = wait_for_json(bucket, "dataset_results/bench.json")
     if result["status"] != "built":
         raise SystemExit(f"the build did not succeed: {result}")
     return time.perf_counter() - started

@@ -21,6 +21,7 @@ os.environ.setdefault("STT_EMULATOR_HEAP", "3g")  # 200k documents in one emulat
 import orjson
 from google.cloud import firestore, storage
 
+from bench.objects import wait_for_json
 from bench.tables import print_table
 from shared import DataManager
 from shared.config import Settings
@@ -81,12 +82,7 @@ def import_through_bucket(settings: Settings, evs: list[dict[str, object]]) -> f
     body = b"\n".join(orjson.dumps(e) for e in evs) + b"\n"
     started = time.perf_counter()
     bucket.blob("imports/bench.jsonl").upload_from_string(body)
-    while True:
-        blob = bucket.blob("import_results/bench.json")
-        if blob.exists():
-            result = orjson.loads(blob.download_as_bytes())
-            break
-        time.sleep(0.2)
+    result = wait_for_json(bucket, "import_results/bench.json")
     elapsed = time.perf_counter() - started
     if result["accepted"] != len(evs):
         raise SystemExit(f"import accepted {result['accepted']} of {len(evs)}: {result}")
