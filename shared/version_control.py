@@ -17,14 +17,8 @@ from shared.config import Settings
 from shared.domain import versions
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
-from shared.services.dataset_builds import (
-    DATASETS_PREFIX,
-    dataset_prefix,
-    read_metadata,
-    read_registry,
-    register_version,
-    update_registry,
-)
+from shared.services.dataset_builds import DATASETS_PREFIX, dataset_prefix, read_metadata
+from shared.services.version_registry import read_registry, register_version, update_registry
 
 
 class DataVersionControl:

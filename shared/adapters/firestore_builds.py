@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
 from shared.config import Settings
-from shared.services.dataset_builds import BuildInProgress, BuildLedger
+from shared.services.build_leases import BuildInProgress, BuildLedger
 
 
 class FirestoreBuildLedger(BuildLedger):

@@ -5,62 +5,38 @@ then `metadata.json` (the dataset is finished once it exists: it holds every fil
 registry entry (a compare-and-swap on the registry object's generation), then the build's ledger record.
 A redelivered or taken-over build finds what an earlier attempt finished and completes only the rest.
 
-One build per upload, whatever Pub/Sub delivers: an attempt claims the build under a short lease that a
-heartbeat renews while it works. A duplicate delivery waits for the running attempt to finish (then
-acknowledges) or for its lease to lapse (the attempt crashed: it takes the build over), so a crash costs
-about one lease, not the request: failing fast instead would spend the subscription's few deliveries
-against a lease and dead-letter a request that could have been built.
+One build per upload, whatever Pub/Sub delivers: an attempt holds a lease (build_leases.py). Versions go
+through the registry object (version_registry.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared.config import Settings
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata
 from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest, parse_build_request
 from shared.domain.failure_event import InvalidEvent
-from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
-from shared.domain.versions import version_id_for as _version_id_for
+from shared.domain.versions import file_entry, manifest_checksum
+from shared.services.build_leases import BuildLedger, Lease, claim_build, utc_now
+from shared.services.version_registry import REGISTRY_NAME, RegistryBucket, read_registry, register_version
 
 REQUEST_PREFIX = "dataset-requests/"
 RESULTS_PREFIX = "dataset_results/"
 DATASETS_PREFIX = "finetuning_datasets/"
-REGISTRY_NAME = "data_versions/version_registry.json"
 METADATA_FILE = "metadata.json"
-# A running attempt renews its lease every LEASE / 4; a crashed one loses it within LEASE.
-LEASE = timedelta(seconds=60)
-# How long a duplicate delivery waits for the running attempt before it gives up (and is retried): below the
-# function's 540 s timeout, so the wait ends with an answer, not a killed instance.
-WAIT_FOR_RUNNING_S = 420.0
-POLL_S = 5.0
 
 
-class BuildInProgress(RuntimeError):
-    """Another attempt holds the build's lease: retry later (transient)."""
-
-
-class LeaseLost(RuntimeError):
-    """Another attempt took the build over (this one stalled past its lease): stop before writing more."""
-
-
-class RegistryConflict(RuntimeError):
-    """The registry object changed between our read and our write."""
-
-
-class DatasetBucket(Protocol):
+class DatasetBucket(RegistryBucket, Protocol):
     """The objects a build reads and writes (shared/adapters/gcs.py: BucketStore)."""
 
     def uri(self, name: str) -> str: ...
@@ -69,25 +45,11 @@ class DatasetBucket(Protocol):
 
     def get(self, name: str, generation: int | None = None) -> bytes | None: ...
 
-    def get_versioned(self, name: str) -> tuple[bytes | None, int]: ...
-
-    def put_if_generation(self, name: str, data: bytes, generation: int, content_type: str = ...) -> bool: ...
-
 
 class CaseSource(Protocol):
     """Where the cases come from (shared/adapters/firestore_cases.py)."""
 
     def build_candidates(self, corrected_only: bool) -> Iterable[Mapping[str, Any]]: ...
-
-
-class BuildLedger(Protocol):
-    """One record per build request (shared/adapters/firestore_builds.py)."""
-
-    def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None: ...
-
-    def renew(self, build_id: str, attempt: str, until: datetime) -> bool: ...
-
-    def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None: ...
 
 
 class Quarantine(Protocol):
@@ -165,51 +127,6 @@ def read_metadata(bucket: DatasetBucket, dataset_id: str) -> dict[str, Any] | No
     return orjson.loads(data) if data is not None else None
 
 
-def update_registry(
-    bucket: DatasetBucket, change: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]
-) -> dict[str, Any]:
-    """Apply `change` to the registry with a generation precondition, re-reading on a concurrent write."""
-
-    @retry(
-        retry=retry_if_exception_type(RegistryConflict),
-        stop=stop_after_attempt(20),
-        wait=wait_random_exponential(multiplier=0.05, max=2),
-        reraise=True,
-    )
-    def attempt() -> dict[str, Any]:
-        data, generation = bucket.get_versioned(REGISTRY_NAME)
-        registry, changed = change(parse_registry(data))
-        if changed and not bucket.put_if_generation(
-            REGISTRY_NAME, orjson.dumps(registry, option=orjson.OPT_INDENT_2), generation
-        ):
-            raise RegistryConflict(f"{REGISTRY_NAME} changed while it was being updated")
-        return registry
-
-    return attempt()
-
-
-def read_registry(bucket: DatasetBucket) -> dict[str, Any]:
-    data, _ = bucket.get_versioned(REGISTRY_NAME)
-    return parse_registry(data)
-
-
-def register_version(
-    bucket: DatasetBucket, metadata: Mapping[str, Any], version_name: str | None, parent_version: str | None,
-    now: datetime, extra: Mapping[str, Any] | None = None,
-) -> str:
-    """Add the dataset's version to the registry (idempotent for the same dataset); its version id."""
-    dataset_id = str(metadata["dataset_id"])
-    version_id = _version_id_for(version_name, dataset_id)
-    summary = {key: metadata.get(key) for key in ("total_samples", "split_sizes", "error_type_distribution",
-                                                   "error_score_stats", "corrections_included", "request", "source")}
-    entry = new_version(
-        version_id, dataset_id, str(metadata["gcs_path"]), metadata["files"], {**summary, **(extra or {})},
-        metadata["quality_report"], parent_version, now,
-    )
-    update_registry(bucket, lambda registry: add_version(registry, entry, now))
-    return version_id
-
-
 def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
     """What a build returns: where the dataset is and what is in it (the seed's prepare_dataset keys)."""
     info = {
@@ -250,60 +167,6 @@ def build_dataset(
 def _known_version(bucket: DatasetBucket, version_id: str) -> None:
     if version_id not in read_registry(bucket)["versions"]:
         raise InvalidEvent(f"parent_version {version_id!r} is not in {REGISTRY_NAME}")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def claim_build(
-    ledger: BuildLedger, build_id: str, attempt: str, clock: Callable[[], datetime],
-    sleep: Callable[[float], None], wait_s: float = WAIT_FOR_RUNNING_S,
-) -> dict[str, Any] | None:
-    """Claim the build, waiting while another attempt holds it; its end record when it is already done.
-
-    Raises BuildInProgress when the other attempt still runs after `wait_s` (Pub/Sub then retries).
-    """
-    for _ in range(int(wait_s / POLL_S)):
-        try:
-            return ledger.claim(build_id, attempt, clock(), LEASE)
-        except BuildInProgress:
-            sleep(POLL_S)
-    return ledger.claim(build_id, attempt, clock(), LEASE)
-
-
-class Lease:
-    """The claim of a running attempt, renewed in the background until the attempt ends."""
-
-    def __init__(
-        self, ledger: BuildLedger, build_id: str, attempt: str, clock: Callable[[], datetime],
-        renew_every_s: float = LEASE.total_seconds() / 4,
-    ) -> None:
-        self.ledger, self.build_id, self.attempt, self.clock = ledger, build_id, attempt, clock
-        self.renew_every_s = renew_every_s
-        self.lost = False
-        self._stop = threading.Event()
-
-    def _renew_until_stopped(self) -> None:
-        while not self._stop.wait(self.renew_every_s):
-            if not self.ledger.renew(self.build_id, self.attempt, self.clock() + LEASE):
-                self.lost = True
-                return
-
-    def check(self) -> None:
-        """Raise LeaseLost when another attempt has taken the build over."""
-        if self.lost:
-            raise LeaseLost(f"build {self.build_id}: attempt {self.attempt} lost its lease")
-
-    @contextmanager
-    def kept(self) -> Iterator[Lease]:
-        worker = threading.Thread(target=self._renew_until_stopped, name=f"lease-{self.build_id}", daemon=True)
-        worker.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            worker.join()
 
 
 def run_build_request(

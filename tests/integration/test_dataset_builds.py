@@ -173,7 +173,7 @@ def test_the_firestore_ledger_leases_renews_and_hands_over(stack: StackInfo, tes
     from datetime import UTC, datetime, timedelta
 
     from shared.adapters.firestore_builds import FirestoreBuildLedger
-    from shared.services.dataset_builds import LEASE, BuildInProgress
+    from shared.services.build_leases import LEASE, BuildInProgress
 
     ledger = FirestoreBuildLedger(test_settings)
     t0 = datetime.now(UTC)

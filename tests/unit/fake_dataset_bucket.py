@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.services.dataset_builds import BuildInProgress, BuildLedger, CaseSource, DatasetBucket, Quarantine
+from shared.services.build_leases import BuildInProgress, BuildLedger
+from shared.services.dataset_builds import CaseSource, DatasetBucket, Quarantine
 
 # GCS generations are microsecond timestamps: large, increasing, never reused.
 FIRST_GENERATION = 1_700_000_000_000_000

@@ -13,25 +13,19 @@ import pytest
 from shared.config import Settings
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
+from shared.services.build_leases import LEASE, POLL_S, WAIT_FOR_RUNNING_S, BuildInProgress, Lease, LeaseLost
 from shared.services.dataset_builds import (
     DATASETS_PREFIX,
-    LEASE,
     METADATA_FILE,
-    POLL_S,
-    REGISTRY_NAME,
     RESULTS_PREFIX,
-    WAIT_FOR_RUNNING_S,
-    BuildInProgress,
-    Lease,
-    LeaseLost,
     build_dataset,
     build_id_for,
     dataset_id_for,
     dataset_prefix,
     is_build_request,
-    read_registry,
     run_build_request,
 )
+from shared.services.version_registry import REGISTRY_NAME, read_registry
 from tests.unit.fake_dataset_bucket import (
     FakeBucket,
     FakeCases,
