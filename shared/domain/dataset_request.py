@@ -7,14 +7,14 @@ failure events: a number given as a string or a boolean for an integer is a wron
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.domain.failure_event import InvalidEvent, Payload
+from shared.domain.failure_event import InvalidEvent
+from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
 
 MAX_REQUEST_BYTES = 64 * 1024
 RATIO_TOLERANCE = 1e-6
@@ -103,58 +103,6 @@ class BuildRequest(BaseModel):
         return (self.train_ratio, self.val_ratio, self.test_ratio)
 
 
-def _reject_constant(name: str) -> Any:
-    """json.loads hook: NaN and Infinity are not JSON."""
-    raise InvalidEvent(f"build request is not valid JSON: {name} is not allowed")
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json.loads hook: a field given twice is ambiguous (json would silently keep the last)."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidEvent(f"build request gives field '{key}' more than once")
-        result[key] = value
-    return result
-
-
-def _json_kind(value: Any) -> str:
-    """The JSON name of a decoded value's type."""
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number"
-
-
-def _decode(data: Payload) -> dict[str, Any]:
-    """The request as a JSON object, after checking its size, encoding and syntax."""
-    if not isinstance(data, Payload):
-        raise InvalidEvent(f"build request must be bytes, got {type(data).__name__}")
-    size = len(data)
-    if size > MAX_REQUEST_BYTES:
-        raise InvalidEvent(f"build request is {size} bytes, over the limit of {MAX_REQUEST_BYTES} bytes")
-    try:
-        text = bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent(f"build request is not UTF-8 text (byte {exc.start} is invalid)") from None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent(
-            f"build request is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise InvalidEvent("build request is not acceptable JSON: nested too deeply") from None
-    if not isinstance(value, dict):
-        raise InvalidEvent(f"build request must be a JSON object, got a JSON {_json_kind(value)}")
-    return value
-
-
 def _describe(error: ValidationError) -> str:
     """A person-readable summary of a validation error: ``field: message; ...``."""
     parts = []
@@ -164,20 +112,21 @@ def _describe(error: ValidationError) -> str:
             known = ", ".join(BuildRequest.model_fields)
             parts.append(f"{field}: unknown field (known fields: {known})")
             continue
-        message = item["msg"].removeprefix("Value error, ")
-        given = repr(item.get("input"))
-        if len(given) > 80:
-            given = given[:77] + "..."
+        message = validation_message(item)
         # A model-level error's input is the whole request; the message already names the values.
-        parts.append(f"{field}: {message}" if field == "request" else f"{field}: {message} (got {given})")
+        if field == "request":
+            parts.append(f"{field}: {message}")
+        else:
+            parts.append(f"{field}: {message} (got {shown_input(item.get('input'))})")
     return "; ".join(parts)
 
 
 def parse_build_request(data: Payload) -> BuildRequest:
     """Parse an uploaded build request or raise InvalidEvent saying what is wrong."""
-    value = _decode(data)
+    value = decode_json_object(
+        data, what="build request", max_bytes=MAX_REQUEST_BYTES, error=InvalidEvent, reject_duplicate_keys=True
+    )
     try:
         return BuildRequest.model_validate(value)
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from None
-

@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.domain.error_taxonomy import ERROR_TYPES
+from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
 
 MAX_PAYLOAD_BYTES = 1_000_000
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
@@ -34,7 +35,6 @@ _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 _CASE_ID_DOC: dict[str, Any] = {"pattern": "^[^/]+$", "description": "a Firestore document id"}
 
 _Model = TypeVar("_Model", bound=BaseModel)
-Payload = bytes | bytearray | memoryview
 
 # The enum/pattern only document the schema; the validators below enforce them with clearer messages.
 ErrorTypeName = Annotated[str, Field(json_schema_extra={"enum": list(ERROR_TYPES)})]
@@ -168,71 +168,28 @@ class Correction(BaseModel):
         return validate_case_id(value)
 
 
-def _reject_constant(name: str) -> Any:
-    """json.loads hook: NaN and Infinity are not JSON."""
-    raise InvalidEvent(f"payload is not valid JSON: {name} is not allowed")
-
-
-def _decode_object(raw: Payload) -> str:
-    """The payload as text, after checking it is at most 1 MB of UTF-8 holding a JSON object."""
-    if not isinstance(raw, Payload):
-        raise InvalidEvent(f"payload must be bytes, got {type(raw).__name__}")
-    size = len(raw)
-    if size > MAX_PAYLOAD_BYTES:
-        raise InvalidEvent(f"payload is {size} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes")
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent(f"payload is not UTF-8 text (byte {exc.start} is invalid)") from None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise InvalidEvent(f"payload is not valid JSON: {exc.msg} at {where}") from None
-    except RecursionError:
-        raise InvalidEvent("payload is not acceptable JSON: nested too deeply") from None
-    if not isinstance(value, dict):
-        raise InvalidEvent(f"payload must be a JSON object, got a JSON {_json_kind(value)}")
-    return text
-
-
-def _json_kind(value: Any) -> str:
-    """The JSON name of a decoded value's type."""
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number"
-
-
 def _describe(error: ValidationError) -> str:
     """A person-readable summary of a pydantic validation error."""
     parts = []
     for item in error.errors(include_url=False):
         field = ".".join(str(p) for p in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
+        message = validation_message(item)
         if not field:
             parts.append(f"payload: {message}")
             continue
         if item["type"] == "missing":
             parts.append(f"missing required field '{field}'")
             continue
-        given = repr(item.get("input"))
-        if len(given) > 80:
-            given = given[:77] + "..."
-        parts.append(f"field '{field}': {message} (got {given})")
+        parts.append(f"field '{field}': {message} (got {shown_input(item.get('input'))})")
     return "; ".join(parts)
 
 
 def _parse(model: type[_Model], raw: Payload) -> _Model:
     """Validate ``raw`` as strict JSON into ``model``, raising InvalidEvent."""
-    text = _decode_object(raw)
+    decode_json_object(raw, what="payload", max_bytes=MAX_PAYLOAD_BYTES, error=InvalidEvent)
+    # Validated from the JSON itself: strict JSON mode still reads an ISO 8601 string as a datetime.
     try:
-        return model.model_validate_json(text, strict=True)
+        return model.model_validate_json(bytes(raw), strict=True)
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from None
 

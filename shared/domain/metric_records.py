@@ -53,6 +53,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.domain.json_payload import decode_json, json_kind, validation_message
+
 MAX_RECORD_BYTES = 1_000_000
 WER_CAP = 10.0
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -219,15 +221,13 @@ MetricRecord = Annotated[
 ]
 METRIC_RECORD_ADAPTER: TypeAdapter[MetricRecord] = TypeAdapter(MetricRecord)
 KNOWN_KINDS: tuple[str, ...] = ("performance", "model_version", "learning_progress", "inference_stats")
-_JSON_TYPE_NAMES = {"list": "an array", "str": "a string", "int": "a number", "float": "a number",
-                    "bool": "a boolean", "NoneType": "null"}
 
 
 def _describe(error: Any) -> str:
     """One validation error as `field: what is wrong`."""
     # loc[0] is the union tag (the kind), already stated once in the message prefix.
     loc = ".".join(str(part) for part in error["loc"][1:])
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = validation_message(error)
     if error["type"] == "missing":
         message = "required field is missing"
     return f"{loc}: {message}" if loc else message
@@ -237,7 +237,8 @@ def validate_metric_record(data: Any, now: datetime) -> MetricRecord:
     """Validate an already-decoded record, raising InvalidMetricRecord with a readable reason."""
     known = ", ".join(KNOWN_KINDS)
     if not isinstance(data, dict):
-        got = _JSON_TYPE_NAMES.get(type(data).__name__, type(data).__name__)
+        kind = json_kind(data)
+        got = "null" if kind == "null" else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
         raise InvalidMetricRecord(f"a metric record must be a JSON object, got {got}")
     if "kind" not in data:
         raise InvalidMetricRecord(f'the record has no "kind"; known kinds: {known}')
@@ -253,24 +254,16 @@ def validate_metric_record(data: Any, now: datetime) -> MetricRecord:
 
 def parse_metric_record(raw: bytes, now: datetime) -> MetricRecord:
     """Decode and validate one record from a Pub/Sub message body."""
-    if len(raw) > MAX_RECORD_BYTES:
-        raise InvalidMetricRecord(
-            f"the record is {len(raw)} bytes, over the limit of {MAX_RECORD_BYTES} bytes (1 MB)"
-        )
-    try:
-        # utf-8-sig: a leading byte-order mark is harmless, so it is dropped rather than refused.
-        text = bytes(raw).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        reason = f"the record is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        raise InvalidMetricRecord(reason) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidMetricRecord(
-            f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise InvalidMetricRecord("the record is not valid JSON: nested too deeply") from None
+    data = decode_json(
+        raw,
+        what="the record",
+        max_bytes=MAX_RECORD_BYTES,
+        error=InvalidMetricRecord,
+        # NaN/Infinity decode here so validation can refuse them naming the field they are in.
+        allow_nan=True,
+        # A leading byte-order mark is harmless, so it is dropped rather than refused.
+        allow_bom=True,
+    )
     return validate_metric_record(data, now)
 
 
