@@ -1,15 +1,14 @@
-"""Firestore adapter for cases, their statistics shards and quarantined payloads.
+"""Firestore adapter for cases, the statistics they count and the payloads their sources reject.
 
-Counters live in `<prefix>stats_shards/<n>` (N_SHARDS documents, one picked at random per write) and are
-moved in the same atomic write as the case itself: a case created with a must-not-exist precondition, so a
-duplicate delivery fails the whole write and counts nothing.
+The counters (`<prefix>stats_shards/<n>`) and the quarantine writer live in shared/adapters/firestore_counters.py,
+shared with the metrics adapter. A case moves its counters through `increment_shards` in the same atomic write
+as the case itself: a case created with a must-not-exist precondition, so a duplicate delivery fails the whole
+write and counts nothing. A reject is kept and counted by `keep_quarantined`, once per id.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +16,12 @@ from google.api_core.exceptions import AlreadyExists, Conflict
 from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
+from shared.adapters.firestore_counters import N_SHARDS, QUARANTINE, SHARDS, increment_shards, keep_quarantined
 from shared.adapters.gcs import BucketStore
 from shared.config import Settings
 from shared.domain.cases import CounterDelta
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 
-N_SHARDS = 16
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
 # What a dataset row is made of (shared/domain/dataset_build.py): read nothing else of a case for a build.
 BUILD_FIELDS = (
@@ -41,8 +40,8 @@ class FirestoreCaseStore:
         self.overflow = overflow  # where a rejected payload too large for a document is kept whole
         self.client = client or firestore_client(settings.project)
         self.cases = self.client.collection(settings.collection("failed_cases"))
-        self.shards = self.client.collection(settings.collection("stats_shards"))
-        self.rejects = self.client.collection(settings.collection("quarantine"))
+        self.shards = self.client.collection(settings.collection(SHARDS))
+        self.rejects = self.client.collection(settings.collection(QUARANTINE))
         self.imports = self.client.collection(settings.collection("imports"))
 
     # -- writes ---------------------------------------------------------------------------------------------
@@ -51,7 +50,7 @@ class FirestoreCaseStore:
         """Create-if-absent with its counters, atomically; False when the case already exists."""
         batch = self.client.batch()
         batch.create(self.cases.document(case_id), case)
-        self._increment(batch, delta)
+        increment_shards(batch, self.shards, delta)
         try:
             batch.commit()
         except (AlreadyExists, Conflict):
@@ -72,7 +71,7 @@ class FirestoreCaseStore:
             for case_id, case, delta in pending:
                 batch.create(self.cases.document(case_id), case)
                 total.add(delta)
-            self._increment(batch, total)
+            increment_shards(batch, self.shards, total)
             try:
                 batch.commit()
                 return existing
@@ -107,7 +106,7 @@ class FirestoreCaseStore:
                 return
             updates, delta = result
             transaction.update(ref, updates)
-            self._increment(transaction, delta)
+            increment_shards(transaction, self.shards, delta)
             outcome["case"] = {**case, **updates}
 
         run(self.client.transaction())
@@ -119,28 +118,7 @@ class FirestoreCaseStore:
         if needs_whole_copy(raw) and self.overflow is not None:
             raw_uri = self.overflow.keep(f"quarantine/{source}/{quarantine_id}.bin", raw)
         record = quarantine_record(raw, reason, source, raw_uri, **context)
-        batch = self.client.batch()
-        batch.create(self.rejects.document(quarantine_id), {**record, "quarantined_at": firestore.SERVER_TIMESTAMP})
-        self._increment(batch, CounterDelta(quarantined=1))
-        try:
-            batch.commit()
-        except (AlreadyExists, Conflict):
-            return False
-        return True
-
-    def _increment(self, writer: Any, delta: CounterDelta) -> None:
-        if delta.is_empty():
-            return
-        values: dict[str, Any] = {}
-        for name, value in asdict(delta).items():
-            if isinstance(value, dict):
-                nested = {k: firestore.Increment(v) for k, v in value.items() if v}
-                if nested:
-                    values[name] = nested
-            elif value:
-                values[name] = firestore.Increment(value)
-        shard = self.shards.document(str(random.randrange(N_SHARDS)))  # noqa: S311  # nosec B311 - spreads load, not a secret
-        writer.set(shard, values, merge=True)
+        return keep_quarantined(self.client, self.settings, quarantine_id, record)
 
     def save_import(self, import_id: str, summary: dict[str, Any]) -> None:
         """Record a finished bulk import's result (replacing an earlier, interrupted run's)."""

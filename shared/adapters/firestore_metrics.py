@@ -3,6 +3,10 @@
 Every performance record is written together with a small copy of its point in `<prefix>performance_recent`
 (one commit, one server timestamp): the trend's tail query reads that small collection, never the whole
 history, and each snapshot prunes the entries it already holds.
+
+A rejected record is kept in `<prefix>quarantine` by `keep_quarantined` (shared/adapters/firestore_counters.py),
+the writer every source shares: in the same atomic write it counts one `quarantined` event in the statistics
+shards (`<prefix>stats_shards`), so `DataManager.get_statistics()["quarantined_events"]` includes metric rejects.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.clients import firestore_client
+from shared.adapters.firestore_counters import keep_quarantined
 from shared.config import Settings
 from shared.domain.trends import as_utc
 from shared.services.metrics import (
@@ -71,13 +76,9 @@ class FirestoreMetricStore:
         return True
 
     def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
-        """Keep a rejected payload once in `<prefix>quarantine` (shared with the other sources)."""
-        doc = self.client.collection(self.settings.collection("quarantine")).document(quarantine_id)
-        try:
-            doc.create({**record, "quarantined_at": firestore.SERVER_TIMESTAMP})
-        except AlreadyExists:
-            return False
-        return True
+        """Keep a rejected payload once in `<prefix>quarantine` (shared with the other sources), counted as a
+        quarantined event; False (nothing counted) when this id is already kept."""
+        return keep_quarantined(self.client, self.settings, quarantine_id, record)
 
     def records(self, kind: str) -> Iterator[dict[str, Any]]:
         """Every stored record of `kind`."""
