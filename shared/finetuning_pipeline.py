@@ -69,7 +69,13 @@ class FinetuningDatasetPipeline:
 
         Raises InvalidEvent (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
         """
-        params = {key: value for key, value in locals().items() if key != "self"}
+        params = {
+            "min_error_score": min_error_score, "include_uncorrected": include_uncorrected,
+            "train_ratio": train_ratio, "val_ratio": val_ratio, "test_ratio": test_ratio, "max_samples": max_samples,
+            "balance_error_types": balance_error_types, "create_version": create_version,
+            "version_name": version_name, "parent_version": parent_version,
+        }
+        # Through the request's own parser, so a bad argument is refused in the words an upload would get.
         request = parse_build_request(orjson.dumps(params))
         now = datetime.now(UTC)
         return build_dataset(request, python_dataset_id(now), "python", self.cases, self.bucket, now)

@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -148,7 +148,7 @@ def build_dataset(
 
     `before_commit` runs before anything is written (a leased build checks it still holds its lease).
     """
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     metadata = read_metadata(bucket, dataset_id)
     if metadata is None:
         if request.create_version and request.parent_version:
