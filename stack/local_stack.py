@@ -108,7 +108,7 @@ class LocalStack:
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{ports['firestore-emulator']}",
             "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['fake-gcs-server']}",
         }
-        base_env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
+        base_env = inherited_env()
         java_env = {**base_env, "CLOUDSDK_CORE_PROJECT": settings.project}
         client_env = function_env(hosts, settings)
 
@@ -215,9 +215,14 @@ class LocalStack:
         return recorded
 
 
+def inherited_env() -> dict[str, str]:
+    """This process's environment without emulator endpoints: a stack's parts get their own stack's."""
+    return {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
+
+
 def function_env(hosts: Mapping[str, str], settings: Settings) -> dict[str, str]:
     """The environment of a function process: the emulators, the settings, the repo on the path."""
-    base_env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
+    base_env = inherited_env()
     env = {**base_env, **hosts, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), base_env.get("PYTHONPATH")]))
     return env
