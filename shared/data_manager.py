@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from shared.bootstrap import case_store
 from shared.config import Settings
 from shared.domain.failure_event import Correction, parse_failure_event
 from shared.domain.statistics import summarize
+from shared.services.case_exports import export_cases
 from shared.services.ingestion import CaseStore, correct_case, store_event
 
 # Column -> pandas dtype of export_to_dataframe(); list-valued and free-form columns stay objects.
@@ -110,6 +112,12 @@ class DataManager:
     def get_statistics(self) -> dict[str, Any]:
         """Totals, correction rate, error-type distribution, average error score, per model version, quarantined."""
         return summarize(self.store.counter_shards())
+
+    def sync_to_gcs(self) -> dict[str, Any]:
+        """Export every case and correction to `learning_data/` in the bucket; a summary of the objects."""
+        from shared.adapters.gcs import BucketStore
+
+        return export_cases(self.store, BucketStore(self.settings), datetime.now(UTC))
 
     def export_to_dataframe(self) -> pd.DataFrame:
         """Every case as one typed row (see DATAFRAME_DTYPES); `metadata` and extra fields stay as objects."""

@@ -98,6 +98,10 @@ class IntegratedDataManagementSystem:
             )
         return ids
 
+    def sync_all_to_gcs(self) -> dict[str, Any]:
+        """Write every export to the bucket: the cases (`learning_data/`) and the metrics (`metadata/`)."""
+        return {"learning_data": self.data_manager.sync_to_gcs(), "metadata": self.metadata_tracker.export_metadata()}
+
     def get_system_statistics(self) -> dict[str, Any]:
         """Cases, performance trends, versions and datasets, in one answer."""
         return {

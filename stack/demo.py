@@ -184,7 +184,7 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
     print(f"\n== bulk import {imported['object']}")
     print(f"  lines {imported['lines']}: accepted {imported['accepted']}, duplicates {imported['duplicates']}, "
           f"rejected {imported['rejected']} {[(r['line'], r['reason']) for r in imported['rejects']]}")
-    print("\n== training metrics (aggregate wrote these objects)")
+    print("\n== exports (the aggregate function wrote these objects)")
     for name in sorted(outcome["aggregate"].get("objects", {})):
         print(f"  gs://{info.settings.bucket}/{name}")
     best = report.get("best_model") or {}

@@ -1,4 +1,7 @@
-"""Cloud Function (gen2), HTTP, run by Cloud Scheduler: write the metrics exports, report and plot to the bucket."""
+"""Cloud Function (gen2), HTTP, run by Cloud Scheduler: write the exports to the bucket.
+
+The metrics exports, report and plot go to `metadata/`, the cases and corrections to `learning_data/`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import functions_framework
 from flask import Request
 
 from shared.config import Settings
+from shared.data_manager import DataManager
 from shared.metadata_tracker import MetadataTracker
 from shared.observability import get_logger
 
@@ -41,9 +45,13 @@ def aggregate(request: Request) -> tuple[dict[str, Any], int]:
         return {"error": "use POST with a JSON body, e.g. {}"}, 405
     try:
         options = _options(request.get_json(silent=True) if request.data else None)
-        summary = MetadataTracker(Settings.from_env()).export_metadata(**options)
+        settings = Settings.from_env()
+        summary = MetadataTracker(settings).export_metadata(**options)
     except ValueError as exc:
         log.warning("bad request", extra={"reason": str(exc)})
         return {"error": str(exc)}, 400
+    cases = DataManager(settings).sync_to_gcs()
+    summary["objects"].update({name: {"uri": uri} for name, uri in cases["objects"].items()})
+    summary["learning_data"] = {"cases": cases["cases"], "corrections": cases["corrections"]}
     log.info("exported", extra={"objects": sorted(summary["objects"]), "regressions": summary["regressions"]})
     return summary, 200

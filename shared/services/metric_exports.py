@@ -11,13 +11,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from shared.domain.anomalies import detect_anomalies, metric_anomalies
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
-from shared.json_encoding import json_default
+from shared.json_encoding import dumps_json as dumps
 from shared.services.metrics import MetricStore, ObjectWriter, refresh_snapshot
 
 PREFIX = "metadata/"
@@ -32,12 +30,6 @@ JSONL = "application/x-ndjson"
 def plot_name(metric: str) -> str:
     """Object name of a metric's trend plot."""
     return f"{PREFIX}{metric}_trend.png"
-
-
-def dumps(value: Any, *, indent: bool = False) -> bytes:
-    """JSON bytes with sorted keys, timestamps as ISO text."""
-    option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(value, default=json_default, option=option)
 
 
 def jsonl(documents: Iterable[dict[str, Any]]) -> bytes:

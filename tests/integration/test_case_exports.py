@@ -1,0 +1,44 @@
+"""DataManager.sync_to_gcs: the cases and their corrections exported to learning_data/ (the seed's layout)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import orjson
+from google.cloud import storage
+
+from shared import DataManager
+from shared.config import Settings
+from stack.local_stack import StackInfo
+
+
+def test_cases_and_corrections_are_exported_with_checksums(
+    stack: StackInfo, test_settings: Settings, namespace: str
+) -> None:
+    settings = replace(test_settings, bucket=f"{namespace}-export")
+    bucket = storage.Client(project=settings.project).create_bucket(settings.bucket)
+    manager = DataManager(settings)
+    ids = [manager.store_failed_case(f"gs://stt-audio/{namespace}/{i}.wav", f"CASE {i}", error_score=0.5)
+           for i in range(3)]
+    manager.store_correction(ids[0], "Case 0", corrected_by="ana")
+    manager.store_correction(ids[0], "Case zero.", corrected_by="ben")
+
+    summary = manager.sync_to_gcs()
+
+    assert (summary["cases"], summary["corrections"]) == (3, 2)
+    cases = [orjson.loads(line) for line in bucket.blob("learning_data/failed_cases.jsonl").download_as_bytes()
+             .splitlines()]
+    assert sorted(c["case_id"] for c in cases) == sorted(ids)
+    corrected = next(c for c in cases if c["case_id"] == ids[0])
+    assert corrected["corrected_transcript"] == "Case zero." and corrected["created_at"].endswith("+00:00")
+    rows = [orjson.loads(line) for line in bucket.blob("learning_data/corrections.jsonl").download_as_bytes()
+            .splitlines()]
+    assert [(r["case_id"], r["corrected_by"], r["previous_transcript"]) for r in rows] == [
+        (ids[0], "ana", None), (ids[0], "ben", "Case 0")
+    ]
+    metadata = orjson.loads(bucket.blob("learning_data/metadata.json").download_as_bytes())
+    assert metadata["statistics"]["total_cases"] == 3 and metadata["statistics"]["corrected_cases"] == 1
+    for name in ("learning_data/failed_cases.jsonl", "learning_data/corrections.jsonl"):
+        data = bucket.blob(name).download_as_bytes()
+        assert metadata["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
