@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.config import Settings
 from shared.domain.dataset_request import BuildRequest
@@ -553,3 +556,33 @@ def test_dataset_id_is_readable_and_stable_per_name_and_generation() -> None:
         dataset_id = dataset_id_for(name, "5")
         assert dataset_id == dataset_id_for(name, "5")
         assert "/" not in dataset_id and dataset_id not in (".", "..")
+
+
+# -- fuzz --------------------------------------------------------------------------------------------------
+
+_REQUEST_KEYS = [*sorted(BuildRequest.model_fields), "max_sample", "ratio", ""]
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        # json, not orjson: a request may hold integers past 64 bits, or Infinity, which the parser must refuse.
+        st.dictionaries(st.sampled_from(_REQUEST_KEYS), _JSON_VALUES, max_size=6).map(lambda d: json.dumps(d).encode()),
+    )
+)
+def test_any_uploaded_bytes_end_as_a_result_never_a_crash(body: bytes) -> None:
+    world = World()
+    generation = world.upload(body)
+
+    result = world.serve(generation)
+
+    assert result["status"] in {"built", "rejected", "no eligible cases"}
+    assert world.record(generation)["status"] in {"finished", "rejected"}
+    if result["status"] == "rejected":
+        assert result["reason"] and not [n for n in world.bucket.written() if n.startswith(DATASETS_PREFIX)]
