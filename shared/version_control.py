@@ -17,8 +17,9 @@ from shared.config import Settings
 from shared.domain import versions
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
-from shared.services.dataset_builds import DATASETS_PREFIX, dataset_prefix, read_metadata
-from shared.services.version_registry import read_registry, register_version, update_registry
+from shared.services.bulk_import import IMPORT_PREFIX
+from shared.services.dataset_builds import DATASETS_PREFIX, REQUEST_PREFIX, dataset_prefix, read_metadata
+from shared.services.version_registry import REGISTRY_NAME, read_registry, register_version, update_registry
 
 
 class DataVersionControl:
@@ -88,6 +89,7 @@ class DataVersionControl:
         With `target_path` (a prefix in the bucket, e.g. "finetuning_datasets/current/"), its files are also
         copied there, for a trainer that reads a fixed path.
         """
+        target = _restore_target(target_path) if target_path else None
         entry = versions.get_version(read_registry(self.bucket), version_id)
         prefix = dataset_prefix(entry["dataset_id"])
         for name, recorded in entry["files"].items():
@@ -98,8 +100,7 @@ class DataVersionControl:
         registry = update_registry(self.bucket, lambda reg: (versions.rollback(reg, version_id, now), True))
         result: dict[str, Any] = {"version_id": version_id, "current_version": registry["current_version"],
                                   "verified_files": sorted(entry["files"]), "history": registry["history"][-1]}
-        if target_path:
-            target = target_path.rstrip("/") + "/"
+        if target:
             result["restored_to"] = [self.bucket.copy(prefix + name, target + name) for name in sorted(entry["files"])]
         return result
 
@@ -128,3 +129,15 @@ class DataVersionControl:
             for row in rows
             if "case_id" in row
         }
+
+
+# Where a restore must not write: an upload there triggers a function, or it holds the system's own records.
+PROTECTED_PREFIXES = (REQUEST_PREFIX, IMPORT_PREFIX, REGISTRY_NAME.rsplit("/", 1)[0] + "/")
+
+
+def _restore_target(target_path: str) -> str:
+    """The restore prefix, ending with "/"; ValueError for a path under a protected prefix or going up."""
+    target = target_path.removeprefix("/").rstrip("/") + "/"
+    if ".." in target.split("/") or target.startswith(PROTECTED_PREFIXES):
+        raise ValueError(f"target_path {target_path!r} is not allowed: not under {list(PROTECTED_PREFIXES)}, no '..'")
+    return target

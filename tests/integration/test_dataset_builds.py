@@ -122,6 +122,9 @@ def test_versions_compare_lineage_and_roll_back(
     assert diff["checksum_match"] is False and added > 0
     assert diff["cases"]["added"] == added and diff["cases"]["removed"] == 0 and diff["cases"]["moved"] == 0
 
+    for unsafe in ("dataset-requests/", "imports/x", "data_versions", f"tmp/{namespace}/../../imports"):
+        with pytest.raises(ValueError, match="not allowed"):  # refused before anything is written
+            control.rollback_to_version(built["version_id"], target_path=unsafe)
     rolled = control.rollback_to_version(built["version_id"], target_path=f"tmp/{namespace}/current")
     assert rolled["current_version"] == built["version_id"]
     registry = orjson.loads(BucketStore(test_settings).get("data_versions/version_registry.json") or b"{}")
@@ -188,3 +191,26 @@ def test_the_firestore_ledger_leases_renews_and_hands_over(stack: StackInfo, tes
     ledger.finish("b1", "finished", {"status": "built"})
     done = ledger.claim("b1", "third", t0 + LEASE * 9, LEASE)
     assert done is not None and done["result"] == {"status": "built"} and done["takeovers"] == 1
+
+
+def test_a_parquet_copy_loads_with_the_same_rows(built: dict, test_settings: Settings, tmp_path: Path) -> None:
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HOME"] = str(tmp_path / "hf")
+    import datasets
+
+    pipeline = FinetuningDatasetPipeline(test_settings)
+    assert pipeline.prepare_huggingface_dataset(built["dataset_id"]) == built["data_files"]
+    uris = pipeline.prepare_huggingface_dataset(built["dataset_id"], output_format="parquet")
+    bucket = BucketStore(test_settings)
+    files = {}
+    for split, uri in uris.items():
+        local = tmp_path / f"{split}.parquet"
+        local.write_bytes(bucket.get(uri.removeprefix(f"gs://{test_settings.bucket}/")) or b"")
+        files[split] = str(local)
+    loaded = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "cache"))
+    expected = {split: size for split, size in built["split_sizes"].items() if size}
+    assert {split: loaded[split].num_rows for split in files} == expected
+    train_ids = sorted(row["case_id"] for row in _rows(bucket, built, "train"))
+    assert sorted(loaded["train"]["case_id"]) == train_ids
+    with pytest.raises(ValueError, match="output_format"):
+        pipeline.prepare_huggingface_dataset(built["dataset_id"], output_format="csv")
