@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
 
 from shared.config import Settings
+from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.ingestion import CaseStore, import_failures
 
 IMPORT_PREFIX = "imports/"
@@ -40,26 +40,15 @@ class ImportBucket(Protocol):
 
 
 def is_import_notification(attributes: Mapping[str, str], settings: Settings) -> bool:
-    """True for a finalized `imports/*.jsonl` object of this deployment's bucket (subscription filters are
-    not honoured by the emulator, and one topic carries every object of the bucket)."""
-    return (
-        attributes.get("eventType") == "OBJECT_FINALIZE"
-        and attributes.get("bucketId") == settings.bucket
-        and attributes.get("objectId", "").startswith(IMPORT_PREFIX)
-        and attributes.get("objectId", "").endswith(".jsonl")
-    )
-
-
-def import_id_of(object_name: str, generation: str | int | None) -> str:
-    """One id per object version: a re-upload is a new import, a redelivered notification is not."""
-    return hashlib.sha256(f"{object_name}#{generation}".encode()).hexdigest()[:32]
+    """True for a finalized `imports/*.jsonl` object of this deployment's bucket."""
+    return is_new_object(attributes, settings, IMPORT_PREFIX, ".jsonl")
 
 
 def run_import(
     object_name: str, generation: str | int | None, ledger: ImportLedger, bucket: ImportBucket
 ) -> dict[str, Any]:
     """Import one object version; returns the per-file result (also kept in Firestore and the bucket)."""
-    import_id = import_id_of(object_name, generation)
+    import_id = object_version_id(object_name, generation)
     done = ledger.import_result(import_id)
     if done is not None:
         return {**done, "status": "already imported"}

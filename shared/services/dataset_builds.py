@@ -11,7 +11,6 @@ through the registry object (version_registry.py).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -27,6 +26,7 @@ from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest, parse_build_request
 from shared.domain.failure_event import InvalidEvent
 from shared.domain.versions import file_entry, manifest_checksum
+from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.build_leases import BuildLedger, Lease, claim_build, utc_now
 from shared.services.version_registry import REGISTRY_NAME, RegistryBucket, read_registry, register_version
 
@@ -60,13 +60,7 @@ class Quarantine(Protocol):
 
 def is_build_request(attributes: Mapping[str, str], settings: Settings) -> bool:
     """True for a finalized `dataset-requests/*.json` object of this deployment's bucket."""
-    name = attributes.get("objectId", "")
-    return (
-        attributes.get("eventType") == "OBJECT_FINALIZE"
-        and attributes.get("bucketId") == settings.bucket
-        and name.startswith(REQUEST_PREFIX)
-        and name.endswith(".json")
-    )
+    return is_new_object(attributes, settings, REQUEST_PREFIX, ".json")
 
 
 def request_stem(object_name: str) -> str:
@@ -78,10 +72,6 @@ def dataset_id_for(object_name: str, generation: str | int | None) -> str:
     """One dataset per uploaded request version, readable: `<request name>-<generation>`."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", request_stem(object_name)).strip("_") or "dataset"
     return f"{stem}-{generation}"
-
-
-def build_id_for(object_name: str, generation: str | int | None) -> str:
-    return hashlib.sha256(f"{object_name}#{generation}".encode()).hexdigest()[:32]
 
 
 def python_dataset_id(now: datetime) -> str:
@@ -175,7 +165,7 @@ def run_build_request(
     clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`."""
-    build_id = build_id_for(object_name, generation)
+    build_id = object_version_id(object_name, generation)
     attempt = attempt or uuid.uuid4().hex
     done = claim_build(ledger, build_id, attempt, clock, sleep)
     if done is not None:

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from shared.config import Settings
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
+from shared.services.bucket_objects import object_version_id
 from shared.services.build_leases import LEASE, POLL_S, WAIT_FOR_RUNNING_S, BuildInProgress, Lease, LeaseLost
 from shared.services.dataset_builds import (
     DATASETS_PREFIX,
     METADATA_FILE,
     RESULTS_PREFIX,
     build_dataset,
-    build_id_for,
     dataset_id_for,
     dataset_prefix,
     is_build_request,
@@ -92,7 +92,7 @@ class World:
         )
 
     def record(self, generation: str, name: str = REQUEST_NAME) -> dict[str, Any]:
-        record = self.ledger.get(build_id_for(name, generation))
+        record = self.ledger.get(object_version_id(name, generation))
         assert record is not None
         return record
 
@@ -243,7 +243,7 @@ def test_a_redelivery_after_a_crash_waits_out_the_lease_then_finishes_only_the_r
 def test_a_duplicate_delivery_waits_for_the_running_attempt_and_then_changes_nothing() -> None:
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    build_id = build_id_for(REQUEST_NAME, generation)
+    build_id = object_version_id(REQUEST_NAME, generation)
     world.ledger.claim(build_id, "running", T0, LEASE)
 
     def running_attempt(now: datetime) -> None:  # keeps renewing, and finishes after two minutes
@@ -263,7 +263,7 @@ def test_a_duplicate_delivery_waits_for_the_running_attempt_and_then_changes_not
 def test_a_duplicate_gives_up_when_the_running_attempt_outlasts_its_wait() -> None:
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    build_id = build_id_for(REQUEST_NAME, generation)
+    build_id = object_version_id(REQUEST_NAME, generation)
     world.ledger.claim(build_id, "running", T0, LEASE)
     world.clock.on_sleep.append(lambda now: world.ledger.renew(build_id, "running", now + LEASE))
 
@@ -368,7 +368,7 @@ def test_a_bad_request_is_quarantined_with_its_reason_and_nothing_is_built(body:
 
     assert result["status"] == "rejected"
     assert named in result["reason"]
-    build_id = build_id_for(REQUEST_NAME, generation)
+    build_id = object_version_id(REQUEST_NAME, generation)
     assert world.quarantine.calls == [
         {
             "quarantine_id": f"build_dataset-{build_id}", "raw": body, "reason": result["reason"],
@@ -550,8 +550,9 @@ def test_dataset_id_is_readable_and_stable_per_name_and_generation() -> None:
     assert dataset_id_for("dataset-requests/team a/weekly.json", "5") == "team_a_weekly-5"
     assert dataset_id_for("dataset-requests/weekly.json", "5") != dataset_id_for("dataset-requests/weekly.json", "6")
     assert dataset_id_for("dataset-requests/daily.json", "5") != dataset_id_for("dataset-requests/weekly.json", "5")
-    assert build_id_for("dataset-requests/weekly.json", 5) == build_id_for("dataset-requests/weekly.json", "5")
-    assert build_id_for("dataset-requests/weekly.json", "5") != build_id_for("dataset-requests/weekly.json", "6")
+    weekly = "dataset-requests/weekly.json"
+    assert object_version_id(weekly, 5) == object_version_id(weekly, "5")
+    assert object_version_id(weekly, "5") != object_version_id(weekly, "6")
     for name in ("dataset-requests/weekly.json", "dataset-requests/team a/weekly.json", "dataset-requests/.json"):
         dataset_id = dataset_id_for(name, "5")
         assert dataset_id == dataset_id_for(name, "5")
