@@ -16,7 +16,6 @@ import orjson
 from shared.adapters.gcs import BucketStore
 from shared.bootstrap import case_store
 from shared.config import Settings
-from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.dataset_request import parse_build_request
 from shared.services.dataset_builds import (
@@ -27,6 +26,7 @@ from shared.services.dataset_builds import (
     dataset_prefix,
     python_dataset_id,
     read_metadata,
+    read_split_files,
 )
 
 
@@ -96,14 +96,12 @@ class FinetuningDatasetPipeline:
 
     def validate_dataset(self, dataset_id: str) -> dict[str, Any]:
         """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage."""
-        prefix = dataset_prefix(dataset_id)
         metadata = read_metadata(self.bucket, dataset_id)
         issues: list[str] = [] if metadata else [f"missing required file: {METADATA_FILE}"]
         recorded = (metadata or {}).get("files", {})
         splits: dict[str, list[dict[str, Any]]] = {}
-        for split in SPLITS:
+        for split, data in read_split_files(self.bucket, dataset_id).items():
             name = f"{split}.jsonl"
-            data = self.bucket.get(prefix + name)
             if data is None:
                 issues.append(f"missing required file: {name}")
                 splits[split] = []
@@ -143,8 +141,7 @@ class FinetuningDatasetPipeline:
         import pyarrow.parquet as pq
 
         files = {}
-        for split in SPLITS:
-            data = self.bucket.get(f"{dataset_prefix(dataset_id)}{split}.jsonl")
+        for split, data in read_split_files(self.bucket, dataset_id).items():
             if not data:  # an empty split has no rows to infer a schema from: Hugging Face skips it too
                 continue
             sink = io.BytesIO()

@@ -15,10 +15,9 @@ from typing import Any
 from shared.adapters.gcs import BucketStore
 from shared.config import Settings
 from shared.domain import versions
-from shared.domain.dataset_build import SPLITS
-from shared.domain.dataset_quality import check_quality, validate_lines
+from shared.domain.dataset_quality import check_quality
 from shared.services.bulk_import import IMPORT_PREFIX
-from shared.services.dataset_builds import DATASETS_PREFIX, REQUEST_PREFIX, dataset_prefix, read_metadata
+from shared.services.dataset_builds import DATASETS_PREFIX, REQUEST_PREFIX, dataset_prefix, read_metadata, read_rows
 from shared.services.version_registry import REGISTRY_NAME, read_registry, register_version, update_registry
 
 
@@ -55,7 +54,7 @@ class DataVersionControl:
         if found is None:
             raise KeyError(f"no finished dataset {dataset_id!r} (metadata.json missing)")
         if run_quality_check:
-            found = {**found, "quality_report": check_quality(self._rows(dataset_id))}
+            found = {**found, "quality_report": check_quality(read_rows(self.bucket, dataset_id))}
         return register_version(self.bucket, found, version_name, parent_version, datetime.now(UTC), metadata)
 
     def get_version(self, version_id: str) -> dict[str, Any] | None:
@@ -81,7 +80,7 @@ class DataVersionControl:
 
     def check_quality(self, dataset_path: str) -> dict[str, Any]:
         """The quality report of a dataset's rows as they are now."""
-        return check_quality(self._rows(self._dataset_id(dataset_path)))
+        return check_quality(read_rows(self.bucket, self._dataset_id(dataset_path)))
 
     def rollback_to_version(self, version_id: str, target_path: str | None = None) -> dict[str, Any]:
         """Make `version_id` the current version again, after checking its files are intact.
@@ -115,17 +114,10 @@ class DataVersionControl:
         path = dataset_path.removeprefix(f"gs://{self.settings.bucket}/").removeprefix(DATASETS_PREFIX)
         return path.strip("/")
 
-    def _rows(self, dataset_id: str) -> dict[str, list[dict[str, Any]]]:
-        rows = {}
-        for split in SPLITS:
-            data = self.bucket.get(f"{dataset_prefix(dataset_id)}{split}.jsonl") or b""
-            rows[split], _ = validate_lines(split, data.splitlines())
-        return rows
-
     def _case_splits(self, dataset_id: str) -> dict[str, str]:
         return {
             str(row["case_id"]): split
-            for split, rows in self._rows(dataset_id).items()
+            for split, rows in read_rows(self.bucket, dataset_id).items()
             for row in rows
             if "case_id" in row
         }

@@ -22,7 +22,7 @@ import orjson
 
 from shared.config import Settings
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata
-from shared.domain.dataset_quality import check_quality
+from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.dataset_request import BuildRequest, parse_build_request
 from shared.domain.failure_event import InvalidEvent
 from shared.domain.versions import file_entry, manifest_checksum
@@ -115,6 +115,17 @@ def read_metadata(bucket: DatasetBucket, dataset_id: str) -> dict[str, Any] | No
     """A finished dataset's metadata, or None (absent or half-written)."""
     data = bucket.get(dataset_prefix(dataset_id) + METADATA_FILE)
     return orjson.loads(data) if data is not None else None
+
+
+def read_split_files(bucket: DatasetBucket, dataset_id: str) -> dict[str, bytes | None]:
+    """Each split file's bytes as they are now (None when missing), by split."""
+    return {split: bucket.get(f"{dataset_prefix(dataset_id)}{split}.jsonl") for split in SPLITS}
+
+
+def read_rows(bucket: DatasetBucket, dataset_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Each split's rows as they are now (a missing file has none; unreadable lines are skipped)."""
+    return {split: validate_lines(split, (data or b"").splitlines())[0]
+            for split, data in read_split_files(bucket, dataset_id).items()}
 
 
 def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
