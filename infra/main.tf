@@ -45,7 +45,7 @@ locals {
     }
     aggregate = {
       schedule    = "*/30 * * * *"
-      bucket_role = "roles/storage.objectUser" # replaces the metadata/ exports
+      bucket_role = "roles/storage.objectUser" # replaces the metadata/ and learning_data/ exports
       memory      = "1Gi"
       timeout_s   = 300
     }
