@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from shared.config import Settings
+from shared.errors import BadRequest
 from shared.json_encoding import json_default
 
 # op -> the class (by its name in `shared`) whose method of the same name serves it.
@@ -43,9 +44,6 @@ OPERATIONS: dict[str, str] = {
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 
-
-class BadRequest(ValueError):
-    """The request cannot be served as asked; the message says why."""
 
 
 @dataclass(frozen=True)

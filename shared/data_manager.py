@@ -12,8 +12,10 @@ from shared.bootstrap import case_store
 from shared.config import Settings
 from shared.domain.failure_event import Correction, parse_failure_event
 from shared.domain.statistics import summarize
+from shared.errors import NotFound
+from shared.ports import CaseStore
 from shared.services.case_exports import export_cases
-from shared.services.ingestion import CaseStore, correct_case, store_event
+from shared.services.ingestion import correct_case, store_event
 
 # Column -> pandas dtype of export_to_dataframe(); list-valued and free-form columns stay objects.
 DATAFRAME_DTYPES: dict[str, str] = {
@@ -86,7 +88,7 @@ class DataManager:
     ) -> dict[str, Any]:
         """Add a correction to a case (history kept, scores and error types recomputed); returns the case.
 
-        Raises KeyError for an unknown case id and ValueError for an invalid correction.
+        Raises NotFound (a KeyError) for an unknown case id and InvalidEvent (a ValueError) for an invalid correction.
         """
         correction = Correction.model_validate(
             {"case_id": case_id, "corrected_transcript": corrected_transcript, "corrected_by": corrected_by,
@@ -94,7 +96,7 @@ class DataManager:
         )
         case = self.get_failed_case(case_id) if correct_case(correction, None, self.store) else None
         if case is None:
-            raise KeyError(f"no case with case_id {case_id!r}")
+            raise NotFound(f"no case with case_id {case_id!r}")
         return case
 
     def get_failed_case(self, case_id: str) -> dict[str, Any] | None:

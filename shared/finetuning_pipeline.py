@@ -18,10 +18,11 @@ from shared.bootstrap import case_store
 from shared.config import Settings
 from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.dataset_request import parse_build_request
+from shared.errors import BadInput, NotFound
+from shared.ports import CaseStore
 from shared.services.dataset_builds import (
     DATASETS_PREFIX,
     METADATA_FILE,
-    CaseSource,
     build_dataset,
     dataset_prefix,
     python_dataset_id,
@@ -34,14 +35,14 @@ class FinetuningDatasetPipeline:
     """Builds, lists and validates fine-tuning datasets (emulators or GCP, by the usual variables)."""
 
     def __init__(
-        self, settings: Settings | None = None, cases: CaseSource | None = None, bucket: BucketStore | None = None
+        self, settings: Settings | None = None, cases: CaseStore | None = None, bucket: BucketStore | None = None
     ) -> None:
         self.settings = settings or Settings.from_env()
         self._cases = cases
         self._bucket = bucket
 
     @property
-    def cases(self) -> CaseSource:
+    def cases(self) -> CaseStore:
         if self._cases is None:
             self._cases = case_store(self.settings)
         return self._cases
@@ -67,7 +68,7 @@ class FinetuningDatasetPipeline:
     ) -> dict[str, Any]:
         """Build a dataset from the stored cases; its info ({"error": ...} when no case is eligible).
 
-        Raises InvalidEvent (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
+        Raises InvalidBuildRequest (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
         """
         params = {
             "min_error_score": min_error_score, "include_uncorrected": include_uncorrected,
@@ -130,11 +131,11 @@ class FinetuningDatasetPipeline:
         """
         metadata = read_metadata(self.bucket, dataset_id)
         if metadata is None:
-            raise KeyError(f"no finished dataset {dataset_id!r}")
+            raise NotFound(f"no finished dataset {dataset_id!r}")
         if output_format == "json":
             return dict(metadata["data_files"])
         if output_format != "parquet":
-            raise ValueError(f"output_format must be 'json' or 'parquet', not {output_format!r}")
+            raise BadInput(f"output_format must be 'json' or 'parquet', not {output_format!r}")
         import io
 
         import pyarrow.json as pa_json

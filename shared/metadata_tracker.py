@@ -16,15 +16,9 @@ from shared.domain.metric_records import validate_metric_record
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
+from shared.ports import MetricStore, ObjectWriter
 from shared.services import metric_exports
-from shared.services.metrics import (
-    MetricStore,
-    ObjectWriter,
-    performance_history,
-    refresh_snapshot,
-    store_record,
-    utc_now,
-)
+from shared.services.metrics import performance_history, refresh_snapshot, store_record, utc_now
 
 # A trend read that found more new records than this since the snapshot writes a fresh snapshot.
 SNAPSHOT_REFRESH_TAIL = 500

@@ -16,6 +16,7 @@ from shared.adapters.gcs import BucketStore
 from shared.config import Settings
 from shared.domain import versions
 from shared.domain.dataset_quality import check_quality
+from shared.errors import BadInput, NotFound
 from shared.services.bulk_import import IMPORT_PREFIX
 from shared.services.dataset_builds import DATASETS_PREFIX, REQUEST_PREFIX, dataset_prefix, read_metadata, read_rows
 from shared.services.version_registry import REGISTRY_NAME, read_registry, register_version, update_registry
@@ -52,7 +53,7 @@ class DataVersionControl:
         dataset_id = self._dataset_id(dataset_path)
         found = read_metadata(self.bucket, dataset_id)
         if found is None:
-            raise KeyError(f"no finished dataset {dataset_id!r} (metadata.json missing)")
+            raise NotFound(f"no finished dataset {dataset_id!r} (metadata.json missing)")
         if run_quality_check:
             found = {**found, "quality_report": check_quality(read_rows(self.bucket, dataset_id))}
         return register_version(self.bucket, found, version_name, parent_version, datetime.now(UTC), metadata)
@@ -94,7 +95,7 @@ class DataVersionControl:
         for name, recorded in entry["files"].items():
             data = self.bucket.get(prefix + name)
             if data is None or hashlib.sha256(data).hexdigest() != recorded["sha256"]:
-                raise ValueError(f"cannot roll back to {version_id}: {prefix}{name} is missing or changed")
+                raise BadInput(f"cannot roll back to {version_id}: {prefix}{name} is missing or changed")
         now = datetime.now(UTC)
         registry = update_registry(self.bucket, lambda reg: (versions.rollback(reg, version_id, now), True))
         result: dict[str, Any] = {"version_id": version_id, "current_version": registry["current_version"],
@@ -128,8 +129,8 @@ PROTECTED_PREFIXES = (REQUEST_PREFIX, IMPORT_PREFIX, REGISTRY_NAME.rsplit("/", 1
 
 
 def _restore_target(target_path: str) -> str:
-    """The restore prefix, ending with "/"; ValueError for a path under a protected prefix or going up."""
+    """The restore prefix, ending with "/"; BadInput for a path under a protected prefix or going up."""
     target = target_path.removeprefix("/").rstrip("/") + "/"
     if ".." in target.split("/") or target.startswith(PROTECTED_PREFIXES):
-        raise ValueError(f"target_path {target_path!r} is not allowed: not under {list(PROTECTED_PREFIXES)}, no '..'")
+        raise BadInput(f"target_path {target_path!r} is not allowed: not under {list(PROTECTED_PREFIXES)}, no '..'")
     return target

@@ -14,7 +14,8 @@ from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
 from shared.config import Settings
-from shared.services.build_leases import BuildInProgress, BuildLedger
+from shared.errors import BuildInProgress
+from shared.ports import BuildLedger
 
 
 class FirestoreBuildLedger(BuildLedger):

@@ -25,14 +25,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.adapters.clients import firestore_client
 from shared.adapters.firestore_counters import keep_quarantined
 from shared.config import Settings
+from shared.domain.metric_history import KIND_COLLECTIONS, POINT_FIELDS, SNAPSHOT_OVERLAP, Snapshot
 from shared.domain.trends import as_utc
-from shared.services.metrics import (
-    KIND_COLLECTIONS,
-    POINT_FIELDS,
-    SNAPSHOT_OVERLAP,
-    Snapshot,
-    UnstorableRecord,
-)
+from shared.errors import UnstorableRecord
 
 SNAPSHOTS = "metric_snapshots"
 SNAPSHOT_HEADER = "performance"

@@ -8,7 +8,7 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared.adapters.clients import storage_client
 from shared.config import Settings
-from shared.services.bulk_import import ObjectGone
+from shared.errors import ObjectGone
 
 
 class BucketStore:

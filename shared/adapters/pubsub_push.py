@@ -9,9 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
-class MalformedPush(ValueError):
-    """The push body is not a Pub/Sub message envelope."""
+from shared.errors import MalformedPush
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.trends import PerformanceLike, TrendPoint, is_lower_better, series
+from shared.errors import BadInput
 
 DEFAULT_WINDOW = 5
 DEFAULT_THRESHOLD = 0.2
@@ -70,11 +71,11 @@ class Anomaly:
 def _check_parameters(window: int, threshold: float, min_history: int) -> None:
     """Refuse parameters that would make the rule meaningless."""
     if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
+        raise BadInput(f"window must be at least 1, got {window}")
     if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive number, got {threshold}")
+        raise BadInput(f"threshold must be a positive number, got {threshold}")
     if not 1 <= min_history <= window:
-        raise ValueError(f"min_history must be between 1 and window ({window}), got {min_history}")
+        raise BadInput(f"min_history must be between 1 and window ({window}), got {min_history}")
 
 
 def detect_anomalies(

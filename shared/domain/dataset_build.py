@@ -28,6 +28,7 @@ from operator import itemgetter
 from typing import Any
 
 from shared.domain.dataset_request import BuildRequest
+from shared.errors import BadInput
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 UNKNOWN_ERROR_TYPE = "unknown"
@@ -98,7 +99,7 @@ def _unit_interval(digest: bytes) -> float:
 def _split_edges(ratios: tuple[float, float, float]) -> tuple[tuple[str, float], ...]:
     """Each split with the upper end of its share of [0, 1); the last split with a share ends at 1."""
     if any(r < 0 for r in ratios) or sum(ratios) <= 0:
-        raise ValueError(f"ratios must be non-negative with a positive sum, got {ratios}")
+        raise BadInput(f"ratios must be non-negative with a positive sum, got {ratios}")
     total = math.fsum(ratios)
     edges = []
     cumulative = 0.0

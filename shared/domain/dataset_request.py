@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.domain.failure_event import InvalidEvent
 from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
+from shared.errors import InvalidBuildRequest
 
 MAX_REQUEST_BYTES = 64 * 1024
 RATIO_TOLERANCE = 1e-6
@@ -122,11 +122,11 @@ def _describe(error: ValidationError) -> str:
 
 
 def parse_build_request(data: Payload) -> BuildRequest:
-    """Parse an uploaded build request or raise InvalidEvent saying what is wrong."""
+    """Parse an uploaded build request or raise InvalidBuildRequest saying what is wrong."""
     value = decode_json_object(
-        data, what="build request", max_bytes=MAX_REQUEST_BYTES, error=InvalidEvent, reject_duplicate_keys=True
+        data, what="build request", max_bytes=MAX_REQUEST_BYTES, error=InvalidBuildRequest, reject_duplicate_keys=True
     )
     try:
         return BuildRequest.model_validate(value)
     except ValidationError as exc:
-        raise InvalidEvent(_describe(exc)) from None
+        raise InvalidBuildRequest(_describe(exc)) from None

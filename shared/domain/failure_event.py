@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.domain.error_taxonomy import ERROR_TYPES
 from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
+from shared.errors import InvalidEvent
 
 MAX_PAYLOAD_BYTES = 1_000_000
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
@@ -40,13 +41,6 @@ _Model = TypeVar("_Model", bound=BaseModel)
 ErrorTypeName = Annotated[str, Field(json_schema_extra={"enum": list(ERROR_TYPES)})]
 _SCHEMA_VERSION_DOC: dict[str, Any] = {"enum": list(SUPPORTED_SCHEMA_VERSIONS)}
 
-
-class InvalidEvent(ValueError):
-    """A message that cannot be accepted; ``reason`` says why in words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def validate_case_id(case_id: str) -> str:

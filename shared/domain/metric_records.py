@@ -54,18 +54,12 @@ from pydantic import (
 )
 
 from shared.domain.json_payload import decode_json, json_kind, validation_message
+from shared.errors import InvalidMetricRecord
 
 MAX_RECORD_BYTES = 1_000_000
 WER_CAP = 10.0
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
-
-class InvalidMetricRecord(ValueError):
-    """A metric record that can never be accepted; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _check_error_rate_cap(value: float) -> float:

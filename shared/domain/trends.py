@@ -33,6 +33,7 @@ from operator import itemgetter
 from typing import Any
 
 from shared.domain.metric_records import PerformanceRecord
+from shared.errors import BadInput
 
 LOWER_IS_BETTER: frozenset[str] = frozenset({"wer", "cer", "error_rate", "inference_time"})
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"correction_rate"})
@@ -47,7 +48,7 @@ def is_lower_better(metric: str) -> bool:
         return True
     if metric in HIGHER_IS_BETTER:
         return False
-    raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+    raise BadInput(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
 
 
 @dataclass(frozen=True, slots=True)

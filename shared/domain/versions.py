@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from shared.errors import BadInput, NotFound
+
 SCHEMA_VERSION = 1
 ACTIONS = ("create", "rollback")
 KNOWN_NAMES_CAP = 10
@@ -148,13 +150,13 @@ def add_version(registry: Mapping[str, Any], entry: Mapping[str, Any], at: datet
     if existing is not None:
         if existing["checksum"] == entry["checksum"]:
             return dict(registry), False
-        raise ValueError(
+        raise BadInput(
             f"version {version_id!r} already exists with checksum {existing['checksum']}, "
             f"not {entry['checksum']}: versions are immutable, build under a new version name"
         )
     parent = entry.get("parent_version")
     if parent is not None and parent not in registry["versions"]:
-        raise ValueError(f"parent version {parent!r} is unknown; known versions: {_known(registry)}")
+        raise BadInput(f"parent version {parent!r} is unknown; known versions: {_known(registry)}")
     updated = copy.deepcopy(dict(registry))
     updated["versions"][version_id] = copy.deepcopy(dict(entry))
     updated["history"].append(_history_item("create", version_id, registry.get("current_version"), at))
@@ -163,10 +165,10 @@ def add_version(registry: Mapping[str, Any], entry: Mapping[str, Any], at: datet
 
 
 def get_version(registry: Mapping[str, Any], version_id: str) -> dict[str, Any]:
-    """The entry of version_id; KeyError naming it when unknown."""
+    """The entry of version_id; NotFound naming it when unknown."""
     entry = registry["versions"].get(version_id)
     if entry is None:
-        raise KeyError(f"unknown version {version_id!r}; known versions: {_known(registry)}")
+        raise NotFound(f"unknown version {version_id!r}; known versions: {_known(registry)}")
     return entry
 
 

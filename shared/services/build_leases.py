@@ -12,7 +12,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
+
+from shared.errors import BuildInProgress, LeaseLost
+from shared.ports import BuildLedger
 
 # A running attempt renews its lease every LEASE / 4; a crashed one loses it within LEASE.
 LEASE = timedelta(seconds=60)
@@ -22,22 +25,8 @@ WAIT_FOR_RUNNING_S = 420.0
 POLL_S = 5.0
 
 
-class BuildInProgress(RuntimeError):
-    """Another attempt holds the build's lease: retry later (transient)."""
 
 
-class LeaseLost(RuntimeError):
-    """Another attempt took the build over (this one stalled past its lease): stop before writing more."""
-
-
-class BuildLedger(Protocol):
-    """One record per build request (shared/adapters/firestore_builds.py)."""
-
-    def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None: ...
-
-    def renew(self, build_id: str, attempt: str, until: datetime) -> bool: ...
-
-    def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None: ...
 
 
 def utc_now() -> datetime:

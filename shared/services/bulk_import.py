@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from shared.config import Settings
+from shared.errors import ObjectGone
+from shared.ports import Bucket, CaseStore
 from shared.services.bucket_objects import is_new_object, object_version_id
-from shared.services.ingestion import CaseStore, import_failures
+from shared.services.ingestion import import_failures
 
 IMPORT_PREFIX = "imports/"
 RESULTS_PREFIX = "import_results/"
 
 
-class ObjectGone(LookupError):
-    """The notified object version no longer exists."""
 
 
-class ImportLedger(CaseStore, Protocol):
-    """A case store that also remembers finished imports."""
 
-    def save_import(self, import_id: str, summary: dict[str, Any]) -> None: ...
-
-    def import_result(self, import_id: str) -> dict[str, Any] | None: ...
-
-
-class ImportBucket(Protocol):
-    """Where the import files are read and their results written."""
-
-    def uri(self, name: str) -> str: ...
-
-    def put(self, name: str, data: bytes, content_type: str = ...) -> str: ...
-
-    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
-        """The object's lines; ObjectGone when that version no longer exists."""
-        ...
 
 
 def is_import_notification(attributes: Mapping[str, str], settings: Settings) -> bool:
@@ -45,7 +28,7 @@ def is_import_notification(attributes: Mapping[str, str], settings: Settings) ->
 
 
 def run_import(
-    object_name: str, generation: str | int | None, ledger: ImportLedger, bucket: ImportBucket
+    object_name: str, generation: str | int | None, ledger: CaseStore, bucket: Bucket
 ) -> dict[str, Any]:
     """Import one object version; returns the per-file result (also kept in Firestore and the bucket)."""
     import_id = object_version_id(object_name, generation)

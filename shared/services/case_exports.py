@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shared.domain.statistics import summarize
 from shared.domain.versions import file_entry
 from shared.json_encoding import dumps_json
-from shared.services.metrics import ObjectWriter
+from shared.ports import CaseStore, ObjectWriter
 
 PREFIX = "learning_data/"
 FAILED_CASES = f"{PREFIX}failed_cases.jsonl"
@@ -24,12 +24,6 @@ METADATA = f"{PREFIX}metadata.json"
 JSONL = "application/x-ndjson"
 
 
-class CaseReader(Protocol):
-    """The stored cases and their statistics (shared/adapters/firestore_cases.py)."""
-
-    def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
-
-    def counter_shards(self) -> list[dict[str, Any]]: ...
 
 
 def correction_rows(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -38,7 +32,7 @@ def correction_rows(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"case_id": case.get("case_id"), **entry}
 
 
-def export_cases(store: CaseReader, objects: ObjectWriter, now: datetime) -> dict[str, Any]:
+def export_cases(store: CaseStore, objects: ObjectWriter, now: datetime) -> dict[str, Any]:
     """Write the three exports; a summary of the objects written."""
     cases: list[bytes] = []
     corrections: list[bytes] = []

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -24,11 +24,12 @@ from shared.config import Settings
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata
 from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.dataset_request import BuildRequest, parse_build_request
-from shared.domain.failure_event import InvalidEvent
 from shared.domain.versions import file_entry, manifest_checksum
+from shared.errors import BadInput, InvalidBuildRequest
+from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
-from shared.services.build_leases import BuildLedger, Lease, claim_build, utc_now
-from shared.services.version_registry import REGISTRY_NAME, RegistryBucket, read_registry, register_version
+from shared.services.build_leases import Lease, claim_build, utc_now
+from shared.services.version_registry import REGISTRY_NAME, read_registry, register_version
 
 REQUEST_PREFIX = "dataset-requests/"
 RESULTS_PREFIX = "dataset_results/"
@@ -36,26 +37,10 @@ DATASETS_PREFIX = "finetuning_datasets/"
 METADATA_FILE = "metadata.json"
 
 
-class DatasetBucket(RegistryBucket, Protocol):
-    """The objects a build reads and writes (shared/adapters/gcs.py: BucketStore)."""
-
-    def uri(self, name: str) -> str: ...
-
-    def put(self, name: str, data: bytes, content_type: str = ...) -> str: ...
-
-    def get(self, name: str, generation: int | None = None) -> bytes | None: ...
 
 
-class CaseSource(Protocol):
-    """Where the cases come from (shared/adapters/firestore_cases.py)."""
-
-    def build_candidates(self, corrected_only: bool) -> Iterable[Mapping[str, Any]]: ...
 
 
-class Quarantine(Protocol):
-    """Where a rejected request is kept with its reason."""
-
-    def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool: ...
 
 
 def is_build_request(attributes: Mapping[str, str], settings: Settings) -> bool:
@@ -89,7 +74,7 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 def write_dataset(
     dataset_id: str, request: BuildRequest, splits: Mapping[str, list[dict[str, Any]]], source: str,
-    bucket: DatasetBucket, now: datetime,
+    bucket: Bucket, now: datetime,
 ) -> dict[str, Any]:
     """Write the split files, then metadata.json (with checksums and the quality report); the metadata."""
     prefix = dataset_prefix(dataset_id)
@@ -111,18 +96,18 @@ def write_dataset(
     return metadata
 
 
-def read_metadata(bucket: DatasetBucket, dataset_id: str) -> dict[str, Any] | None:
+def read_metadata(bucket: Bucket, dataset_id: str) -> dict[str, Any] | None:
     """A finished dataset's metadata, or None (absent or half-written)."""
     data = bucket.get(dataset_prefix(dataset_id) + METADATA_FILE)
     return orjson.loads(data) if data is not None else None
 
 
-def read_split_files(bucket: DatasetBucket, dataset_id: str) -> dict[str, bytes | None]:
+def read_split_files(bucket: Bucket, dataset_id: str) -> dict[str, bytes | None]:
     """Each split file's bytes as they are now (None when missing), by split."""
     return {split: bucket.get(f"{dataset_prefix(dataset_id)}{split}.jsonl") for split in SPLITS}
 
 
-def read_rows(bucket: DatasetBucket, dataset_id: str) -> dict[str, list[dict[str, Any]]]:
+def read_rows(bucket: Bucket, dataset_id: str) -> dict[str, list[dict[str, Any]]]:
     """Each split's rows as they are now (a missing file has none; unreadable lines are skipped)."""
     return {split: validate_lines(split, (data or b"").splitlines())[0]
             for split, data in read_split_files(bucket, dataset_id).items()}
@@ -142,7 +127,7 @@ def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[st
 
 
 def build_dataset(
-    request: BuildRequest, dataset_id: str, source: str, cases: CaseSource, bucket: DatasetBucket,
+    request: BuildRequest, dataset_id: str, source: str, cases: CaseStore, bucket: Bucket,
     now: datetime | None = None, before_commit: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
@@ -165,14 +150,14 @@ def build_dataset(
     return dataset_info(metadata, version_id)
 
 
-def _known_version(bucket: DatasetBucket, version_id: str) -> None:
+def _known_version(bucket: Bucket, version_id: str) -> None:
     if version_id not in read_registry(bucket)["versions"]:
-        raise InvalidEvent(f"parent_version {version_id!r} is not in {REGISTRY_NAME}")
+        raise InvalidBuildRequest(f"parent_version {version_id!r} is not in {REGISTRY_NAME}")
 
 
 def run_build_request(
-    object_name: str, generation: str | int | None, *, ledger: BuildLedger, cases: CaseSource,
-    bucket: DatasetBucket, quarantine: Quarantine, attempt: str | None = None,
+    object_name: str, generation: str | int | None, *, ledger: BuildLedger, cases: CaseStore,
+    bucket: Bucket, quarantine: Quarantine, attempt: str | None = None,
     clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`."""
@@ -192,7 +177,7 @@ def run_build_request(
 
 
 def _serve(
-    object_name: str, generation: str | int | None, build_id: str, cases: CaseSource, bucket: DatasetBucket,
+    object_name: str, generation: str | int | None, build_id: str, cases: CaseStore, bucket: Bucket,
     quarantine: Quarantine, now: datetime, lease: Lease,
 ) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
@@ -204,7 +189,7 @@ def _serve(
         request = parse_build_request(raw)
         info = build_dataset(request, dataset_id_for(object_name, generation), base["object"], cases, bucket, now,
                              before_commit=lease.check)
-    except InvalidEvent as exc:
+    except BadInput as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
         return "rejected", {**base, "status": "rejected", "reason": exc.reason}
     return "finished", {**base, "status": "no eligible cases" if "error" in info else "built", **info}

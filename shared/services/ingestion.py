@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
-from shared.domain.failure_event import (
-    Correction,
-    FailureEvent,
-    InvalidEvent,
-    derive_case_id,
-    parse_correction,
-    parse_failure_event,
-)
+from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
+from shared.errors import InvalidEvent
+from shared.ports import CaseStore
 
 # Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
 IMPORT_BATCH = 499
@@ -34,21 +29,6 @@ _FORK = multiprocessing.get_context("fork")
 REJECTS_KEPT_INLINE = 1000
 
 
-class CaseStore(Protocol):
-    """Where cases, their counters and rejected payloads are kept.
-
-    Quarantine ids are `<function>-<message id>`: message ids are unique per topic only.
-    """
-
-    def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool: ...
-
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]: ...
-
-    def update_case(
-        self, case_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], CounterDelta] | None]
-    ) -> dict[str, Any] | None: ...
-
-    def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool: ...
 
 
 @dataclass(frozen=True)

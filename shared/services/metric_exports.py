@@ -16,7 +16,8 @@ from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
 from shared.json_encoding import dumps_json as dumps
-from shared.services.metrics import MetricStore, ObjectWriter, refresh_snapshot
+from shared.ports import MetricStore, ObjectWriter
+from shared.services.metrics import refresh_snapshot
 
 PREFIX = "metadata/"
 PERFORMANCE_HISTORY = f"{PREFIX}performance_history.jsonl"

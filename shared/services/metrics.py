@@ -7,96 +7,21 @@ Bad input is kept in the quarantine with its reason and acknowledged; store erro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any
 
-from shared.domain.metric_records import InvalidMetricRecord, MetricRecord, parse_metric_record, record_id
+from shared.domain.metric_history import EPOCH, SNAPSHOT_OVERLAP, Snapshot, build_snapshot, with_tail
+from shared.domain.metric_records import MetricRecord, parse_metric_record, record_id
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
-from shared.domain.trends import METRICS, as_utc
+from shared.domain.trends import as_utc
+from shared.errors import InvalidMetricRecord, UnstorableRecord
+from shared.ports import MetricStore, ObjectWriter
 
-KIND_COLLECTIONS: dict[str, str] = {
-    "performance": "performance_history",
-    "model_version": "model_versions",
-    "learning_progress": "learning_progress",
-    "inference_stats": "inference_stats",
-}
 QUARANTINE_SOURCE = "record_metrics"
-# The fields a trend or report needs; snapshots and tail reads carry only these.
-POINT_FIELDS: tuple[str, ...] = ("record_id", "recorded_at", "model_version", "stored_at", *METRICS)
-# Tail reads start this long before the snapshot's watermark. Firestore reads are strongly consistent, so a
-# record stored before the watermark was in the snapshot's read; the second is cheap insurance (merged by id).
-# Longer would re-read a whole burst: at 140 records/s, 30 s of overlap is 4k documents and seconds per trend.
-SNAPSHOT_OVERLAP = timedelta(seconds=1)
 # A trend read retries this often when a snapshot was published (and the recent points pruned) while it read.
 HISTORY_ATTEMPTS = 3
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class UnstorableRecord(ValueError):
-    """A valid record the store cannot hold (e.g. arrays inside arrays in Firestore); permanent."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The performance points stored up to `watermark` (the largest stored_at they include)."""
-
-    points: list[dict[str, Any]]
-    watermark: datetime | None
-    generation: str | None = None
-    # How many of `points` were stored in the overlap (watermark - SNAPSHOT_OVERLAP .. watermark); None: unknown.
-    overlap_count: int | None = None
-
-
-class MetricStore(Protocol):
-    """Where metric records, rejected payloads and performance snapshots are kept."""
-
-    def create(self, kind: str, record_id: str, document: dict[str, Any]) -> bool:
-        """Store a new record; False when `record_id` already exists; UnstorableRecord when it cannot."""
-
-    def quarantine(self, quarantine_id: str, record: dict[str, Any]) -> bool:
-        """Keep a rejected payload with its reason; False when already kept."""
-
-    def records(self, kind: str) -> Iterator[dict[str, Any]]:
-        """Every stored record of `kind`, in no particular order."""
-
-    def performance_points(self, since: datetime | None) -> list[dict[str, Any]]:
-        """POINT_FIELDS of the performance records stored at or after `since` (None: all), from the history."""
-
-    def recent_points(self, since: datetime, *, after: bool = False) -> list[dict[str, Any]]:
-        """POINT_FIELDS of the performance records stored at or after `since` (after it: `after`), from a small
-        store of recent points.
-
-        Complete for any `since` from the published snapshot's watermark minus SNAPSHOT_OVERLAP on: every
-        performance record is kept there in the same write, and only a published snapshot removes what it holds.
-        """
-
-    def recent_count(self, since: datetime, until: datetime) -> int:
-        """How many recent points were stored from `since` to `until` (both included), without reading them."""
-
-    def records_of_version(
-        self, kind: str, version_id: str, fields: Iterable[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Records of `kind` whose model_version is `version_id` (only `fields` when given)."""
-
-    def load_snapshot(self) -> Snapshot | None:
-        """The latest complete snapshot, or None."""
-
-    def snapshot_generation(self) -> str | None:
-        """The generation of the published snapshot now (a cheap read), or None."""
-
-    def save_snapshot(self, snapshot: Snapshot) -> str:
-        """Publish a snapshot so readers see the old one or the new one, never a mix, and never one with an
-        earlier watermark than the published one; then drop the recent points stored before its watermark minus
-        SNAPSHOT_OVERLAP. The published generation (the other one when it was newer)."""
-
-
-class ObjectWriter(Protocol):
-    """Whole objects in the bucket: each put is one upload, so a reader never sees half an object."""
-
-    def put(self, name: str, data: bytes, content_type: str) -> str:
-        """Write (or replace) `name`; its gs:// URI."""
 
 
 @dataclass(frozen=True)
@@ -171,24 +96,6 @@ def quarantine(
     return Outcome("quarantined", reason=reason)
 
 
-def merge_points(*sources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points from several reads, one per record id (later sources win)."""
-    merged: dict[str, dict[str, Any]] = {}
-    for source in sources:
-        for point in source:
-            merged[str(point["record_id"])] = point
-    return list(merged.values())
-
-
-def with_tail(snapshot_points: list[dict[str, Any]], tail: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A snapshot's points (one per record id) with a tail read: the tail's version of a record wins."""
-    if not tail:
-        return snapshot_points
-    newer = merge_points(tail)
-    ids = {str(point["record_id"]) for point in newer}
-    return [*(p for p in snapshot_points if p["record_id"] not in ids), *newer]
-
-
 def recent_tail(store: MetricStore, snapshot: Snapshot) -> list[dict[str, Any]]:
     """The recent points a snapshot does not hold (and, when that is cheaper to get, some it does).
 
@@ -220,24 +127,6 @@ def performance_history(store: MetricStore) -> tuple[list[dict[str, Any]], Snaps
             return with_tail(snapshot.points, tail), snapshot, len(tail)
     points = store.performance_points(None)
     return points, snapshot, len(points)
-
-
-def compact_point(document: dict[str, Any]) -> dict[str, Any]:
-    """A stored record reduced to POINT_FIELDS, timestamps as ISO text (the snapshot's form)."""
-    point = {name: document.get(name) for name in POINT_FIELDS}
-    for name in ("recorded_at", "stored_at"):
-        moment = as_utc(point[name])
-        point[name] = moment.isoformat() if moment else None
-    return point
-
-
-def build_snapshot(points: Iterable[dict[str, Any]]) -> Snapshot:
-    """A snapshot of `points` whose watermark is the latest stored_at among them."""
-    compact = [compact_point(point) for point in points]
-    stamps = [moment for p in compact if (moment := as_utc(p["stored_at"])) is not None]
-    watermark = max(stamps, default=None)
-    overlap = None if watermark is None else sum(1 for moment in stamps if moment >= watermark - SNAPSHOT_OVERLAP)
-    return Snapshot(points=compact, watermark=watermark, overlap_count=overlap)
 
 
 def refresh_snapshot(store: MetricStore, points: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:

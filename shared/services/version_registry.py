@@ -8,26 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared.domain.versions import add_version, new_version, parse_registry, version_id_for
+from shared.errors import RegistryConflict
+from shared.ports import RegistryBucket
 
 REGISTRY_NAME = "data_versions/version_registry.json"
 
 
-class RegistryConflict(RuntimeError):
-    """The registry object changed between our read and our write."""
 
-
-class RegistryBucket(Protocol):
-    """Reads and precondition writes of one object (shared/adapters/gcs.py: BucketStore)."""
-
-    def get_versioned(self, name: str) -> tuple[bytes | None, int]: ...
-
-    def put_if_generation(self, name: str, data: bytes, generation: int, content_type: str = ...) -> bool: ...
 
 
 def update_registry(

@@ -9,7 +9,7 @@ from shared import DataManager
 from shared.adapters.firestore_cases import FirestoreCaseStore
 from shared.config import Settings
 from shared.domain.cases import CounterDelta
-from shared.domain.failure_event import InvalidEvent
+from shared.errors import InvalidEvent
 from stack.local_stack import StackInfo
 
 pytestmark = pytest.mark.emulators

@@ -16,8 +16,9 @@ from google.cloud import firestore, storage
 from shared import MetadataTracker
 from shared.adapters.firestore_metrics import RECENT, SNAPSHOT_HEADER, SNAPSHOTS, FirestoreMetricStore
 from shared.config import Settings
-from shared.domain.metric_records import InvalidMetricRecord
-from shared.services.metrics import SNAPSHOT_OVERLAP, Snapshot, build_snapshot, performance_history, record_metric
+from shared.domain.metric_history import SNAPSHOT_OVERLAP, Snapshot, build_snapshot
+from shared.errors import InvalidMetricRecord
+from shared.services.metrics import performance_history, record_metric
 from stack.local_stack import StackInfo
 
 pytestmark = pytest.mark.emulators

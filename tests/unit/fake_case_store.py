@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.domain.cases import CounterDelta
-from shared.services.ingestion import CaseStore
+from shared.ports import CaseStore
 
 
 class InMemoryCaseStore(CaseStore):

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.services.build_leases import BuildInProgress, BuildLedger
-from shared.services.dataset_builds import CaseSource, DatasetBucket, Quarantine
+from shared.errors import BuildInProgress
+from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 
 # GCS generations are microsecond timestamps: large, increasing, never reused.
 FIRST_GENERATION = 1_700_000_000_000_000
@@ -41,7 +41,7 @@ class _Race:
     write: Callable[[str, bytes | None], bytes]
 
 
-class FakeBucket(DatasetBucket):
+class FakeBucket(Bucket):
     """Objects of one bucket, with generations, in a dict."""
 
     def __init__(self, bucket: str = "stt-project-datasets") -> None:
@@ -192,7 +192,7 @@ class FakeLedger(BuildLedger):
 
 
 @dataclass
-class FakeCases(CaseSource):
+class FakeCases(CaseStore):
     """Cases as FirestoreCaseStore.build_candidates yields them: only `corrected` ones when asked."""
 
     cases: list[dict[str, Any]] = field(default_factory=list)

@@ -7,7 +7,7 @@ import orjson
 
 from shared.api import OPERATIONS, dispatch
 from shared.config import Settings
-from shared.domain.failure_event import InvalidEvent
+from shared.errors import InvalidEvent
 
 
 class FakeDataManager:

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from shared.config import Settings
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
+from shared.errors import BuildInProgress, LeaseLost
 from shared.services.bucket_objects import object_version_id
-from shared.services.build_leases import LEASE, POLL_S, WAIT_FOR_RUNNING_S, BuildInProgress, Lease, LeaseLost
+from shared.services.build_leases import LEASE, POLL_S, WAIT_FOR_RUNNING_S, Lease
 from shared.services.dataset_builds import (
     DATASETS_PREFIX,
     METADATA_FILE,

@@ -14,7 +14,7 @@ from shared.domain.dataset_request import (
     BuildRequest,
     parse_build_request,
 )
-from shared.domain.failure_event import InvalidEvent
+from shared.errors import InvalidBuildRequest
 
 FIELDS = {
     "min_error_score",
@@ -36,8 +36,8 @@ def encode(payload: Any) -> bytes:
 
 
 def reason_of(raw: bytes) -> str:
-    """The InvalidEvent reason for ``raw``; fails the test if it parses."""
-    with pytest.raises(InvalidEvent) as caught:
+    """The InvalidBuildRequest reason for ``raw``; fails the test if it parses."""
+    with pytest.raises(InvalidBuildRequest) as caught:
         parse_build_request(raw)
     assert str(caught.value) == caught.value.reason
     return caught.value.reason
@@ -125,7 +125,7 @@ def test_oversized_request_is_rejected_before_reading_it() -> None:
 
 
 def test_non_bytes_request_is_rejected() -> None:
-    with pytest.raises(InvalidEvent, match="build request must be bytes, got str"):
+    with pytest.raises(InvalidBuildRequest, match="build request must be bytes, got str"):
         parse_build_request("{}")  # type: ignore[arg-type]
 
 

@@ -18,11 +18,11 @@ from shared.domain.failure_event import (
     MAX_PAYLOAD_BYTES,
     Correction,
     FailureEvent,
-    InvalidEvent,
     derive_case_id,
     parse_correction,
     parse_failure_event,
 )
+from shared.errors import InvalidEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.services.bulk_import import ObjectGone, run_import
+from shared.errors import ObjectGone
+from shared.services.bulk_import import run_import
 from shared.services.ingestion import import_failures, record_correction, record_failure
 from tests.unit.fake_case_store import InMemoryCaseStore
 

@@ -12,13 +12,13 @@ from shared.domain import export_metric_schemas
 from shared.domain.metric_records import (
     MAX_RECORD_BYTES,
     InferenceStatsRecord,
-    InvalidMetricRecord,
     LearningProgressRecord,
     ModelVersionRecord,
     PerformanceRecord,
     parse_metric_record,
     record_id,
 )
+from shared.errors import InvalidMetricRecord
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

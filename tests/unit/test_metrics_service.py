@@ -10,17 +10,9 @@ from typing import Any
 
 import pytest
 
+from shared.domain.metric_history import SNAPSHOT_OVERLAP, Snapshot, build_snapshot, merge_points, with_tail
 from shared.domain.quarantine import MAX_INLINE_PAYLOAD
-from shared.services.metrics import (
-    SNAPSHOT_OVERLAP,
-    Snapshot,
-    build_snapshot,
-    merge_points,
-    performance_history,
-    record_metric,
-    refresh_snapshot,
-    with_tail,
-)
+from shared.services.metrics import performance_history, record_metric, refresh_snapshot
 from stack.local_stack import REPO_ROOT
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)

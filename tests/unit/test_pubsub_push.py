@@ -5,7 +5,8 @@ import base64
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared.adapters.pubsub_push import MalformedPush, decode_push
+from shared.adapters.pubsub_push import decode_push
+from shared.errors import MalformedPush
 
 ATTRS = {
     "id": "42",
