@@ -67,9 +67,9 @@ def child(work: str) -> None:
     settings = Settings.from_env()
     started = time.perf_counter()
     if work == "stream":
-        from shared.bootstrap import case_store
+        from shared.bootstrap import adapters
 
-        rows = list(case_store(settings).build_candidates(corrected_only=True))
+        rows = list(adapters(settings).cases.build_candidates(corrected_only=True))
         size = len(rows)
     else:
         from shared import FinetuningDatasetPipeline

@@ -32,7 +32,7 @@ from shared.adapters.firestore_metrics import FirestoreMetricStore
 from shared.config import Settings
 from shared.domain.trends import performance_trend
 from shared.metadata_tracker import MetadataTracker
-from shared.services.metrics import performance_history
+from shared.services.metric_reads import performance_history
 from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo
 from stack.wiring import WiredFunction, start_wired_function
 

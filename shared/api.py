@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from shared.config import Settings
-from shared.errors import BadRequest
+from shared.errors import BadRequest, SttdataError, http_status
 from shared.json_encoding import json_default
 
 # op -> the class (by its name in `shared`) whose method of the same name serves it.
@@ -58,17 +58,13 @@ class Answer:
 
 
 def dispatch(body: Any, settings: Settings, instances: Mapping[str, Any] | None = None) -> Answer:
-    """Run the operation a request body names; 400 for a bad request, 404 for a missing case."""
+    """Run the operation a request body names; errors answer as shared/errors.py maps them (400, 404, 503)."""
     try:
         op, method, arguments = _resolve(body, settings, instances or {})
         result = method(**arguments)
-    except BadRequest as exc:
-        return Answer(400, {"error": str(exc)})
-    except KeyError as exc:  # the seed's methods raise KeyError for an unknown id
-        return Answer(404, {"error": str(exc.args[0]) if exc.args else "not found"})
-    except ValueError as exc:  # validation errors of the domain (InvalidEvent, InvalidMetricRecord, ...)
-        return Answer(400, {"error": str(exc)})
-    if result is None and op.startswith("get_"):  # the seed's getters answer None for an unknown id
+    except SttdataError as exc:
+        return Answer(http_status(exc), {"error": exc.reason})
+    if result is None and op.startswith("get_"):  # the Python API's getters answer None for an unknown id
         return Answer(404, {"error": f"{op}: nothing found for {arguments}"})
     return Answer(200, {"op": op, "result": result})
 

@@ -1,12 +1,102 @@
-"""The one place that wires the real adapters to the use cases (functions and the Python API call it)."""
+"""The composition root: the one place that builds the adapters a process uses.
+
+Entry points (functions/*/main.py) and the Python API's classes ask `adapters()` for what they need. Each
+adapter is built on first use and kept for the process, so clients are never created at import time and a
+warm function instance reuses its connections. Tests hand fakes (subclasses of the same ports) to `Adapters`
+and, to reach code that calls `adapters()` itself (a function under functions-framework's test client),
+install them with `use(...)`.
+"""
 
 from __future__ import annotations
 
-from shared.adapters.firestore_cases import FirestoreCaseStore
-from shared.adapters.gcs import BucketStore
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
 from shared.config import Settings
+from shared.ports import Bucket, BuildLedger, CaseStore, MetricStore, Publisher
 
 
-def case_store(settings: Settings) -> FirestoreCaseStore:
-    """Cases, counters and quarantine in Firestore; oversize rejects kept whole in the bucket."""
-    return FirestoreCaseStore(settings, overflow=BucketStore(settings))
+class Adapters:
+    """Every adapter of one deployment; each one given (a fake) or built on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cases: CaseStore | None = None,
+        bucket: Bucket | None = None,
+        metrics: MetricStore | None = None,
+        builds: BuildLedger | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.settings = settings
+        given = {"cases": cases, "bucket": bucket, "metrics": metrics, "builds": builds, "publisher": publisher}
+        # A given adapter takes the place of the cached_property's value, so it is never built.
+        self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
+
+    @cached_property
+    def bucket(self) -> Bucket:
+        """The deployment's bucket."""
+        from shared.adapters.gcs import BucketStore
+
+        return BucketStore(self.settings)
+
+    @cached_property
+    def cases(self) -> CaseStore:
+        """Cases, counters and quarantine in Firestore; oversize rejects kept whole in the bucket."""
+        from shared.adapters.firestore_cases import FirestoreCaseStore
+
+        return FirestoreCaseStore(self.settings, overflow=self.bucket)
+
+    @cached_property
+    def metrics(self) -> MetricStore:
+        """Training-metric records and trend snapshots in Firestore."""
+        from shared.adapters.firestore_metrics import FirestoreMetricStore
+
+        return FirestoreMetricStore(self.settings)
+
+    @cached_property
+    def builds(self) -> BuildLedger:
+        """The leased ledger of dataset builds in Firestore."""
+        from shared.adapters.firestore_builds import FirestoreBuildLedger
+
+        return FirestoreBuildLedger(self.settings)
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        """Pub/Sub publishing, batched."""
+        from shared.adapters.pubsub_publisher import PubSubPublisher
+
+        return PubSubPublisher(self.settings.project)
+
+
+_lock = threading.Lock()
+_by_settings: dict[Settings, Adapters] = {}
+
+
+def adapters(settings: Settings | None = None) -> Adapters:
+    """The process's adapters for `settings` (default: from the environment), built once."""
+    settings = settings or Settings.from_env()
+    with _lock:
+        found = _by_settings.get(settings)
+        if found is None:
+            found = _by_settings[settings] = Adapters(settings)
+        return found
+
+
+@contextmanager
+def use(replacement: Adapters) -> Iterator[Adapters]:
+    """Within the block, `adapters(replacement.settings)` answers `replacement` (tests install fakes so)."""
+    with _lock:
+        previous = _by_settings.get(replacement.settings)
+        _by_settings[replacement.settings] = replacement
+    try:
+        yield replacement
+    finally:
+        with _lock:
+            if previous is None:
+                _by_settings.pop(replacement.settings, None)
+            else:
+                _by_settings[replacement.settings] = previous

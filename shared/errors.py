@@ -8,7 +8,8 @@
   so Pub/Sub redelivers with backoff; an HTTP caller gets 503.
 
 Anything else is a bug or an outage of a backing service: 500, and a push is retried, then dead-lettered.
-`http_status` and `is_retried` are the one mapping from these to answers.
+`http_status` is the one mapping from these to HTTP answers; shared/push.py acknowledges a push unless its
+handler raised.
 """
 
 from __future__ import annotations
@@ -95,8 +96,3 @@ def http_status(error: BaseException) -> int:
     if isinstance(error, Transient):
         return 503
     return 500
-
-
-def is_retried(error: BaseException) -> bool:
-    """Whether a push delivery that raised `error` should be redelivered (everything but bad input)."""
-    return not isinstance(error, BadInput)

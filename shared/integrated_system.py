@@ -1,36 +1,29 @@
-"""IntegratedDataManagementSystem: the seed's one-stop facade over cases, metrics, datasets and versions."""
+"""IntegratedDataManagementSystem: one entry point over cases, metrics, datasets and versions."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from shared.adapters.gcs import BucketStore
+from shared import bootstrap
+from shared.clock import utc_now
 from shared.config import Settings
 from shared.data_manager import DataManager
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
-from shared.json_encoding import json_default
 from shared.metadata_tracker import MetadataTracker
+from shared.services import system_report
 from shared.version_control import DataVersionControl
-
-# Below these, the report recommends collecting or correcting more before fine-tuning (the seed's rules).
-MIN_CORRECTION_RATE = 0.5
-MIN_CASES = 100
-ENOUGH_CASES = 500
-MIN_ERROR_TYPES = 3
 
 
 class IntegratedDataManagementSystem:
-    """DataManager, MetadataTracker, FinetuningDatasetPipeline and DataVersionControl on one Settings."""
+    """DataManager, MetadataTracker, FinetuningDatasetPipeline and DataVersionControl on one deployment."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.data_manager = DataManager(self.settings)
-        self.metadata_tracker = MetadataTracker(self.settings)
-        self.finetuning_pipeline = FinetuningDatasetPipeline(self.settings)
-        self.version_control = DataVersionControl(self.settings)
+    def __init__(self, settings: Settings | None = None, *, adapters: bootstrap.Adapters | None = None) -> None:
+        self.adapters = adapters or bootstrap.adapters(settings)
+        self.settings = self.adapters.settings
+        self.data_manager = DataManager(adapters=self.adapters)
+        self.metadata_tracker = MetadataTracker(adapters=self.adapters)
+        self.finetuning_pipeline = FinetuningDatasetPipeline(adapters=self.adapters)
+        self.version_control = DataVersionControl(adapters=self.adapters)
 
     def record_failed_transcription(
         self,
@@ -52,7 +45,7 @@ class IntegratedDataManagementSystem:
         )
 
     def add_correction(self, case_id: str, corrected_transcript: str, correction_method: str = "manual") -> bool:
-        """Correct a case (its history keeps who/what/when); KeyError for an unknown case."""
+        """Correct a case (its history keeps who/what/when); NotFound (a KeyError) for an unknown case."""
         self.data_manager.store_correction(case_id, corrected_transcript, corrected_by=correction_method)
         return True
 
@@ -80,23 +73,9 @@ class IntegratedDataManagementSystem:
     ) -> dict[str, str]:
         """Register the model version with its WER/CER; also a performance point when the metadata carries
         `error_rate`, `correction_rate` and `inference_time` (a trend point is never made of guesses)."""
-        ids = {
-            "model_version": self.metadata_tracker.record_model_version(
-                model_version,
-                str(training_metadata.get("model_name", "unknown")),
-                training_metadata.get("training_data_size"),
-                training_metadata,
-                {"wer": wer, "cer": cer},
-                training_metadata.get("dataset_version_id"),
-            )
-        }
-        point = [training_metadata.get(k) for k in ("error_rate", "correction_rate", "inference_time")]
-        if all(v is not None for v in point):
-            error_rate, correction_rate, inference_time = (float(v) for v in point)  # type: ignore[arg-type]
-            ids["performance"] = self.metadata_tracker.record_performance(
-                model_version, wer, cer, error_rate, correction_rate, inference_time
-            )
-        return ids
+        return system_report.record_training_performance(
+            self.adapters.metrics, model_version, wer, cer, training_metadata, utc_now()
+        )
 
     def sync_all_to_gcs(self) -> dict[str, Any]:
         """Write every export to the bucket: the cases (`learning_data/`) and the metrics (`metadata/`)."""
@@ -104,53 +83,14 @@ class IntegratedDataManagementSystem:
 
     def get_system_statistics(self) -> dict[str, Any]:
         """Cases, performance trends, versions and datasets, in one answer."""
-        return {
-            "data_management": self.data_manager.get_statistics(),
-            "performance_trends": {m: self.metadata_tracker.get_performance_trend(m) for m in ("wer", "cer")},
-            "version_control": self.version_control.generate_version_report(),
-            "available_datasets": len(self.finetuning_pipeline.list_datasets()),
-        }
+        a = self.adapters
+        return system_report.system_statistics(a.cases, a.metrics, a.bucket, utc_now())
 
     def generate_comprehensive_report(self, output_path: str | None = None) -> dict[str, Any]:
         """Statistics, the performance report, data quality and recommendations; with `output_path` (an
         object name in the bucket, e.g. "reports/weekly.json") also written there."""
-        statistics = self.get_system_statistics()
-        report: dict[str, Any] = {
-            "generated_at": datetime.now(UTC).isoformat(),
-            "system_statistics": statistics,
-            "performance_report": self.metadata_tracker.generate_performance_report(),
-            "data_quality": assess_quality(statistics["data_management"]),
-            "recommendations": recommendations(
-                statistics["data_management"], statistics["version_control"]["total_versions"]
-            ),
-        }
+        a = self.adapters
+        report = system_report.comprehensive_report(a.cases, a.metrics, a.bucket, utc_now())
         if output_path:
-            data = orjson.dumps(report, default=json_default, option=orjson.OPT_INDENT_2)
-            report["saved_to"] = BucketStore(self.settings).put(output_path, data, "application/json")
+            report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
         return report
-
-
-def assess_quality(stats: dict[str, Any]) -> dict[str, Any]:
-    """The seed's overall data quality verdict from the case statistics."""
-    return {
-        "total_failed_cases": stats["total_cases"],
-        "correction_rate": stats["correction_rate"],
-        "quality_status": "good" if stats["correction_rate"] > 0.7 else "needs_improvement",
-        "error_type_diversity": len(stats["error_type_distribution"]),
-    }
-
-
-def recommendations(stats: dict[str, Any], total_versions: int) -> list[str]:
-    """What to do next, from the case statistics and the number of dataset versions (the seed's rules)."""
-    advice = []
-    if stats["correction_rate"] < MIN_CORRECTION_RATE:
-        advice.append("Low correction rate: add corrections before fine-tuning; only corrected cases are learned.")
-    if stats["total_cases"] < MIN_CASES:
-        advice.append(f"Fewer than {MIN_CASES} failed cases: keep collecting before fine-tuning.")
-    elif stats["total_cases"] >= ENOUGH_CASES:
-        advice.append("Enough failed cases collected: consider preparing a fine-tuning dataset.")
-    if len(stats["error_type_distribution"]) < MIN_ERROR_TYPES:
-        advice.append("Few error types: the model may benefit from more varied failures.")
-    if total_versions == 0:
-        advice.append("No dataset version yet: version prepared datasets to compare and roll back.")
-    return advice

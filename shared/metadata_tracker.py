@@ -1,7 +1,7 @@
-"""The seed's MetadataTracker: record training metrics, read trends and reports, export them to the bucket.
+"""MetadataTracker: record training metrics, read trends and reports, export them to the bucket.
 
-The same records as the `training-metrics` topic, stored by the same use case, so a record sent both ways
-is stored once. Invalid input raises InvalidMetricRecord (the caller is there to fix it, unlike a push).
+The same records as the `training-metrics` topic, stored by the same use case, so a record sent both ways is
+stored once. Invalid input raises InvalidMetricRecord (the caller is there to fix it, unlike a push).
 """
 
 from __future__ import annotations
@@ -10,18 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared import bootstrap
+from shared.clock import utc_now
 from shared.config import Settings
-from shared.domain.anomalies import metric_anomalies
-from shared.domain.metric_records import validate_metric_record
-from shared.domain.performance_report import performance_report
-from shared.domain.trend_plot import render_trend_png
-from shared.domain.trends import as_utc, performance_trend, time_ordered
-from shared.ports import MetricStore, ObjectWriter
-from shared.services import metric_exports
-from shared.services.metrics import performance_history, refresh_snapshot, store_record, utc_now
-
-# A trend read that found more new records than this since the snapshot writes a fresh snapshot.
-SNAPSHOT_REFRESH_TAIL = 500
+from shared.ports import MetricStore
+from shared.services import metric_exports, metric_reads
+from shared.services.metrics import record_fields
 
 
 class MetadataTracker:
@@ -31,38 +25,19 @@ class MetadataTracker:
         self,
         settings: Settings | None = None,
         *,
-        store: MetricStore | None = None,
-        objects: ObjectWriter | None = None,
+        adapters: bootstrap.Adapters | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.settings = settings or Settings.from_env()
-        self._store = store
-        self._objects = objects
+        self.adapters = adapters or bootstrap.adapters(settings)
+        self.settings = self.adapters.settings
         self._clock = clock
 
     @property
     def store(self) -> MetricStore:
-        """The record store, created on first use (no client at construction)."""
-        if self._store is None:
-            from shared.adapters.firestore_metrics import FirestoreMetricStore
-
-            self._store = FirestoreMetricStore(self.settings)
-        return self._store
-
-    @property
-    def objects(self) -> ObjectWriter:
-        """The bucket writer, created on first use."""
-        if self._objects is None:
-            from shared.adapters.gcs import BucketStore
-
-            self._objects = BucketStore(self.settings)
-        return self._objects
+        return self.adapters.metrics
 
     def _record(self, fields: dict[str, Any]) -> str:
-        """Validate and store one record; its record id."""
-        now = self._clock()
-        record = validate_metric_record({k: v for k, v in fields.items() if v is not None}, now)
-        return store_record(record, self.store, now).record_id or ""
+        return record_fields(fields, self.store, self._clock())
 
     def record_performance(
         self,
@@ -128,51 +103,32 @@ class MetadataTracker:
 
     def performance_points(self) -> list[dict[str, Any]]:
         """Every performance point (snapshot + newer records), refreshing the snapshot when it lags."""
-        points, _, tail = performance_history(self.store)
-        if tail > SNAPSHOT_REFRESH_TAIL:
-            refresh_snapshot(self.store, points)
-        return points
+        return metric_reads.current_points(self.store)
 
     def get_performance_trend(
         self, metric: str = "wer", *, model_version: str | None = None, since: datetime | str | None = None
     ) -> dict[str, Any]:
         """The metric over time: points, first/last/best/worst/mean, improvement (positive = better)."""
-        points = self.performance_points()
-        start = as_utc(since)
-        if model_version is not None:
-            points = [p for p in points if p.get("model_version") == model_version]
-        if start is not None:
-            points = [p for p in points if (t := as_utc(p.get("recorded_at"))) is not None and t >= start]
-        return performance_trend(points, metric).to_dict()
+        return metric_reads.trend(self.store, metric, model_version, since)
 
     def generate_performance_report(self, **rule: Any) -> dict[str, Any]:
         """Per model version statistics, best model, regressions with evidence, trends and lineage."""
-        versions = list(self.store.records("model_version"))
-        return performance_report(self.performance_points(), versions, self._clock(), **rule)
+        return metric_reads.report(self.store, self._clock(), **rule)
 
     def render_trend_plot(self, metric: str = "wer") -> bytes:
         """PNG of the metric's trend, regressions circled."""
-        points = self.performance_points()
-        return render_trend_png(performance_trend(points, metric), metric_anomalies(points, metric))
+        return metric_reads.trend_plot(self.store, metric)
 
     def get_model_lineage(self, version_id: str) -> dict[str, Any]:
         """A model version's registrations, the dataset version it was trained on, its performance records."""
-        registrations = [r for _, r in time_ordered(self.store.records_of_version("model_version", version_id))]
-        performance = self.store.records_of_version("performance", version_id, ("record_id", "recorded_at"))
-        latest = registrations[-1] if registrations else {}
-        return {
-            "version_id": version_id,
-            "registered": bool(registrations),
-            "model_name": latest.get("model_name"),
-            "dataset_version_id": latest.get("dataset_version_id"),
-            "registrations": [r.get("record_id") for r in registrations],
-            "performance_record_ids": sorted(str(r["record_id"]) for r in performance),
-        }
+        return metric_reads.model_lineage(self.store, version_id)
 
     def refresh_snapshot(self) -> dict[str, Any]:
         """Write a new trend snapshot now; what it holds."""
-        return refresh_snapshot(self.store)
+        return metric_reads.refresh_snapshot(self.store)
 
     def export_metadata(self, *, plot_metric: str = "wer", **rule: Any) -> dict[str, Any]:
-        """Write the seed's exports, the report and its plot to the bucket; a summary of the objects."""
-        return metric_exports.export_metadata(self.store, self.objects, self._clock(), plot_metric=plot_metric, **rule)
+        """Write the metric exports, the report and its plot to the bucket; a summary of the objects."""
+        return metric_exports.export_metadata(
+            self.store, self.adapters.bucket, self._clock(), plot_metric=plot_metric, **rule
+        )

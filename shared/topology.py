@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.config import Settings
-from shared.services.bulk_import import IMPORT_PREFIX
-from shared.services.dataset_builds import REQUEST_PREFIX
+from shared.domain import bucket_layout as layout
 
 Signature = Literal["cloudevent", "http"]
 
@@ -101,8 +100,8 @@ def function_specs(settings: Settings) -> tuple[FunctionSpec, ...]:
         FunctionSpec("record_failure", "cloudevent", settings.topic_failures),
         FunctionSpec("record_correction", "cloudevent", settings.topic_corrections),
         # A 100k-line import takes about a minute: 600 s is Pub/Sub's longest ack deadline.
-        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, 600, IMPORT_PREFIX),
-        FunctionSpec("build_dataset", "cloudevent", settings.topic_bucket_events, 600, REQUEST_PREFIX),
+        FunctionSpec("ingest_import", "cloudevent", settings.topic_bucket_events, 600, layout.IMPORTS),
+        FunctionSpec("build_dataset", "cloudevent", settings.topic_bucket_events, 600, layout.REQUESTS),
         FunctionSpec("record_metrics", "cloudevent", settings.topic_metrics),
         FunctionSpec("aggregate", "http"),  # scheduled (Cloud Scheduler in the cloud), callable on demand
         FunctionSpec("api", "http"),  # private: only its invokers (Terraform var.api_invokers) may call it

@@ -6,34 +6,18 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.firestore_builds import FirestoreBuildLedger
-from shared.adapters.gcs import BucketStore
-from shared.adapters.pubsub_push import PushedMessage, handle_push
-from shared.bootstrap import case_store
-from shared.config import Settings
+from shared.bootstrap import adapters
 from shared.observability import get_logger
-from shared.services.dataset_builds import is_build_request, run_build_request
+from shared.push import PushedMessage, handle_push
+from shared.services.dataset_builds import serve_notification
+from shared.services.outcome import Outcome
 
 log = get_logger("build_dataset")
 
-# What the log line of a build keeps of its result (the whole result is in dataset_results/ and Firestore).
-_LOGGED = ("status", "object", "dataset_id", "version_id", "total_samples", "split_sizes", "reason")
 
-
-def _handle(message: PushedMessage) -> dict[str, Any]:
-    settings = Settings.from_env()
-    if not is_build_request(message.attributes, settings):
-        return {"status": "ignored", "object": message.attributes.get("objectId")}
-    store = case_store(settings)
-    result = run_build_request(
-        message.attributes["objectId"],
-        message.attributes.get("objectGeneration"),
-        ledger=FirestoreBuildLedger(settings),
-        cases=store,
-        bucket=BucketStore(settings),
-        quarantine=store,
-    )
-    return {key: result[key] for key in _LOGGED if key in result}
+def _handle(message: PushedMessage) -> Outcome:
+    a = adapters()
+    return serve_notification(message.attributes, a.settings, a.builds, a.cases, a.bucket)
 
 
 @functions_framework.cloud_event

@@ -6,27 +6,18 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.gcs import BucketStore
-from shared.adapters.pubsub_push import PushedMessage, handle_push
-from shared.bootstrap import case_store
-from shared.config import Settings
+from shared.bootstrap import adapters
 from shared.observability import get_logger
-from shared.services.bulk_import import is_import_notification, run_import
+from shared.push import PushedMessage, handle_push
+from shared.services.bulk_import import serve_notification
+from shared.services.outcome import Outcome
 
 log = get_logger("ingest_import")
 
 
-def _handle(message: PushedMessage) -> dict[str, Any]:
-    settings = Settings.from_env()
-    if not is_import_notification(message.attributes, settings):
-        return {"status": "ignored", "object": message.attributes.get("objectId")}
-    result = run_import(
-        message.attributes["objectId"],
-        message.attributes.get("objectGeneration"),
-        case_store(settings),
-        BucketStore(settings),
-    )
-    return {key: result[key] for key in ("status", "object", "lines", "accepted", "duplicates", "rejected")}
+def _handle(message: PushedMessage) -> Outcome:
+    a = adapters()
+    return serve_notification(message.attributes, a.settings, a.cases, a.bucket)
 
 
 @functions_framework.cloud_event

@@ -6,18 +6,17 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.pubsub_push import PushedMessage, handle_push
-from shared.bootstrap import case_store
-from shared.config import Settings
+from shared.bootstrap import adapters
 from shared.observability import get_logger
-from shared.services.ingestion import Outcome
+from shared.push import PushedMessage, handle_push
 from shared.services.ingestion import record_correction as correct
+from shared.services.outcome import Outcome
 
 log = get_logger("record_correction")
 
 
 def _handle(message: PushedMessage) -> Outcome:
-    return correct(message.data, message.message_id, case_store(Settings.from_env()))
+    return correct(message.data, message.message_id, adapters().cases)
 
 
 @functions_framework.cloud_event

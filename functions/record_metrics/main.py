@@ -6,27 +6,20 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.firestore_metrics import FirestoreMetricStore
-from shared.adapters.gcs import BucketStore
-from shared.adapters.pubsub_push import PushedMessage, handle_push
-from shared.config import Settings
+from shared.bootstrap import adapters
+from shared.clock import utc_now
 from shared.observability import get_logger
-from shared.services.metrics import Outcome, record_metric, utc_now
+from shared.push import PushedMessage, handle_push
+from shared.services.metrics import record_metric
+from shared.services.outcome import Outcome
 
 log = get_logger("record_metrics")
 
 
 def _handle(message: PushedMessage) -> Outcome:
-    settings = Settings.from_env()
-    return record_metric(
-        message.data,
-        message.message_id,
-        message.publish_time,
-        FirestoreMetricStore(settings),
-        utc_now(),
-        objects=BucketStore(settings),
-        topic=message.topic or settings.topic_metrics,
-    )
+    a = adapters()
+    return record_metric(message.data, message.message_id, message.publish_time, a.metrics, utc_now(),
+                         objects=a.bucket, topic=message.topic or a.settings.topic_metrics)
 
 
 @functions_framework.cloud_event

@@ -17,10 +17,10 @@ from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
 from shared.adapters.firestore_counters import N_SHARDS, QUARANTINE, SHARDS, increment_shards, keep_quarantined
-from shared.adapters.gcs import BucketStore
 from shared.config import Settings
 from shared.domain.cases import CounterDelta
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
+from shared.ports import Bucket, CaseStore
 
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
 # What a dataset row is made of (shared/domain/dataset_build.py): read nothing else of a case for a build.
@@ -30,11 +30,11 @@ BUILD_FIELDS = (
 )
 
 
-class FirestoreCaseStore:
+class FirestoreCaseStore(CaseStore):
     """Cases in `<prefix>failed_cases`, counters in `<prefix>stats_shards`, rejects in `<prefix>quarantine`."""
 
     def __init__(
-        self, settings: Settings, client: firestore.Client | None = None, overflow: BucketStore | None = None
+        self, settings: Settings, client: firestore.Client | None = None, overflow: Bucket | None = None
     ) -> None:
         self.settings = settings
         self.overflow = overflow  # where a rejected payload too large for a document is kept whole

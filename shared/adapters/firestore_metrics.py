@@ -28,6 +28,7 @@ from shared.config import Settings
 from shared.domain.metric_history import KIND_COLLECTIONS, POINT_FIELDS, SNAPSHOT_OVERLAP, Snapshot
 from shared.domain.trends import as_utc
 from shared.errors import UnstorableRecord
+from shared.ports import MetricStore
 
 SNAPSHOTS = "metric_snapshots"
 SNAPSHOT_HEADER = "performance"
@@ -39,7 +40,7 @@ SNAPSHOT_FORMAT = 2
 CHUNK_POINTS = 1000
 
 
-class FirestoreMetricStore:
+class FirestoreMetricStore(MetricStore):
     """Records in `<prefix>performance_history`, `model_versions`, `learning_progress`, `inference_stats`."""
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:

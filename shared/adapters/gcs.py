@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -9,9 +10,13 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 from shared.adapters.clients import storage_client
 from shared.config import Settings
 from shared.errors import ObjectGone
+from shared.ports import Bucket
+
+# Bytes fetched per request when an object is streamed.
+READ_CHUNK = 8 * 1024 * 1024
 
 
-class BucketStore:
+class BucketStore(Bucket):
     """Objects in the deployment's bucket."""
 
     def __init__(self, settings: Settings) -> None:
@@ -78,7 +83,8 @@ class BucketStore:
         """The object's lines (without line ends), streamed, from one generation of it; ObjectGone if absent."""
         blob = self.bucket.blob(name, generation=generation)
         try:
-            with blob.open("rb") as stream:
+            # The blob reader alone iterates lines a byte per read() (~1 MB/s); buffered, it reads chunks.
+            with io.BufferedReader(blob.open("rb", chunk_size=READ_CHUNK), buffer_size=READ_CHUNK) as stream:  # type: ignore[arg-type]
                 for line in stream:
                     yield line.rstrip(b"\r\n")
         except NotFound as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.errors import BuildInProgress, LeaseLost
@@ -28,9 +28,6 @@ POLL_S = 5.0
 
 
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def claim_build(

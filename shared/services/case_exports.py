@@ -12,15 +12,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from shared.domain import bucket_layout as layout
 from shared.domain.statistics import summarize
 from shared.domain.versions import file_entry
 from shared.json_encoding import dumps_json
 from shared.ports import CaseStore, ObjectWriter
 
-PREFIX = "learning_data/"
-FAILED_CASES = f"{PREFIX}failed_cases.jsonl"
-CORRECTIONS = f"{PREFIX}corrections.jsonl"
-METADATA = f"{PREFIX}metadata.json"
 JSONL = "application/x-ndjson"
 
 
@@ -39,12 +36,17 @@ def export_cases(store: CaseStore, objects: ObjectWriter, now: datetime) -> dict
     for case in store.stream_cases():
         cases.append(dumps_json(case) + b"\n")  # encoded at once: a line is smaller than its document
         corrections.extend(dumps_json(row) + b"\n" for row in correction_rows(case))
-    files = {FAILED_CASES: (b"".join(cases), len(cases)), CORRECTIONS: (b"".join(corrections), len(corrections))}
+    files = {
+        layout.FAILED_CASES: (b"".join(cases), len(cases)),
+        layout.CORRECTIONS: (b"".join(corrections), len(corrections)),
+    }
     written = {name: objects.put(name, data, JSONL) for name, (data, _) in files.items()}
     metadata = {
         "exported_at": now,
         "statistics": summarize(store.counter_shards()),
         "files": {name: file_entry(data, rows) for name, (data, rows) in files.items()},
     }
-    written[METADATA] = objects.put(METADATA, dumps_json(metadata, indent=True), "application/json")
+    written[layout.LEARNING_METADATA] = objects.put(
+        layout.LEARNING_METADATA, dumps_json(metadata, indent=True), "application/json"
+    )
     return {"exported_at": now.isoformat(), "objects": written, "cases": len(cases), "corrections": len(corrections)}

@@ -11,7 +11,6 @@ through the registry object (version_registry.py).
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -20,52 +19,33 @@ from typing import Any
 
 import orjson
 
+from shared.clock import utc_now
 from shared.config import Settings
+from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata
-from shared.domain.dataset_quality import check_quality, validate_lines
+from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest, parse_build_request
 from shared.domain.versions import file_entry, manifest_checksum
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
-from shared.services.build_leases import Lease, claim_build, utc_now
-from shared.services.version_registry import REGISTRY_NAME, read_registry, register_version
-
-REQUEST_PREFIX = "dataset-requests/"
-RESULTS_PREFIX = "dataset_results/"
-DATASETS_PREFIX = "finetuning_datasets/"
-METADATA_FILE = "metadata.json"
-
-
-
-
-
-
+from shared.services.build_leases import Lease, claim_build
+from shared.services.datasets import read_metadata
+from shared.services.outcome import Outcome
+from shared.services.version_registry import read_registry, register_version
 
 
 def is_build_request(attributes: Mapping[str, str], settings: Settings) -> bool:
     """True for a finalized `dataset-requests/*.json` object of this deployment's bucket."""
-    return is_new_object(attributes, settings, REQUEST_PREFIX, ".json")
+    return is_new_object(attributes, settings, layout.REQUESTS, ".json")
 
 
-def request_stem(object_name: str) -> str:
-    """`dataset-requests/weekly.json` -> `weekly` (a nested name keeps its folders)."""
-    return object_name.removeprefix(REQUEST_PREFIX).removesuffix(".json")
-
-
-def dataset_id_for(object_name: str, generation: str | int | None) -> str:
-    """One dataset per uploaded request version, readable: `<request name>-<generation>`."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", request_stem(object_name)).strip("_") or "dataset"
-    return f"{stem}-{generation}"
 
 
 def python_dataset_id(now: datetime) -> str:
     """A dataset id for a build asked from Python (no request object to derive it from)."""
     return f"finetuning_dataset_{now:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
 
-
-def dataset_prefix(dataset_id: str) -> str:
-    return f"{DATASETS_PREFIX}{dataset_id}/"
 
 
 def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
@@ -77,7 +57,7 @@ def write_dataset(
     bucket: Bucket, now: datetime,
 ) -> dict[str, Any]:
     """Write the split files, then metadata.json (with checksums and the quality report); the metadata."""
-    prefix = dataset_prefix(dataset_id)
+    prefix = layout.dataset_prefix(dataset_id)
     files: dict[str, dict[str, Any]] = {}
     data_files: dict[str, str] = {}
     for split in SPLITS:
@@ -92,25 +72,11 @@ def write_dataset(
         "checksum": manifest_checksum(files),
         "quality_report": check_quality(splits),
     }
-    bucket.put(prefix + METADATA_FILE, orjson.dumps(metadata, option=orjson.OPT_INDENT_2), "application/json")
+    bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2), "application/json")
     return metadata
 
 
-def read_metadata(bucket: Bucket, dataset_id: str) -> dict[str, Any] | None:
-    """A finished dataset's metadata, or None (absent or half-written)."""
-    data = bucket.get(dataset_prefix(dataset_id) + METADATA_FILE)
-    return orjson.loads(data) if data is not None else None
 
-
-def read_split_files(bucket: Bucket, dataset_id: str) -> dict[str, bytes | None]:
-    """Each split file's bytes as they are now (None when missing), by split."""
-    return {split: bucket.get(f"{dataset_prefix(dataset_id)}{split}.jsonl") for split in SPLITS}
-
-
-def read_rows(bucket: Bucket, dataset_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Each split's rows as they are now (a missing file has none; unreadable lines are skipped)."""
-    return {split: validate_lines(split, (data or b"").splitlines())[0]
-            for split, data in read_split_files(bucket, dataset_id).items()}
 
 
 def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
@@ -152,7 +118,7 @@ def build_dataset(
 
 def _known_version(bucket: Bucket, version_id: str) -> None:
     if version_id not in read_registry(bucket)["versions"]:
-        raise InvalidBuildRequest(f"parent_version {version_id!r} is not in {REGISTRY_NAME}")
+        raise InvalidBuildRequest(f"parent_version {version_id!r} is not in {layout.REGISTRY}")
 
 
 def run_build_request(
@@ -170,7 +136,7 @@ def run_build_request(
         status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease)
         lease.check()
         if status != "gone":
-            bucket.put(f"{RESULTS_PREFIX}{request_stem(object_name)}.json",
+            bucket.put(layout.build_result_name(object_name),
                        orjson.dumps(result, option=orjson.OPT_INDENT_2), "application/json")
         ledger.finish(build_id, "rejected" if status == "gone" else status, result)
     return result
@@ -187,9 +153,35 @@ def _serve(
         return "gone", {**base, "status": "object gone"}
     try:
         request = parse_build_request(raw)
-        info = build_dataset(request, dataset_id_for(object_name, generation), base["object"], cases, bucket, now,
-                             before_commit=lease.check)
+        dataset_id = layout.dataset_id_for_request(object_name, generation)
+        info = build_dataset(request, dataset_id, base["object"], cases, bucket, now, before_commit=lease.check)
     except BadInput as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
         return "rejected", {**base, "status": "rejected", "reason": exc.reason}
     return "finished", {**base, "status": "no eligible cases" if "error" in info else "built", **info}
+
+
+def build_from_parameters(
+    parameters: Mapping[str, Any], cases: CaseStore, bucket: Bucket, now: datetime
+) -> dict[str, Any]:
+    """Build a dataset asked for from Python or the api; its info ({"error": ...} when no case is eligible).
+
+    The parameters go through the request's own parser, so a bad one is refused in the words an upload gets.
+    """
+    request = parse_build_request(orjson.dumps(dict(parameters)))
+    return build_dataset(request, python_dataset_id(now), "python", cases, bucket, now)
+
+
+# What the log line of a build keeps of its result (the whole result is in dataset_results/ and Firestore).
+_LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "reason")
+
+
+def serve_notification(
+    attributes: Mapping[str, str], settings: Settings, ledger: BuildLedger, cases: CaseStore, bucket: Bucket
+) -> Outcome:
+    """Build from the notified object if it is a new `dataset-requests/*.json` of this bucket; else ignored."""
+    if not is_build_request(attributes, settings):
+        return Outcome("ignored", details={"object": attributes.get("objectId")})
+    result = run_build_request(attributes["objectId"], attributes.get("objectGeneration"), ledger=ledger,
+                               cases=cases, bucket=bucket, quarantine=cases)
+    return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

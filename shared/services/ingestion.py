@@ -1,4 +1,4 @@
-"""Use cases of failure ingestion: a failure event, a correction, a bulk import file.
+"""Use cases of failure ingestion, one message at a time: a failure event, a correction.
 
 Bad input is never retried: it is kept (quarantine, with the raw payload and a reason a person understands)
 and acknowledged. Store errors propagate, so the delivery is retried and finally dead-lettered.
@@ -6,42 +6,18 @@ and acknowledged. Store errors propagate, so the delivery is retried and finally
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+import orjson
+
+from shared.clock import utc_now
 from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
 from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
-from shared.errors import InvalidEvent
+from shared.errors import InvalidEvent, NotFound
 from shared.ports import CaseStore
-
-# Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
-IMPORT_BATCH = 499
-IMPORT_WRITERS = 2
-# fork: the worker inherits the loaded modules (spawn would re-import them and re-run an unguarded __main__).
-# The parent holds gRPC threads, which is safe here because the worker only runs pure domain code: it never
-# touches gRPC, logging or the clients, so no lock copied mid-flight is ever taken in the child.
-_FORK = multiprocessing.get_context("fork")
-REJECTS_KEPT_INLINE = 1000
-
-
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one delivery did: stored, duplicate, corrected or quarantined (with the reason)."""
-
-    status: str
-    case_id: str | None = None
-    reason: str | None = None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from shared.services.outcome import Outcome
 
 
 def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime | None = None) -> Outcome:
@@ -57,7 +33,7 @@ def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime
 def store_event(event: FailureEvent, message_id: str | None, store: CaseStore, now: datetime | None = None) -> Outcome:
     """Store a validated event as a case with its counters; a second time changes nothing."""
     case_id = derive_case_id(event)
-    case = new_case(event, case_id, message_id, now or _now())
+    case = new_case(event, case_id, message_id, now or utc_now())
     created = store.create_case(case_id, case, case_counters(case))
     return Outcome("stored" if created else "duplicate", case_id=case_id)
 
@@ -89,118 +65,35 @@ def correct_case(
 
     def change(case: dict[str, Any]) -> tuple[dict[str, Any], CounterDelta] | None:
         applied["changed"] = not already_applied(case, message_id)
-        return apply_correction(case, correction, message_id, now or _now()) if applied["changed"] else None
+        return apply_correction(case, correction, message_id, now or utc_now()) if applied["changed"] else None
 
     if store.update_case(correction.case_id, change) is None:
         return None
     return Outcome("corrected" if applied["changed"] else "duplicate", case_id=correction.case_id)
 
 
-@dataclass
-class ImportReport:
-    """Per-file result of a bulk import: accepted, duplicates, rejected lines with their reasons."""
-
-    import_id: str
-    lines: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    rejects: list[dict[str, Any]] = field(default_factory=list)  # the first REJECTS_KEPT_INLINE
-
-    def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "rejects"} | {"rejects": self.rejects}
+def store_failure_fields(fields: Mapping[str, Any], store: CaseStore) -> str:
+    """Validate the fields of a failure event (as the Python API takes them) and store the case; its id."""
+    event = parse_failure_event(orjson.dumps(dict(fields), default=_isoformat))
+    return str(store_event(event, None, store).case_id)
 
 
-@dataclass(frozen=True)
-class PreparedLine:
-    """One import line after parsing and scoring: a case to write, or a reject with its reason."""
-
-    number: int
-    case_id: str | None = None
-    case: dict[str, Any] | None = None
-    delta: CounterDelta | None = None
-    raw: bytes | None = None
-    reason: str | None = None
-
-
-def prepare_lines(numbered: list[tuple[int, bytes]], import_id: str, stamp: datetime) -> list[PreparedLine]:
-    """Parse, validate and score a chunk of lines (pure: runs in a worker process)."""
-    prepared = []
-    for number, raw in numbered:
-        try:
-            event = parse_failure_event(raw)
-        except InvalidEvent as exc:
-            prepared.append(PreparedLine(number, raw=raw, reason=exc.reason))
-            continue
-        case_id = derive_case_id(event)
-        case = new_case(event, case_id, None, stamp) | {"import_id": import_id, "import_line": number}
-        prepared.append(PreparedLine(number, case_id, case, case_counters(case)))
-    return prepared
-
-
-def _chunks(lines: Iterable[bytes], report: ImportReport) -> Iterator[list[tuple[int, bytes]]]:
-    chunk: list[tuple[int, bytes]] = []
-    for number, raw in enumerate(lines, start=1):
-        report.lines += 1
-        if raw.strip():  # a blank line (often the last) is no event
-            chunk.append((number, raw))
-        if len(chunk) >= IMPORT_BATCH:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def import_failures(
-    lines: Iterable[bytes],
-    import_id: str,
+def correct_by_id(
+    case_id: str, corrected_transcript: str, corrected_by: str | None, error_types: list[str] | None,
     store: CaseStore,
-    on_reject: Callable[[int, bytes, str], None] | None = None,
-    now: datetime | None = None,
-) -> ImportReport:
-    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once.
+) -> dict[str, Any]:
+    """Add a correction to a case (as the Python API takes it); the case after it. NotFound for an unknown id."""
+    fields = {"case_id": case_id, "corrected_transcript": corrected_transcript, "corrected_by": corrected_by,
+              "error_types": error_types}
+    correction = parse_correction(orjson.dumps({k: v for k, v in fields.items() if v is not None}))
+    case = store.get_case(case_id) if correct_case(correction, None, store) else None
+    if case is None:
+        raise NotFound(f"no case with case_id {case_id!r}")
+    return case
 
-    Three stages overlap: parsing and scoring in a worker process (the CPU-heavy part, out of this process's
-    GIL), the file read and bookkeeping here, and IMPORT_WRITERS commits waiting on Firestore.
-    """
-    report = ImportReport(import_id=import_id)
-    seen: set[str] = set()
-    stamp = now or _now()
-    parsing: deque[Future[list[PreparedLine]]] = deque()
-    writing: deque[tuple[Future[set[str]], int]] = deque()
 
-    def settle(job: tuple[Future[set[str]], int]) -> None:
-        existing = job[0].result()
-        report.duplicates += len(existing)
-        report.accepted += job[1] - len(existing)
-
-    def collect(prepared: list[PreparedLine], writers: ThreadPoolExecutor) -> None:
-        # Batches never conflict with each other: a case id goes into one batch only (`seen`).
-        batch = []
-        for line in prepared:
-            if line.case_id is None:
-                report.rejected += 1
-                if len(report.rejects) < REJECTS_KEPT_INLINE:
-                    report.rejects.append({"line": line.number, "reason": line.reason})
-                if on_reject is not None:
-                    on_reject(line.number, line.raw or b"", line.reason or "")
-            elif line.case_id in seen:
-                report.duplicates += 1
-            else:
-                seen.add(line.case_id)
-                batch.append((line.case_id, line.case or {}, line.delta or CounterDelta()))
-        if batch:
-            writing.append((writers.submit(store.create_cases, batch), len(batch)))
-        while len(writing) > IMPORT_WRITERS:
-            settle(writing.popleft())
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=_FORK) as parser, ThreadPoolExecutor(IMPORT_WRITERS) as writers:
-        for chunk in _chunks(lines, report):
-            parsing.append(parser.submit(prepare_lines, chunk, import_id, stamp))
-            while len(parsing) > 2:  # a bounded look-ahead: the file is never all in memory
-                collect(parsing.popleft().result(), writers)
-        while parsing:
-            collect(parsing.popleft().result(), writers)
-        while writing:
-            settle(writing.popleft())
-    return report
+def _isoformat(value: Any) -> Any:
+    """orjson fallback for values it does not know (e.g. pandas timestamps)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -11,26 +11,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from shared.domain import bucket_layout as layout
 from shared.domain.anomalies import detect_anomalies, metric_anomalies
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
 from shared.json_encoding import dumps_json as dumps
 from shared.ports import MetricStore, ObjectWriter
-from shared.services.metrics import refresh_snapshot
+from shared.services.metric_reads import refresh_snapshot
 
-PREFIX = "metadata/"
-PERFORMANCE_HISTORY = f"{PREFIX}performance_history.jsonl"
-MODEL_VERSIONS = f"{PREFIX}model_versions.json"
-LEARNING_PROGRESS = f"{PREFIX}learning_progress.jsonl"
-INFERENCE_STATS = f"{PREFIX}inference_stats.jsonl"
-PERFORMANCE_REPORT = f"{PREFIX}performance_report.json"
 JSONL = "application/x-ndjson"
 
-
-def plot_name(metric: str) -> str:
-    """Object name of a metric's trend plot."""
-    return f"{PREFIX}{metric}_trend.png"
 
 
 def jsonl(documents: Iterable[dict[str, Any]]) -> bytes:
@@ -83,18 +74,18 @@ def export_metadata(
         written[name] = {"uri": uri, "bytes": len(data), **({"records": count} if count is not None else {})}
         return uri
 
-    put(PERFORMANCE_HISTORY, jsonl(performance), JSONL, len(performance))
-    put(MODEL_VERSIONS, dumps(model_versions_export(versions, performance), indent=True), "application/json",
+    put(layout.PERFORMANCE_HISTORY, jsonl(performance), JSONL, len(performance))
+    put(layout.MODEL_VERSIONS, dumps(model_versions_export(versions, performance), indent=True), "application/json",
         len(versions))
-    put(LEARNING_PROGRESS, jsonl(progress), JSONL, len(progress))
-    put(INFERENCE_STATS, jsonl(inference), JSONL, len(inference))
+    put(layout.LEARNING_PROGRESS, jsonl(progress), JSONL, len(progress))
+    put(layout.INFERENCE_STATS, jsonl(inference), JSONL, len(inference))
 
     report = performance_report(performance, versions, now, **rule)
     trend = performance_trend(performance, plot_metric)
     anomalies = metric_anomalies(performance, plot_metric, **anomaly_rule)
-    plot_uri = put(plot_name(plot_metric), render_trend_png(trend, anomalies), "image/png")
+    plot_uri = put(layout.metric_plot_name(plot_metric), render_trend_png(trend, anomalies), "image/png")
     report["trend_plot"] = {"metric": plot_metric, "uri": plot_uri, "anomalies": len(anomalies)}
-    put(PERFORMANCE_REPORT, dumps(report, indent=True), "application/json")
+    put(layout.PERFORMANCE_REPORT, dumps(report, indent=True), "application/json")
 
     snapshot = refresh_snapshot(store, performance)
     return {

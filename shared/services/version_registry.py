@@ -13,14 +13,10 @@ from typing import Any
 import orjson
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from shared.domain import bucket_layout as layout
 from shared.domain.versions import add_version, new_version, parse_registry, version_id_for
 from shared.errors import RegistryConflict
 from shared.ports import RegistryBucket
-
-REGISTRY_NAME = "data_versions/version_registry.json"
-
-
-
 
 
 def update_registry(
@@ -35,19 +31,19 @@ def update_registry(
         reraise=True,
     )
     def attempt() -> dict[str, Any]:
-        data, generation = bucket.get_versioned(REGISTRY_NAME)
+        data, generation = bucket.get_versioned(layout.REGISTRY)
         registry, changed = change(parse_registry(data))
         if changed and not bucket.put_if_generation(
-            REGISTRY_NAME, orjson.dumps(registry, option=orjson.OPT_INDENT_2), generation
+            layout.REGISTRY, orjson.dumps(registry, option=orjson.OPT_INDENT_2), generation
         ):
-            raise RegistryConflict(f"{REGISTRY_NAME} changed while it was being updated")
+            raise RegistryConflict(f"{layout.REGISTRY} changed while it was being updated")
         return registry
 
     return attempt()
 
 
 def read_registry(bucket: RegistryBucket) -> dict[str, Any]:
-    data, _ = bucket.get_versioned(REGISTRY_NAME)
+    data, _ = bucket.get_versioned(layout.REGISTRY)
     return parse_registry(data)
 
 

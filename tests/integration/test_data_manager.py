@@ -110,9 +110,9 @@ def test_batch_create_reports_existing_and_counts_only_new(stack: StackInfo, tes
 
 
 def test_oversize_reject_is_kept_whole_in_the_bucket(stack: StackInfo, test_settings: Settings) -> None:
-    from shared.bootstrap import case_store
+    from shared.bootstrap import adapters
 
-    store = case_store(test_settings)
+    store = adapters(test_settings).cases
     raw = b"x" * 2_000_000
     assert store.quarantine("big-1", raw, "payload is too large", source="test")
     kept = store.quarantined()[0]

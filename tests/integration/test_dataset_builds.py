@@ -13,8 +13,8 @@ import pytest
 from shared import DataManager, DataVersionControl, FinetuningDatasetPipeline, IntegratedDataManagementSystem
 from shared.adapters.gcs import BucketStore
 from shared.config import Settings
+from shared.domain.bucket_layout import dataset_prefix
 from shared.domain.dataset_build import group_key
-from shared.services.dataset_builds import dataset_prefix
 from stack.local_stack import StackInfo
 
 ERRORS = [

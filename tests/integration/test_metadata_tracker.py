@@ -18,7 +18,8 @@ from shared.adapters.firestore_metrics import RECENT, SNAPSHOT_HEADER, SNAPSHOTS
 from shared.config import Settings
 from shared.domain.metric_history import SNAPSHOT_OVERLAP, Snapshot, build_snapshot
 from shared.errors import InvalidMetricRecord
-from shared.services.metrics import performance_history, record_metric
+from shared.services.metric_reads import performance_history
+from shared.services.metrics import record_metric
 from stack.local_stack import StackInfo
 
 pytestmark = pytest.mark.emulators

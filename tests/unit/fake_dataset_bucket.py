@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from shared.clock import utc_now
 from shared.errors import BuildInProgress
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 
@@ -130,9 +131,6 @@ class FakeBucket(Bucket):
         return self.uri(destination)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class FakeClock:
     """Time that passes only when the code under test sleeps; `on_sleep` hooks act as the rest of the world."""
@@ -155,7 +153,7 @@ class FakeClock:
 class FakeLedger(BuildLedger):
     """Build records in a dict, claimed under a lease exactly as FirestoreBuildLedger claims them."""
 
-    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
         self.records: dict[str, dict[str, Any]] = {}
 

@@ -7,7 +7,7 @@ import orjson
 
 from shared.api import OPERATIONS, dispatch
 from shared.config import Settings
-from shared.errors import InvalidEvent
+from shared.errors import InvalidEvent, NotFound
 
 
 class FakeDataManager:
@@ -18,7 +18,7 @@ class FakeDataManager:
         return {"case_id": case_id} if case_id == "known" else None
 
     def store_correction(self, case_id: str, corrected_transcript: str, corrected_by: str | None = None) -> dict:
-        raise KeyError(f"no case with case_id {case_id!r}")
+        raise NotFound(f"no case with case_id {case_id!r}")
 
     def store_failed_case(self, audio_path: str, original_transcript: str, **fields: Any) -> str:
         raise InvalidEvent("audio_path must be a gs://bucket/object URI")

@@ -14,22 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.config import Settings
+from shared.domain import bucket_layout as layout
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
 from shared.errors import BuildInProgress, LeaseLost
 from shared.services.bucket_objects import object_version_id
 from shared.services.build_leases import LEASE, POLL_S, WAIT_FOR_RUNNING_S, Lease
-from shared.services.dataset_builds import (
-    DATASETS_PREFIX,
-    METADATA_FILE,
-    RESULTS_PREFIX,
-    build_dataset,
-    dataset_id_for,
-    dataset_prefix,
-    is_build_request,
-    run_build_request,
-)
-from shared.services.version_registry import REGISTRY_NAME, read_registry
+from shared.services.dataset_builds import build_dataset, is_build_request, run_build_request
+from shared.services.version_registry import read_registry
 from tests.unit.fake_dataset_bucket import (
     FakeBucket,
     FakeCases,
@@ -98,14 +90,14 @@ class World:
         return record
 
     def metadata(self, dataset_id: str) -> dict[str, Any]:
-        data = self.bucket.get(dataset_prefix(dataset_id) + METADATA_FILE)
+        data = self.bucket.get(layout.dataset_prefix(dataset_id) + layout.DATASET_METADATA)
         assert data is not None
         loaded: dict[str, Any] = orjson.loads(data)
         return loaded
 
 
 def dataset_names(bucket: FakeBucket) -> list[str]:
-    return [name for name in bucket.written() if name.startswith(DATASETS_PREFIX)]
+    return [name for name in bucket.written() if name.startswith(layout.DATASETS)]
 
 
 # -- a good request --------------------------------------------------------------------------------------
@@ -118,8 +110,8 @@ def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_
 
     result = world.serve(generation)
 
-    dataset_id = dataset_id_for(REQUEST_NAME, generation)
-    prefix = dataset_prefix(dataset_id)
+    dataset_id = layout.dataset_id_for_request(REQUEST_NAME, generation)
+    prefix = layout.dataset_prefix(dataset_id)
     assert result["status"] == "built"
     assert result["dataset_id"] == dataset_id == f"weekly-{generation}"
     assert result["total_samples"] == 40
@@ -127,9 +119,9 @@ def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_
     # Order: every split file, then metadata.json, then the registry, then the result object.
     assert world.bucket.written(before) == [
         *(prefix + name for name in SPLIT_FILES),
-        prefix + METADATA_FILE,
-        REGISTRY_NAME,
-        f"{RESULTS_PREFIX}weekly.json",
+        prefix + layout.DATASET_METADATA,
+        layout.REGISTRY,
+        f"{layout.DATASET_RESULTS}weekly.json",
     ]
 
 
@@ -139,7 +131,7 @@ def test_metadata_checksums_are_the_sha256_of_the_stored_files() -> None:
     result = world.serve(generation)
 
     metadata = world.metadata(result["dataset_id"])
-    prefix = dataset_prefix(result["dataset_id"])
+    prefix = layout.dataset_prefix(result["dataset_id"])
     total_rows = 0
     for name in SPLIT_FILES:
         data = world.bucket.get(prefix + name)
@@ -171,7 +163,7 @@ def test_good_request_is_registered_as_current_and_its_result_and_ledger_record_
     assert entry["files"] == world.metadata(result["dataset_id"])["files"]
     assert [item["version_id"] for item in registry["history"]] == [version_id]
 
-    stored = world.bucket.get(f"{RESULTS_PREFIX}weekly.json")
+    stored = world.bucket.get(f"{layout.DATASET_RESULTS}weekly.json")
     assert stored is not None and orjson.loads(stored) == result
     record = world.record(generation)
     assert record["status"] == "finished"
@@ -221,11 +213,11 @@ def test_a_redelivery_after_a_crash_waits_out_the_lease_then_finishes_only_the_r
     world = World()
     generation = world.upload(GOOD_REQUEST)
     # The first attempt writes the dataset, then dies before its registry entry.
-    world.bucket.crash_before_write(REGISTRY_NAME)
+    world.bucket.crash_before_write(layout.REGISTRY)
     with pytest.raises(SimulatedCrash):
         world.serve(generation, attempt="first")
-    dataset_id = dataset_id_for(REQUEST_NAME, generation)
-    assert world.bucket.get(dataset_prefix(dataset_id) + METADATA_FILE) is not None
+    dataset_id = layout.dataset_id_for_request(REQUEST_NAME, generation)
+    assert world.bucket.get(layout.dataset_prefix(dataset_id) + layout.DATASET_METADATA) is not None
     assert world.record(generation)["status"] == "building"
     written = len(world.bucket.writes)
 
@@ -234,7 +226,7 @@ def test_a_redelivery_after_a_crash_waits_out_the_lease_then_finishes_only_the_r
 
     assert LEASE.total_seconds() - 1 <= world.clock.slept <= LEASE.total_seconds() + POLL_S
     assert result["status"] == "built"
-    assert world.bucket.written(written) == [REGISTRY_NAME, f"{RESULTS_PREFIX}weekly.json"]
+    assert world.bucket.written(written) == [layout.REGISTRY, f"{layout.DATASET_RESULTS}weekly.json"]
     assert read_registry(world.bucket)["current_version"] == result["version_id"]
     assert result["checksum"] == world.metadata(dataset_id)["checksum"]
     record = world.record(generation)
@@ -289,25 +281,25 @@ def test_an_attempt_that_lost_its_lease_writes_nothing_more() -> None:
 def test_a_takeover_after_the_registry_entry_landed_does_not_register_it_twice() -> None:
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    world.bucket.crash_before_write(f"{RESULTS_PREFIX}weekly.json")
+    world.bucket.crash_before_write(f"{layout.DATASET_RESULTS}weekly.json")
     with pytest.raises(SimulatedCrash):
         world.serve(generation, attempt="first")
-    registry_generation = world.bucket.generation(REGISTRY_NAME)
+    registry_generation = world.bucket.generation(layout.REGISTRY)
     written = len(world.bucket.writes)
 
     result = world.serve(generation, now=T0 + LEASE + timedelta(minutes=1), attempt="takeover")
 
     assert result["status"] == "built"
-    assert world.bucket.written(written) == [f"{RESULTS_PREFIX}weekly.json"]
-    assert world.bucket.generation(REGISTRY_NAME) == registry_generation
+    assert world.bucket.written(written) == [f"{layout.DATASET_RESULTS}weekly.json"]
+    assert world.bucket.generation(layout.REGISTRY) == registry_generation
     assert len(read_registry(world.bucket)["history"]) == 1
 
 
 def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    prefix = dataset_prefix(dataset_id_for(REQUEST_NAME, generation))
-    world.bucket.crash_before_write(prefix + METADATA_FILE)
+    prefix = layout.dataset_prefix(layout.dataset_id_for_request(REQUEST_NAME, generation))
+    world.bucket.crash_before_write(prefix + layout.DATASET_METADATA)
     with pytest.raises(SimulatedCrash):
         world.serve(generation, attempt="first")
     assert world.bucket.names(prefix) == sorted(prefix + name for name in SPLIT_FILES)
@@ -318,8 +310,8 @@ def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
 
     assert result["status"] == "built"
     assert world.bucket.written(written) == [
-        *(prefix + name for name in SPLIT_FILES), prefix + METADATA_FILE, REGISTRY_NAME,
-        f"{RESULTS_PREFIX}weekly.json",
+        *(prefix + name for name in SPLIT_FILES), prefix + layout.DATASET_METADATA, layout.REGISTRY,
+        f"{layout.DATASET_RESULTS}weekly.json",
     ]
     metadata = world.metadata(result["dataset_id"])
     for name in SPLIT_FILES:
@@ -333,7 +325,7 @@ def test_a_crashed_build_is_taken_over_before_its_deliveries_run_out() -> None:
     settings = Settings()
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    world.bucket.crash_before_write(REGISTRY_NAME)
+    world.bucket.crash_before_write(layout.REGISTRY)
     with pytest.raises(SimulatedCrash):
         world.serve(generation, attempt="delivery-1")
     # Every later delivery at the latest Pub/Sub could send it: one of them must build.
@@ -376,9 +368,9 @@ def test_a_bad_request_is_quarantined_with_its_reason_and_nothing_is_built(body:
             "source": "build_dataset", "object": world.bucket.uri(REQUEST_NAME),
         }
     ]
-    assert world.bucket.written(written) == [f"{RESULTS_PREFIX}weekly.json"]
-    assert world.bucket.names(DATASETS_PREFIX) == []
-    assert world.bucket.get(REGISTRY_NAME) is None
+    assert world.bucket.written(written) == [f"{layout.DATASET_RESULTS}weekly.json"]
+    assert world.bucket.names(layout.DATASETS) == []
+    assert world.bucket.get(layout.REGISTRY) is None
     record = world.record(generation)
     assert record["status"] == "rejected"
     assert record["result"]["reason"] == result["reason"]
@@ -393,9 +385,9 @@ def test_an_unknown_parent_is_named_among_existing_versions() -> None:
     first = world.serve(world.upload(GOOD_REQUEST))
     result = world.serve(world.upload({**GOOD_REQUEST, "parent_version": "v_typo"}))
     assert result["status"] == "rejected"
-    assert "'v_typo'" in result["reason"] and REGISTRY_NAME in result["reason"]
+    assert "'v_typo'" in result["reason"] and layout.REGISTRY in result["reason"]
     assert dataset_names(world.bucket) == [
-        dataset_prefix(first["dataset_id"]) + name for name in (*SPLIT_FILES, METADATA_FILE)
+        layout.dataset_prefix(first["dataset_id"]) + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)
     ]
 
 
@@ -406,9 +398,9 @@ def test_no_eligible_case_writes_no_dataset() -> None:
     result = world.serve(generation)
 
     assert result["status"] == "no eligible cases"
-    assert result["dataset_id"] == dataset_id_for(REQUEST_NAME, generation)
-    assert world.bucket.names(DATASETS_PREFIX) == []
-    assert world.bucket.get(REGISTRY_NAME) is None
+    assert result["dataset_id"] == layout.dataset_id_for_request(REQUEST_NAME, generation)
+    assert world.bucket.names(layout.DATASETS) == []
+    assert world.bucket.get(layout.REGISTRY) is None
     assert world.record(generation)["status"] == "finished"
     assert world.quarantine.calls == []
 
@@ -449,7 +441,7 @@ def other_writer(now: datetime) -> Any:
     def write(name: str, current: bytes | None) -> bytes:
         nonlocal count
         count += 1
-        assert name == REGISTRY_NAME
+        assert name == layout.REGISTRY
         files = {"train.jsonl": file_entry(f"other {count}".encode(), 1)}
         entry = new_version(f"v_other_{count}", f"other-{count}", f"gs://b/other-{count}/", files, {}, None,
                             None, now)
@@ -476,7 +468,7 @@ def test_registry_races_keep_every_writer_and_register_the_version_once() -> Non
     assert registry["history"][-1]["previous"] == "v_other_3"
     assert registry["current_version"] == result["version_id"]
     # Three writes by the other writer, one landed write of ours.
-    assert world.bucket.written().count(REGISTRY_NAME) == 4
+    assert world.bucket.written().count(layout.REGISTRY) == 4
 
 
 # -- build_dataset from Python ---------------------------------------------------------------------------
@@ -499,8 +491,9 @@ def test_build_dataset_without_a_version_leaves_the_registry_alone() -> None:
     bucket = FakeBucket()
     info = build_dataset(BuildRequest(create_version=False), "py-2", "python", FakeCases(make_cases()), bucket, T0)
     assert "version_id" not in info
-    assert bucket.get(REGISTRY_NAME) is None
-    assert bucket.written() == [dataset_prefix("py-2") + name for name in (*SPLIT_FILES, METADATA_FILE)]
+    assert bucket.get(layout.REGISTRY) is None
+    prefix = layout.dataset_prefix("py-2")
+    assert bucket.written() == [prefix + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)]
 
 
 def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:
@@ -546,6 +539,7 @@ def test_is_build_request_follows_the_settings_bucket() -> None:
 
 
 def test_dataset_id_is_readable_and_stable_per_name_and_generation() -> None:
+    dataset_id_for = layout.dataset_id_for_request
     assert dataset_id_for("dataset-requests/weekly.json", "1700000000000001") == "weekly-1700000000000001"
     assert dataset_id_for("dataset-requests/weekly.json", 1700000000000001) == "weekly-1700000000000001"
     assert dataset_id_for("dataset-requests/team a/weekly.json", "5") == "team_a_weekly-5"
@@ -587,4 +581,4 @@ def test_any_uploaded_bytes_end_as_a_result_never_a_crash(body: bytes) -> None:
     assert result["status"] in {"built", "rejected", "no eligible cases"}
     assert world.record(generation)["status"] in {"finished", "rejected"}
     if result["status"] == "rejected":
-        assert result["reason"] and not [n for n in world.bucket.written() if n.startswith(DATASETS_PREFIX)]
+        assert result["reason"] and not [n for n in world.bucket.written() if n.startswith(layout.DATASETS)]

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import ObjectGone
-from shared.services.bulk_import import run_import
-from shared.services.ingestion import import_failures, record_correction, record_failure
+from shared.services.bulk_import import import_failures, run_import
+from shared.services.ingestion import record_correction, record_failure
 from tests.unit.fake_case_store import InMemoryCaseStore
 
 EVENT = {

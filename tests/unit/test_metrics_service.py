@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,8 +11,9 @@ import pytest
 
 from shared.domain.metric_history import SNAPSHOT_OVERLAP, Snapshot, build_snapshot, merge_points, with_tail
 from shared.domain.quarantine import MAX_INLINE_PAYLOAD
-from shared.services.metrics import performance_history, record_metric, refresh_snapshot
-from stack.local_stack import REPO_ROOT
+from shared.services.metric_reads import performance_history, refresh_snapshot
+from shared.services.metrics import record_metric
+from shared.services.scheduled_exports import export_options
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 PERF = {"kind": "performance", "model_version": "v1", "wer": 0.2, "cer": 0.1, "error_rate": 0.1,
@@ -189,13 +189,6 @@ def test_an_empty_snapshot_still_sees_every_later_record() -> None:
     assert [p["wer"] for p in points] == [0.2] and snapshot is store.snapshot and tail == 1
 
 
-def _aggregate_module() -> Any:
-    spec = importlib.util.spec_from_file_location("aggregate_main", REPO_ROOT / "functions/aggregate/main.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize(("body", "message"), [
     ([1], "JSON object"), ({"windw": 3}, "unknown fields"), ({"window": "5"}, "window must be an integer"),
@@ -203,10 +196,10 @@ def _aggregate_module() -> Any:
 ])
 def test_aggregate_refuses_bad_options(body: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        _aggregate_module()._options(body)
+        export_options(body)
 
 
 def test_aggregate_accepts_report_options() -> None:
     options = {"window": 3, "threshold": 0.1, "plot_metric": "cer", "regression_metrics": ["wer"]}
-    assert _aggregate_module()._options(options) == options
-    assert _aggregate_module()._options(None) == {}
+    assert export_options(options) == options
+    assert export_options(None) == {}

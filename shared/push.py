@@ -1,4 +1,4 @@
-"""Decoding the CloudEvent that functions-framework makes of a Pub/Sub push."""
+"""How a Pub/Sub push reaches a use case: the CloudEvent functions-framework makes of it, decoded and answered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import MalformedPush
+from shared.errors import MalformedPush, Transient
+from shared.services.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ def decode_push(cloud_event: Any) -> PushedMessage:
     )
 
 
-def handle_push(cloud_event: Any, log: logging.Logger, handle: Callable[[PushedMessage], Any]) -> None:
+def handle_push(cloud_event: Any, log: logging.Logger, handle: Callable[[PushedMessage], Outcome]) -> None:
     """Decode the push, run `handle`, log its outcome; a malformed envelope is logged and acknowledged.
 
-    Exceptions from `handle` propagate: functions-framework answers 500 and Pub/Sub retries, then dead-letters.
+    A handler keeps the bad input it finds (quarantine) and returns; anything it raises propagates, so
+    functions-framework answers 500 and Pub/Sub redelivers with backoff, then dead-letters.
     """
     try:
         message = decode_push(cloud_event)
@@ -55,9 +57,12 @@ def handle_push(cloud_event: Any, log: logging.Logger, handle: Callable[[PushedM
         # Not a Pub/Sub push at all: there is no message to keep, and a retry cannot fix it.
         log.error("rejected push", extra={"event_id": cloud_event["id"], "reason": str(exc)})
         return
-    outcome = handle(message)
-    fields = outcome if isinstance(outcome, dict) else getattr(outcome, "__dict__", {"outcome": outcome})
-    status = fields.get("status", "handled")
-    severity = logging.WARNING if status == "quarantined" else logging.INFO
-    log.log(severity, str(status), extra={"event_id": message.message_id, **{k: v for k, v in fields.items()
-                                                                               if k != "status"}})
+    try:
+        outcome = handle(message)
+    except Exception as exc:
+        severity = logging.WARNING if isinstance(exc, Transient) else logging.ERROR
+        log.log(severity, "failed, Pub/Sub will redeliver",
+                extra={"event_id": message.message_id, "reason": str(exc), "error": type(exc).__name__})
+        raise
+    severity = logging.WARNING if outcome.status == "quarantined" else logging.INFO
+    log.log(severity, outcome.status, extra={"event_id": message.message_id, **outcome.log_fields()})

@@ -5,8 +5,8 @@ import base64
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared.adapters.pubsub_push import decode_push
 from shared.errors import MalformedPush
+from shared.push import decode_push
 
 ATTRS = {
     "id": "42",

@@ -1,0 +1,98 @@
+"""Every object name and prefix of the bucket (CONTRACT.md's layout), and the names derived from them.
+
+Uploads under a trigger prefix start work (a build, an import); the system's own records are never written
+through the api; a restore may write only where restores belong.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shared.errors import BadInput
+
+# Uploads that start work.
+REQUESTS = "dataset-requests/"
+IMPORTS = "imports/"
+TRIGGER_PREFIXES = (REQUESTS, IMPORTS)
+
+# What that work writes.
+DATASET_RESULTS = "dataset_results/"
+IMPORT_RESULTS = "import_results/"
+DATASETS = "finetuning_datasets/"
+DATASET_METADATA = "metadata.json"
+REGISTRY = "data_versions/version_registry.json"
+QUARANTINE = "quarantine/"
+
+# Exports of the cases (DataManager.sync_to_gcs, the scheduled aggregate).
+LEARNING_DATA = "learning_data/"
+FAILED_CASES = f"{LEARNING_DATA}failed_cases.jsonl"
+CORRECTIONS = f"{LEARNING_DATA}corrections.jsonl"
+LEARNING_METADATA = f"{LEARNING_DATA}metadata.json"
+
+# Exports of the training metrics.
+METADATA = "metadata/"
+PERFORMANCE_HISTORY = f"{METADATA}performance_history.jsonl"
+MODEL_VERSIONS = f"{METADATA}model_versions.json"
+LEARNING_PROGRESS = f"{METADATA}learning_progress.jsonl"
+INFERENCE_STATS = f"{METADATA}inference_stats.jsonl"
+PERFORMANCE_REPORT = f"{METADATA}performance_report.json"
+
+# Where reports asked for through the api go.
+REPORTS = "reports/"
+
+# A restore never writes where an upload starts work or where the system keeps its records.
+PROTECTED_PREFIXES = (*TRIGGER_PREFIXES, REGISTRY.rsplit("/", 1)[0] + "/")
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    """`finetuning_datasets/<dataset_id>/`."""
+    return f"{DATASETS}{dataset_id}/"
+
+
+def dataset_id_of(path: str, bucket: str) -> str:
+    """The dataset id of its id, its object prefix or its gs:// URI."""
+    return path.removeprefix(f"gs://{bucket}/").removeprefix(DATASETS).strip("/")
+
+
+def is_dataset_metadata(name: str) -> bool:
+    """True for `finetuning_datasets/<id>/metadata.json` (a finished dataset), not a file deeper down."""
+    return name.startswith(DATASETS) and name.endswith("/" + DATASET_METADATA) and name.count("/") == 2
+
+
+def request_stem(object_name: str) -> str:
+    """`dataset-requests/weekly.json` -> `weekly` (a nested name keeps its folders)."""
+    return object_name.removeprefix(REQUESTS).removesuffix(".json")
+
+
+def dataset_id_for_request(object_name: str, generation: str | int | None) -> str:
+    """One dataset per uploaded request version, readable: `<request name>-<generation>`."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", request_stem(object_name)).strip("_") or "dataset"
+    return f"{stem}-{generation}"
+
+
+def build_result_name(object_name: str) -> str:
+    """`dataset-requests/weekly.json` -> `dataset_results/weekly.json`."""
+    return f"{DATASET_RESULTS}{request_stem(object_name)}.json"
+
+
+def import_result_base(object_name: str) -> str:
+    """`imports/day1.jsonl` -> `import_results/day1` (+ `.json`, `.rejected.jsonl`)."""
+    return IMPORT_RESULTS + object_name.removeprefix(IMPORTS).removesuffix(".jsonl")
+
+
+def quarantine_copy_name(source: str, quarantine_id: str) -> str:
+    """Where an oversize rejected payload is kept whole."""
+    return f"{QUARANTINE}{source}/{quarantine_id}.bin"
+
+
+def metric_plot_name(metric: str) -> str:
+    """A metric's trend plot."""
+    return f"{METADATA}{metric}_trend.png"
+
+
+def restore_prefix(target_path: str) -> str:
+    """A restore's target prefix, ending with "/"; BadInput under a protected prefix or with '..'."""
+    target = target_path.removeprefix("/").rstrip("/") + "/"
+    if ".." in target.split("/") or target.startswith(PROTECTED_PREFIXES):
+        raise BadInput(f"target_path {target_path!r} is not allowed: not under {list(PROTECTED_PREFIXES)}, no '..'")
+    return target

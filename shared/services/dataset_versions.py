@@ -1,0 +1,69 @@
+"""Use cases of dataset versions: create, compare, check, roll back, report.
+
+Versions are immutable manifests (per-file sha256 and a checksum over them) of dataset prefixes that are never
+rewritten; the registry object is replaced whole under a generation precondition (version_registry.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.domain import bucket_layout as layout
+from shared.domain import versions
+from shared.domain.dataset_quality import check_quality
+from shared.errors import BadInput
+from shared.ports import Bucket
+from shared.services.datasets import changed_files, finished_metadata, read_rows
+from shared.services.version_registry import read_registry, register_version, update_registry
+
+
+def create_version(
+    bucket: Bucket, dataset_id: str, version_name: str | None, metadata: Mapping[str, Any] | None,
+    parent_version: str | None, run_quality_check: bool, now: datetime,
+) -> str:
+    """Version a finished dataset; the version id (the same one again for the same dataset and name).
+
+    The quality report is the build's, or re-run on the files as they are now when asked.
+    """
+    found = finished_metadata(bucket, dataset_id)
+    if run_quality_check:
+        found = {**found, "quality_report": check_quality(read_rows(bucket, dataset_id))}
+    return register_version(bucket, found, version_name, parent_version, now, metadata)
+
+
+def case_splits(bucket: Bucket, dataset_id: str) -> dict[str, str]:
+    """Each case id of a dataset with the split it is in."""
+    return {
+        str(row["case_id"]): split
+        for split, rows in read_rows(bucket, dataset_id).items()
+        for row in rows
+        if "case_id" in row
+    }
+
+
+def compare_versions(bucket: Bucket, version_id1: str, version_id2: str) -> dict[str, Any]:
+    """What differs between two versions: files, sizes, error types, quality, lineage and which cases were
+    added, removed or (never, by design) moved between splits."""
+    registry = read_registry(bucket)
+    maps = [case_splits(bucket, versions.get_version(registry, v)["dataset_id"]) for v in (version_id1, version_id2)]
+    return versions.compare_versions(registry, version_id1, version_id2, maps[0], maps[1])
+
+
+def rollback(bucket: Bucket, version_id: str, target_path: str | None, now: datetime) -> dict[str, Any]:
+    """Make `version_id` the current version again once its files are verified; with `target_path` (a bucket
+    prefix, never a trigger or registry prefix) also copy its files there for a trainer that reads a fixed path."""
+    target = layout.restore_prefix(target_path) if target_path else None
+    entry = versions.get_version(read_registry(bucket), version_id)
+    changed = changed_files(bucket, entry["dataset_id"], entry["files"])
+    if changed:
+        prefix = layout.dataset_prefix(entry["dataset_id"])
+        raise BadInput(f"cannot roll back to {version_id}: {', '.join(prefix + n for n in changed)} missing or changed")
+    registry = update_registry(bucket, lambda reg: (versions.rollback(reg, version_id, now), True))
+    result: dict[str, Any] = {"version_id": version_id, "current_version": registry["current_version"],
+                              "verified_files": sorted(entry["files"]), "history": registry["history"][-1]}
+    if target:
+        prefix = layout.dataset_prefix(entry["dataset_id"])
+        result["restored_to"] = [bucket.copy(prefix + name, target + name) for name in sorted(entry["files"])]
+    return result
