@@ -1,8 +1,6 @@
 """Firestore adapter for dataset builds: one document per build request, claimed under a lease.
 
-A push is at-least-once, so a redelivery must neither start a second build beside a running one nor wait for
-ever behind a crashed one: the first claim writes a lease that its attempt keeps renewing; a claim while the
-lease runs is refused (the caller waits and asks again); an expired lease is taken over.
+Each claim and renewal applies the lease rule of shared/domain/leases.py inside a Firestore transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
 from shared.config import Settings
+from shared.domain.leases import claim_decision, claimed_record, may_renew
 from shared.errors import BuildInProgress
 from shared.ports import BuildLedger
 
@@ -38,23 +37,11 @@ class FirestoreBuildLedger(BuildLedger):
             outcome.clear()
             snapshot = ref.get(transaction=transaction)
             record = snapshot.to_dict() if snapshot.exists else None
-            if record and record.get("status") in ("finished", "rejected"):
-                outcome["done"] = record
-                return
-            if record and record.get("attempt") != attempt and record["lease_until"] > now:
-                outcome["busy"] = record
-                return
-            transaction.set(
-                ref,
-                {
-                    "build_id": build_id,
-                    "status": "building",
-                    "attempt": attempt,
-                    "lease_until": now + lease,
-                    "started_at": now,
-                    "takeovers": (record or {}).get("takeovers", -1) + 1,
-                },
-            )
+            decision = claim_decision(record, attempt, now)
+            if decision == "take":
+                transaction.set(ref, claimed_record(record, build_id, attempt, now, lease))
+            else:
+                outcome[decision] = record
 
         run(self.client.transaction())
         if "busy" in outcome:
@@ -69,8 +56,7 @@ class FirestoreBuildLedger(BuildLedger):
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> None:
             held.clear()
-            record = ref.get(transaction=transaction).to_dict() or {}
-            held.append(record.get("attempt") == attempt and record.get("status") == "building")
+            held.append(may_renew(ref.get(transaction=transaction).to_dict(), attempt))
             if held[0]:
                 transaction.update(ref, {"lease_until": until})
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import utc_now
+from shared.domain.leases import claim_decision, claimed_record, may_renew
 from shared.errors import BuildInProgress
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 
@@ -159,25 +160,19 @@ class FakeLedger(BuildLedger):
 
     def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:
         record = self.records.get(build_id)
-        if record and record.get("status") in ("finished", "rejected"):
+        decision = claim_decision(record, attempt, now)
+        if decision == "done":
             return copy.deepcopy(record)
-        if record and record.get("attempt") != attempt and record["lease_until"] > now:
-            raise BuildInProgress(f"build {build_id} is running (attempt {record['attempt']})")
-        self.records[build_id] = {
-            "build_id": build_id,
-            "status": "building",
-            "attempt": attempt,
-            "lease_until": now + lease,
-            "started_at": now,
-            "takeovers": (record or {}).get("takeovers", -1) + 1,
-        }
+        if decision == "busy":
+            raise BuildInProgress(f"build {build_id} is running (attempt {record['attempt']})")  # type: ignore[index]
+        self.records[build_id] = claimed_record(record, build_id, attempt, now, lease)
         return None
 
     def renew(self, build_id: str, attempt: str, until: datetime) -> bool:
-        record = self.records.get(build_id) or {}
-        if record.get("attempt") != attempt or record.get("status") != "building":
+        record = self.records.get(build_id)
+        if not may_renew(record, attempt):
             return False
-        record["lease_until"] = until
+        record["lease_until"] = until  # type: ignore[index]
         return True
 
     def finish(self, build_id: str, status: str, result: dict[str, Any]) -> None:
