@@ -1,6 +1,6 @@
 """sttdata's one Python package: domain logic, use cases and the adapters to Google Cloud.
 
-The seed's API classes are importable from here (`from shared import DataManager`); they load on first use,
+The Python API's classes are importable from here (`from shared import DataManager`); they load on first use,
 so importing `shared` (as every function does) stays light.
 """
 

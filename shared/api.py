@@ -1,4 +1,4 @@
-"""The `api` HTTP function's dispatch: `{"op": "<seed method name>", ...arguments}` to the seed's classes.
+"""The `api` HTTP function's dispatch: `{"op": "<method name>", ...arguments}` to the Python API's classes.
 
 Only the operations listed in OPERATIONS are reachable; arguments are checked against the method's signature,
 so an unknown op or a bad argument is a 400 with a message that says what is wrong, never a 500.

@@ -1,4 +1,4 @@
-"""Cloud Function (gen2), HTTP, private: the seed's read and admin operations as `{"op": ..., ...}` JSON calls."""
+"""Cloud Function (gen2), HTTP, private: the Python API's read and admin operations as `{"op": ..., ...}` JSON calls."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ score only when that is 0) and it has a correction (a non-blank ``corrected_tran
 ``include_uncorrected``. Eligible cases are ordered by a keyed blake2b of their ``case_id``, so taking the
 first N is a stable, unbiased sample (not the oldest N), and a new case displaces at most one selected case.
 
-Balancing (the seed's rule). Cases are grouped by their primary error type, the first of their
+Balancing. Cases are grouped by their primary error type, the first of their
 ``error_types`` (stored sorted, so the alphabetically first; ``unknown`` when none). Each type contributes
 ``per_type = min(size of the smallest group, max_samples // number_of_types)`` cases, the second term only
 when ``max_samples`` is set. So the rarest type (``unknown`` included) bounds every other, and a
@@ -143,7 +143,7 @@ def _selection_order(case_id: str) -> bytes:
 
 
 def _balanced(ordered: Sequence[Mapping[str, Any]], max_samples: int | None) -> list[Mapping[str, Any]]:
-    """The first ``per_type`` cases of each primary error type, in the given order (the seed's rule)."""
+    """The first ``per_type`` cases of each primary error type, in the given order."""
     sizes = Counter(primary_error_type(case) for case in ordered)
     if not sizes:
         return []

@@ -21,7 +21,7 @@ nothing to vouch for). A metric under its threshold adds an "error" issue in cat
 
 Issue entries are capped per category (``ISSUE_CAP``, then one "... and N more" entry carrying the most
 severe omitted severity), so a 100k-row report stays small; the metrics always count every row.
-``quality_metrics["warnings"]`` repeats the messages of the kept "warning" entries, as the seed's flat list.
+``quality_metrics["warnings"]`` repeats the messages of the kept "warning" entries, as a flat list.
 
 ``validate_lines`` parses JSONL bytes into rows and names each bad line by its 1-based number.
 """

@@ -1,6 +1,6 @@
 """A dataset build request (``dataset-requests/<name>.json``): its parameters, validated.
 
-The parameters are the seed's ``prepare_dataset`` ones plus versioning. Parsing is strict JSON, as for
+The parameters are ``prepare_dataset``'s plus versioning. Parsing is strict JSON, as for
 failure events: a number given as a string or a boolean for an integer is a wrong type, an unknown field
 (a typo such as ``max_sample``) is rejected by name, and an empty object asks for every default.
 """

@@ -17,8 +17,8 @@ also counts as a substitution. The rules, one line each:
   a loop (an n-gram, n <= 4, repeated at least 3 times in a row).
 - truncation: the alignment ends with at least 3 deleted words after a non-empty original.
 
-Only these names are known: a failure event's ``error_types`` must use them (the seed's historic
-free-form labels are rejected, so statistics by error type stay comparable).
+Only these names are known: a failure event's ``error_types`` must use them (free-form labels are
+rejected, so statistics by error type stay comparable).
 """
 
 from __future__ import annotations

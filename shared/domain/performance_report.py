@@ -1,4 +1,4 @@
-"""The performance report over a model history (the seed's `generate_performance_report`).
+"""The performance report over a model history (`MetadataTracker.generate_performance_report`).
 
 Per model version: number of evaluations, mean/min/max of every metric (wer and cer
 first among them), the latest evaluation and, when registered, its dataset version.

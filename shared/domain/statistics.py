@@ -7,7 +7,7 @@ from typing import Any
 
 
 def summarize(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The seed's get_statistics() from the counter shards' documents."""
+    """DataManager.get_statistics() from the counter shards' documents."""
     total = corrected = score_count = quarantined = 0
     score_sum = 0.0
     error_types: dict[str, int] = {}

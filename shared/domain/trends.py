@@ -1,4 +1,4 @@
-"""How a performance metric moves over time (the seed's `get_performance_trend`).
+"""How a performance metric moves over time (`MetadataTracker.get_performance_trend`).
 
 Direction: ``wer``, ``cer``, ``error_rate`` and ``inference_time`` are lower-is-better.
 ``correction_rate`` is higher-is-better: it is the share of failed transcriptions that

@@ -342,7 +342,7 @@ def _bucket(score: float | None) -> str:
 
 
 def version_report(registry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Totals, versions per quality bucket and the newest versions, as the seed's generate_version_report."""
+    """Totals, versions per quality bucket and the newest versions."""
     entries = _newest_first(registry["versions"].values())
     buckets = {name: 0 for name, _ in QUALITY_BUCKETS} | {"poor": 0}
     for entry in entries:

@@ -1,4 +1,4 @@
-"""Use case: export the failed cases and their corrections to `learning_data/` (the seed's GCS layout).
+"""Use case: export the failed cases and their corrections to `learning_data/` (CONTRACT.md's bucket layout).
 
 `failed_cases.jsonl` holds one stored case a line (its correction history included), `corrections.jsonl`
 one correction a line (with its case id), and `metadata.json` what was exported: when, the statistics,

@@ -80,7 +80,7 @@ def write_dataset(
 
 
 def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
-    """What a build returns: where the dataset is and what is in it (the seed's prepare_dataset keys)."""
+    """What a build returns: where the dataset is and what is in it (the keys prepare_dataset returns)."""
     info = {
         key: metadata.get(key)
         for key in ("dataset_id", "created_at", "gcs_path", "data_files", "total_samples", "split_sizes",

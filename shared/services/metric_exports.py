@@ -1,4 +1,4 @@
-"""Use case: write the seed's metadata exports, the performance report and its trend plot to the bucket.
+"""Use case: write the metric exports (`metadata/`), the performance report and its trend plot to the bucket.
 
 Every object is written in one upload (atomic per object), the data files first and the report last,
 so the report never names a plot or figures that are not there yet. The full read of the performance
