@@ -7,7 +7,7 @@ TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
-.PHONY: venv tools up down demo test test-unit lint bench clean
+.PHONY: venv tools up down demo test test-unit lint bench clean tfvars
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ test: venv tools
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
+
+# Terraform's copy of shared/topology.py: run after changing the topology, ENV_NAMES or the dependencies.
+tfvars: venv
+	$(PY) -m stack.tfvars
 
 lint: venv
 	$(PY) -m ruff check shared functions stack tests bench

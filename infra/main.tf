@@ -1,98 +1,33 @@
 locals {
-  # The deployed functions, one entry per FunctionSpec of shared/topology.py
-  # (tests/infra/test_parity.py fails when the two disagree). Adding a function is one entry.
-  # Every attribute is optional:
-  #   topic          the topic whose push subscription triggers it (omit for HTTP functions);
-  #                  its push subscription carries the invoker's OIDC token and dead-letters into
-  #                  <topic>-dead-letter (one per topic, shared by the functions on it, with a -sink pull subscription)
-  #   object_prefix  for a function on var.topic_bucket_events: the object names it serves, e.g. "imports/";
-  #                  its push subscription gets filter hasPrefix(attributes.objectId, "<prefix>") (default: no filter)
-  #   schedule       cron of a Cloud Scheduler job that POSTs {} to it with the invoker's OIDC token
-  #   invokers       members allowed to call it (e.g. ["group:data-science@example.com"]); never allUsers
-  #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
-  #   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
-  #   publish_topics topics it may publish to (default: none)
-  #   ack_deadline_s its push subscription's ack deadline (default: var.ack_deadline_s)
-  #   memory, timeout_s, max_instances, env (extra environment variables)
-  functions = {
-    record_failure = {
-      topic       = var.topic_failures
-      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
-    }
-    record_correction = {
-      topic       = var.topic_corrections
-      bucket_role = "roles/storage.objectCreator"
-    }
-    ingest_import = {
-      topic          = var.topic_bucket_events
-      object_prefix  = "imports/"
-      bucket_role    = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
-      memory         = "1Gi"
-      timeout_s      = 540
-      ack_deadline_s = 600 # a 100k-line import runs about a minute; never redelivered while it runs
-    }
-    build_dataset = {
-      topic          = var.topic_bucket_events
-      object_prefix  = "dataset-requests/"
-      bucket_role    = "roles/storage.objectUser" # reads dataset-requests/ and the cases' exports; writes finetuning_datasets/, dataset_results/, data_versions/version_registry.json
-      memory         = "2Gi"
-      timeout_s      = 540
-      ack_deadline_s = 600 # Pub/Sub's longest: a build must not be redelivered while it runs
-    }
-    record_metrics = {
-      topic       = var.topic_metrics
-      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
-    }
-    aggregate = {
-      schedule    = "*/30 * * * *"
-      bucket_role = "roles/storage.objectUser" # replaces the metadata/ and learning_data/ exports
-      memory      = "1Gi"
-      timeout_s   = 300
-    }
-    # Operators and data scientists call it with an identity token (gcloud functions call); never public.
-    api = {
-      ingress     = "ALLOW_ALL"
-      invokers    = var.api_invokers
-      bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
-    }
+  # The Settings of shared/config.py by field name, as this deployment sets them (variables.tf). The generated
+  # inputs (topology.auto.tfvars.json, see variables.tf) name a topic by its setting: `-var topic_failures=...`
+  # renames it for its subscriptions, dead-letter topic and the functions' environment alike.
+  settings = {
+    project               = var.project_id
+    bucket                = var.bucket_name
+    topic_failures        = var.topic_failures
+    topic_corrections     = var.topic_corrections
+    topic_metrics         = var.topic_metrics
+    topic_bucket_events   = var.topic_bucket_events
+    collection_prefix     = var.collection_prefix
+    max_delivery_attempts = var.max_delivery_attempts
+    ack_deadline_s        = var.ack_deadline_s
+    min_backoff_s         = var.min_backoff_s
+    max_backoff_s         = var.max_backoff_s
   }
 
-  topics = [var.topic_failures, var.topic_corrections, var.topic_metrics, var.topic_bucket_events]
+  topics = [for setting in var.topics : local.settings[setting]]
+
+  # The topic that pushes to each push-triggered function.
+  trigger_topics = { for name, fn in var.functions : name => local.settings[fn.push.topic] if fn.push != null }
 
   # The topics that push to functions: each gets one dead-letter topic, whatever the number of its subscriptions.
-  pushed_topics = toset([for name, fn in local.functions : fn.topic if lookup(fn, "topic", null) != null])
+  pushed_topics = toset(values(local.trigger_topics))
 
-  # The Settings of shared/config.py, under the names of shared.config.ENV_NAMES.
-  function_env = {
-    GOOGLE_CLOUD_PROJECT      = var.project_id
-    STT_BUCKET                = var.bucket_name
-    STT_TOPIC_FAILURES        = var.topic_failures
-    STT_TOPIC_CORRECTIONS     = var.topic_corrections
-    STT_TOPIC_METRICS         = var.topic_metrics
-    STT_TOPIC_BUCKET_EVENTS   = var.topic_bucket_events
-    STT_COLLECTION_PREFIX     = var.collection_prefix
-    STT_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
-    STT_ACK_DEADLINE_S        = tostring(var.ack_deadline_s)
-    STT_MIN_BACKOFF_S         = tostring(var.min_backoff_s)
-    STT_MAX_BACKOFF_S         = tostring(var.max_backoff_s)
-  }
+  notification_topic = local.settings[var.bucket_notification.topic]
 
-  # requirements.txt of every function zip: the runtime dependencies of pyproject.toml (the parity test checks).
-  function_requirements = [
-    "functions-framework>=3.10,<4",
-    "google-cloud-firestore>=2.34,<3",
-    "google-cloud-pubsub>=2.44,<3",
-    "google-cloud-storage>=3.17,<4",
-    "pandas>=2.2",
-    "pyarrow>=17",
-    "jiwer>=4.0,<5",
-    "pydantic>=2.7,<3",
-    "tenacity>=9",
-    "orjson>=3.9",
-    "requests>=2.31",
-    "matplotlib>=3.8",
-    "text2num>=3.1,<4",
-  ]
+  # Every setting, under its environment variable (shared.config.ENV_NAMES), for every function.
+  function_env = { for setting, env_name in var.settings_env : env_name => tostring(local.settings[setting]) }
 
   # Firestore collections that have composite indexes (shared/ reads them through Settings.collection).
   collection_failed_cases = "${var.collection_prefix}failed_cases"
@@ -206,16 +141,16 @@ resource "google_pubsub_topic" "topics" {
 
 resource "google_pubsub_topic_iam_member" "gcs_publishes_bucket_events" {
   project = var.project_id
-  topic   = google_pubsub_topic.topics[var.topic_bucket_events].name
+  topic   = google_pubsub_topic.topics[local.notification_topic].name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 resource "google_storage_notification" "bucket_events" {
   bucket         = google_storage_bucket.data.name
-  topic          = google_pubsub_topic.topics[var.topic_bucket_events].id
-  payload_format = "JSON_API_V1"
-  event_types    = ["OBJECT_FINALIZE"]
+  topic          = google_pubsub_topic.topics[local.notification_topic].id
+  payload_format = var.bucket_notification.payload_format
+  event_types    = var.bucket_notification.event_types
 
   depends_on = [google_pubsub_topic_iam_member.gcs_publishes_bucket_events]
 }
@@ -328,29 +263,35 @@ resource "google_service_account_iam_member" "pubsub_mints_invoker_tokens" {
 
 # ---------------------------------------------------------------- functions
 
+# One instance per function of shared/topology.py (var.functions), with the cloud-side settings of functions.tf.
 module "functions" {
   source   = "./modules/function"
-  for_each = local.functions
+  for_each = var.functions
 
   project_id   = var.project_id
   region       = var.region
   name         = each.key
+  entry_point  = each.value.entry_point
+  main_py      = each.value.source
   source_root  = abspath("${path.module}/..")
-  requirements = local.function_requirements
+  requirements = var.function_requirements
   runtime      = var.function_runtime
-  env          = merge(local.function_env, lookup(each.value, "env", {}))
+  env          = merge(local.function_env, try(local.function_cloud[each.key].env, {}))
   labels       = var.labels
 
-  topic          = lookup(each.value, "topic", null) == null ? null : google_pubsub_topic.topics[each.value.topic].name
-  object_prefix  = lookup(each.value, "object_prefix", null)
-  schedule       = lookup(each.value, "schedule", null)
-  invokers       = lookup(each.value, "invokers", null)
-  ingress        = lookup(each.value, "ingress", null)
-  bucket_role    = lookup(each.value, "bucket_role", null)
-  publish_topics = lookup(each.value, "publish_topics", null)
-  memory         = lookup(each.value, "memory", null)
-  timeout_s      = lookup(each.value, "timeout_s", null)
-  max_instances  = lookup(each.value, "max_instances", null)
+  topic             = each.value.push == null ? null : google_pubsub_topic.topics[local.trigger_topics[each.key]].name
+  filter            = each.value.push == null ? "" : each.value.push.filter
+  dead_letter_topic = each.value.push == null ? null : google_pubsub_topic.dead_letter[local.trigger_topics[each.key]].id
+  ack_deadline_s    = each.value.push == null ? var.ack_deadline_s : coalesce(each.value.push.ack_deadline_s, var.ack_deadline_s)
+
+  schedule       = try(local.function_cloud[each.key].schedule, null)
+  invokers       = try(local.function_cloud[each.key].invokers, null)
+  ingress        = try(local.function_cloud[each.key].ingress, null)
+  bucket_role    = try(local.function_cloud[each.key].bucket_role, null)
+  publish_topics = try(local.function_cloud[each.key].publish_topics, null)
+  memory         = try(local.function_cloud[each.key].memory, null)
+  timeout_s      = try(local.function_cloud[each.key].timeout_s, null)
+  max_instances  = try(local.function_cloud[each.key].max_instances, null)
 
   bucket             = google_storage_bucket.data.name
   source_bucket      = google_storage_bucket.sources.name
@@ -358,8 +299,6 @@ module "functions" {
 
   invoker_email         = google_service_account.invoker.email
   pubsub_agent          = local.pubsub_agent
-  dead_letter_topic     = lookup(each.value, "topic", null) == null ? null : google_pubsub_topic.dead_letter[each.value.topic].id
-  ack_deadline_s        = lookup(each.value, "ack_deadline_s", var.ack_deadline_s)
   min_backoff_s         = var.min_backoff_s
   max_backoff_s         = var.max_backoff_s
   max_delivery_attempts = var.max_delivery_attempts

@@ -1,5 +1,6 @@
-# The names below are the Settings of shared/config.py; their defaults are the same
-# (tests/infra/test_parity.py checks it). Every function gets them as environment variables.
+# project_id, bucket_name and topic_* to max_backoff_s are the Settings of shared/config.py, with the same
+# defaults (tests/infra/test_parity.py checks it); local.settings in main.tf maps them by field name, and every
+# function gets them as environment variables.
 
 variable "project_id" {
   description = "The project to deploy to (GOOGLE_CLOUD_PROJECT of the functions)."
@@ -135,4 +136,63 @@ variable "api_invokers" {
   description = "Members allowed to call the private api function, e.g. [\"group:stt-data-science@example.com\"]."
   type        = list(string)
   default     = []
+}
+
+# ---------------------------------------------------------------- generated from shared/topology.py
+# The variables below are set by topology.auto.tfvars.json, which `python -m stack.tfvars` (make tfvars) writes
+# from shared/topology.py and pyproject.toml; tests/infra fails while the committed file is stale. They describe
+# the code, not a deployment: change the Python and regenerate rather than setting them here.
+# A topic is given as the name of the setting (the variable above) that names it, e.g. "topic_failures".
+
+variable "functions" {
+  description = "Generated (topology.auto.tfvars.json): the functions of shared/topology.py by name. push: the push subscription that triggers it (null for an HTTP function): its topic's setting, its ack deadline (null: var.ack_deadline_s) and its Pub/Sub filter (\"\": none)."
+  type = map(object({
+    entry_point = string
+    signature   = string
+    source      = string
+    push = optional(object({
+      topic          = string
+      ack_deadline_s = optional(number)
+      filter         = optional(string, "")
+    }))
+  }))
+  nullable = false
+
+  validation {
+    condition     = alltrue([for fn in var.functions : contains(["cloudevent", "http"], fn.signature)])
+    error_message = "A function's signature is cloudevent or http."
+  }
+
+  validation {
+    condition     = alltrue([for fn in var.functions : fn.push == null || fn.signature == "cloudevent"])
+    error_message = "Only a cloudevent function can be triggered by a push subscription."
+  }
+}
+
+variable "topics" {
+  description = "The topics the outside world publishes to, as the settings that name them."
+  type        = list(string)
+  nullable    = false
+}
+
+variable "bucket_notification" {
+  description = "The datasets bucket's object notifications: the setting that names their topic, event types, payload format."
+  type = object({
+    topic          = string
+    event_types    = list(string)
+    payload_format = string
+  })
+  nullable = false
+}
+
+variable "settings_env" {
+  description = "The environment variable of each setting (shared.config.ENV_NAMES): every function gets them all."
+  type        = map(string)
+  nullable    = false
+}
+
+variable "function_requirements" {
+  description = "Lines of the requirements.txt of every function zip: [project].dependencies of pyproject.toml."
+  type        = list(string)
+  nullable    = false
 }

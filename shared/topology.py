@@ -1,11 +1,11 @@
-"""The deployment's shape, declared once: the local stack builds it, infra/ is checked against it."""
+"""The deployment's shape, declared once: the local stack builds it, infra/ reads it (terraform_inputs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
-from shared.config import Settings
+from shared.config import ENV_NAMES, Settings
 from shared.domain import bucket_layout as layout
 
 Signature = Literal["cloudevent", "http"]
@@ -164,3 +164,49 @@ def build_topology(settings: Settings) -> Topology:
         dead_letter_sinks=tuple(dead_letter_sink(t) for t in dead_letter_topics),
         notification=BucketNotification(bucket=settings.bucket, topic=settings.topic_bucket_events),
     )
+
+
+
+def terraform_inputs(settings: Settings) -> dict[str, Any]:
+    """What infra/ reads from this module: infra/topology.auto.tfvars.json (written by `python -m stack.tfvars`).
+
+    A name that a deployment may change (a topic) is given as the Settings field that holds it, and Terraform
+    resolves it with its variable of that name: `-var topic_failures=...` still renames the topic everywhere, and
+    the file is the same for every deployment. The naming rules (subscription, dead-letter topic, sink) and the
+    delivery policy are Settings too, applied by the HCL; tests/infra checks that it applies them as this module does.
+    """
+    topology = build_topology(settings)
+    functions: dict[str, Any] = {}
+    for fn in topology.functions:
+        push = None
+        if fn.topic is not None:
+            push = {
+                "topic": _setting_holding(settings, fn.topic),
+                "ack_deadline_s": fn.ack_deadline_s,  # None: the settings' ack_deadline_s
+                "filter": topology.subscription_for(fn.name).filter,
+            }
+        functions[fn.name] = {
+            "entry_point": fn.entry_point,
+            "signature": fn.signature,
+            "source": fn.source,
+            "push": push,
+        }
+    notification = topology.notification
+    return {
+        "functions": functions,
+        "topics": [_setting_holding(settings, topic) for topic in topology.topics],
+        "settings_env": dict(ENV_NAMES),
+        "bucket_notification": {
+            "topic": _setting_holding(settings, notification.topic),
+            "event_types": list(notification.event_types),
+            "payload_format": notification.payload_format,
+        },
+    }
+
+
+def _setting_holding(settings: Settings, name: str) -> str:
+    """The one Settings field whose value is `name` (a topic), so that Terraform resolves it with its variable."""
+    holders = [f.name for f in fields(settings) if getattr(settings, f.name) == name]
+    if len(holders) != 1:
+        raise ValueError(f"{name!r} must be the value of exactly one Settings field, not of {holders}")
+    return holders[0]

@@ -55,7 +55,7 @@ data "archive_file" "source" {
   output_file_mode = "0644"
 
   source {
-    content  = file("${var.source_root}/functions/${var.name}/main.py")
+    content  = file("${var.source_root}/${var.main_py}")
     filename = "main.py"
   }
 
@@ -90,7 +90,7 @@ resource "google_cloudfunctions2_function" "this" {
 
   build_config {
     runtime     = var.runtime
-    entry_point = var.name
+    entry_point = var.entry_point
 
     source {
       storage_source {
@@ -130,8 +130,8 @@ resource "google_pubsub_subscription" "push" {
   topic                = var.topic
   ack_deadline_seconds = var.ack_deadline_s
   labels               = var.labels
-  # Only the notifications of the objects it serves (a filter is fixed at creation: changing it replaces the subscription).
-  filter = var.object_prefix == null ? null : "hasPrefix(attributes.objectId, \"${var.object_prefix}\")"
+  # Only the messages it serves, e.g. the notifications of its objects (a filter is fixed at creation: changing it replaces the subscription).
+  filter = var.filter == "" ? null : var.filter
 
   push_config {
     push_endpoint = google_cloudfunctions2_function.this.service_config[0].uri

@@ -9,7 +9,7 @@ variable "region" {
 }
 
 variable "name" {
-  description = "The function's folder under functions/ and its Python entry point; the deployed id uses '-' for '_'."
+  description = "The function's name in shared/topology.py; the deployed id uses '-' for '_'."
   type        = string
 
   validation {
@@ -18,8 +18,18 @@ variable "name" {
   }
 }
 
+variable "entry_point" {
+  description = "The Python function that serves it, in its main.py."
+  type        = string
+}
+
+variable "main_py" {
+  description = "Its main.py, relative to source_root (e.g. functions/<name>/main.py): main.py of the zip."
+  type        = string
+}
+
 variable "source_root" {
-  description = "The repository root: the zip takes functions/<name>/main.py and shared/ from here."
+  description = "The repository root: the zip takes main_py and shared/ from here."
   type        = string
 }
 
@@ -55,10 +65,11 @@ variable "topic" {
   default     = null
 }
 
-variable "object_prefix" {
-  description = "For a function on the bucket's notifications: the object names it serves; its push subscription passes only hasPrefix(attributes.objectId, prefix). null for no filter."
+variable "filter" {
+  description = "Pub/Sub filter of its push subscription, e.g. hasPrefix(attributes.objectId, \"imports/\") for a function on the bucket's notifications; \"\" for none."
   type        = string
-  default     = null
+  default     = ""
+  nullable    = false
 }
 
 variable "dead_letter_topic" {

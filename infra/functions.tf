@@ -1,0 +1,46 @@
+# What Terraform adds to each function of var.functions (generated from shared/topology.py): its sizing,
+# schedule, ingress, callers and roles. These are decisions about the cloud that the code and the local stack
+# never read, so they live here, keyed by function name; a key that is not a function fails tests/infra.
+# A function without an entry gets the module's defaults: 512Mi, 60 s, internal ingress, no bucket role.
+# Every attribute is optional:
+#   schedule       cron of a Cloud Scheduler job that POSTs {} to it with the invoker's OIDC token
+#   invokers       members allowed to call it (e.g. ["group:data-science@example.com"]); never allUsers
+#   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
+#   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
+#   publish_topics topics it may publish to (default: none)
+#   memory, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
+locals {
+  function_cloud = {
+    record_failure = {
+      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+    }
+    record_correction = {
+      bucket_role = "roles/storage.objectCreator"
+    }
+    ingest_import = {
+      bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
+      memory      = "1Gi"
+      timeout_s   = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
+    }
+    build_dataset = {
+      bucket_role = "roles/storage.objectUser" # reads dataset-requests/ and the cases' exports; writes finetuning_datasets/, dataset_results/, data_versions/version_registry.json
+      memory      = "2Gi"
+      timeout_s   = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
+    }
+    record_metrics = {
+      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+    }
+    aggregate = {
+      schedule    = "*/30 * * * *"
+      bucket_role = "roles/storage.objectUser" # replaces the metadata/ and learning_data/ exports
+      memory      = "1Gi"
+      timeout_s   = 300
+    }
+    # Operators and data scientists call it with an identity token (gcloud functions call); never public.
+    api = {
+      ingress     = "ALLOW_ALL"
+      invokers    = var.api_invokers
+      bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
+    }
+  }
+}
