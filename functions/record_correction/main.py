@@ -8,18 +8,13 @@ import functions_framework
 
 from shared.bootstrap import adapters
 from shared.observability import get_logger
-from shared.push import PushedMessage, handle_push
+from shared.push import handle_push
 from shared.services.ingestion import record_correction as correct
-from shared.services.outcome import Outcome
 
 log = get_logger("record_correction")
-
-
-def _handle(message: PushedMessage) -> Outcome:
-    return correct(message.data, message.message_id, adapters().cases)
 
 
 @functions_framework.cloud_event
 def record_correction(cloud_event: Any) -> None:
     """Apply the pushed correction; bad input or an unknown case is quarantined, store errors are retried."""
-    handle_push(cloud_event, log, _handle)
+    handle_push(cloud_event, log, lambda message: correct(message.data, message.message_id, adapters().cases))

@@ -117,14 +117,8 @@ def detect_anomalies(
     return flagged
 
 
-def metric_anomalies(
-    records: Iterable[PerformanceLike],
-    metric: str,
-    *,
-    window: int = DEFAULT_WINDOW,
-    threshold: float = DEFAULT_THRESHOLD,
-    min_history: int = DEFAULT_MIN_HISTORY,
-) -> list[Anomaly]:
-    """Anomalies of `metric` over performance records (models or stored dicts), in time order."""
+def metric_anomalies(records: Iterable[PerformanceLike], metric: str, **rule: Any) -> list[Anomaly]:
+    """Anomalies of `metric` over performance records (models or stored dicts), in time order; `rule` is
+    detect_anomalies' window, threshold and min_history."""
     points, _ = series(records, metric)
-    return detect_anomalies(points, metric, window=window, threshold=threshold, min_history=min_history)
+    return detect_anomalies(points, metric, **rule)

@@ -91,12 +91,26 @@ def _check_error_types(names: list[str] | None) -> list[str] | None:
     return names
 
 
-class FailureEvent(BaseModel):
-    """A transcription failure reported by the transcription service."""
+class _Message(BaseModel):
+    """What every message shares: extra fields are kept, its schema version, case id and error types checked."""
 
     model_config = ConfigDict(extra="allow")
 
     schema_version: int = Field(default=1, json_schema_extra=_SCHEMA_VERSION_DOC)
+
+    _schema_version = field_validator("schema_version")(_check_schema_version)
+    _error_types = field_validator("error_types", check_fields=False)(_check_error_types)
+
+    @field_validator("case_id", check_fields=False)
+    @classmethod
+    def _case_id(cls, value: str | None) -> str | None:
+        """A given case_id is a valid Firestore document id."""
+        return None if value is None else validate_case_id(value)
+
+
+class FailureEvent(_Message):
+    """A transcription failure reported by the transcription service."""
+
     audio_path: str = Field(
         description="gs://bucket/object URI of the audio, without '..' segments",
         json_schema_extra={"pattern": "^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/.+$"},
@@ -115,20 +129,11 @@ class FailureEvent(BaseModel):
     occurred_at: datetime | None = None
     metadata: dict[str, Any] | None = None
 
-    _schema_version = field_validator("schema_version")(_check_schema_version)
-    _error_types = field_validator("error_types")(_check_error_types)
-
     @field_validator("audio_path")
     @classmethod
     def _audio_path(cls, value: str) -> str:
         """audio_path is a safe gs:// URI."""
         return validate_gcs_uri(value)
-
-    @field_validator("case_id")
-    @classmethod
-    def _case_id(cls, value: str | None) -> str | None:
-        """A given case_id is a valid Firestore document id."""
-        return None if value is None else validate_case_id(value)
 
     @field_validator("occurred_at")
     @classmethod
@@ -141,25 +146,13 @@ class FailureEvent(BaseModel):
         return value.astimezone(UTC)
 
 
-class Correction(BaseModel):
+class Correction(_Message):
     """A reviewer's corrected transcript for a stored case."""
 
-    model_config = ConfigDict(extra="allow")
-
-    schema_version: int = Field(default=1, json_schema_extra=_SCHEMA_VERSION_DOC)
     case_id: str = Field(json_schema_extra=_CASE_ID_DOC)
     corrected_transcript: str
     corrected_by: str | None = None
     error_types: list[ErrorTypeName] | None = None
-
-    _schema_version = field_validator("schema_version")(_check_schema_version)
-    _error_types = field_validator("error_types")(_check_error_types)
-
-    @field_validator("case_id")
-    @classmethod
-    def _case_id(cls, value: str) -> str:
-        """case_id is a valid Firestore document id."""
-        return validate_case_id(value)
 
 
 def _describe(error: ValidationError) -> str:

@@ -94,25 +94,11 @@ def decode_json(
 
 
 def decode_json_object(
-    data: Payload,
-    *,
-    what: str,
-    max_bytes: int,
-    error: Callable[[str], Exception],
-    allow_nan: bool = False,
-    reject_duplicate_keys: bool = False,
-    allow_bom: bool = False,
+    data: Payload, *, what: str, error: Callable[[str], Exception], **options: Any
 ) -> dict[str, Any]:
-    """``data`` decoded as one JSON object; as ``decode_json``, and anything else is refused by its JSON type."""
-    value = decode_json(
-        data,
-        what=what,
-        max_bytes=max_bytes,
-        error=error,
-        allow_nan=allow_nan,
-        reject_duplicate_keys=reject_duplicate_keys,
-        allow_bom=allow_bom,
-    )
+    """``data`` decoded as one JSON object: ``decode_json`` with the same options, and a value of any other
+    JSON type is refused, named by its type."""
+    value = decode_json(data, what=what, error=error, **options)
     if not isinstance(value, dict):
         raise error(f"{what} must be a JSON object, got a JSON {json_kind(value)}")
     return value

@@ -143,7 +143,7 @@ class _RecordBase(BaseModel):
 
 
 class PerformanceRecord(_RecordBase):
-    """One evaluation of a model version ."""
+    """One evaluation of a model version."""
 
     kind: Literal["performance"] = "performance"
     model_version: Name
