@@ -14,7 +14,7 @@ from shared.bootstrap import adapters
 from shared.clock import utc_now
 from shared.errors import SttdataError, http_status
 from shared.observability import get_logger
-from shared.services.scheduled_exports import run_exports
+from shared.services.scheduled_exports import parse_body, run_exports
 
 log = get_logger("aggregate")
 
@@ -25,10 +25,9 @@ def aggregate(request: Request) -> tuple[dict[str, Any], int]:
     if request.method != "POST":
         # Only POST does work: a health check or a stray GET must not rewrite the exports.
         return {"error": "use POST with a JSON body, e.g. {}"}, 405
-    body = request.get_json(silent=True) if request.data else None
     a = adapters()
     try:
-        summary = run_exports(body, a.metrics, a.cases, a.bucket, utc_now())
+        summary = run_exports(parse_body(request.get_data()), a.metrics, a.cases, a.bucket, utc_now())
     except SttdataError as exc:
         log.warning("bad request", extra={"reason": exc.reason})
         return {"error": exc.reason}, http_status(exc)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from shared.domain.cases import CounterDelta
@@ -50,3 +52,51 @@ class InMemoryCaseStore(CaseStore):
         self.rejects[quarantine_id] = {"raw": raw, "reason": reason, "source": source, **context}
         self.counters.add(CounterDelta(quarantined=1))
         return True
+
+
+class FullCaseStore(InMemoryCaseStore):
+    """InMemoryCaseStore plus the rest of the port the functions reach: reads, counter shards, finished imports
+    and build candidates (projected on the fields the Firestore adapter reads for a build)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.imports: dict[str, dict[str, Any]] = {}
+
+    def save_import(self, import_id: str, summary: dict[str, Any]) -> None:
+        self.imports[import_id] = copy.deepcopy(summary)
+
+    def import_result(self, import_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.imports.get(import_id))
+
+    def get_case(self, case_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.cases.get(case_id))
+
+    def cases_with_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
+        found = [case for case in self._newest_first() if error_type in (case.get("error_types") or [])]
+        return found[:limit] if limit else found
+
+    def corrected_cases(self, limit: int | None = None) -> list[dict[str, Any]]:
+        found = [case for case in self._newest_first() if case.get("corrected") is True]
+        return found[:limit] if limit else found
+
+    def _newest_first(self) -> list[dict[str, Any]]:
+        ordered = sorted(self.cases.values(), key=lambda case: case["created_at"], reverse=True)
+        return [copy.deepcopy(case) for case in ordered]
+
+    def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        for case in list(self.cases.values()):
+            if since is None or case["created_at"] >= since:
+                yield copy.deepcopy(case)
+
+    def build_candidates(self, corrected_only: bool) -> Iterator[Mapping[str, Any]]:
+        from shared.adapters.firestore_cases import BUILD_FIELDS
+
+        for case in list(self.cases.values()):
+            if not corrected_only or case.get("corrected") is True:
+                yield {name: copy.deepcopy(case[name]) for name in BUILD_FIELDS if name in case}
+
+    def counter_shards(self) -> list[dict[str, Any]]:
+        return [asdict(self.counters)]
+
+    def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [{"id": key, **record} for key, record in list(self.rejects.items())[::-1][:limit]]

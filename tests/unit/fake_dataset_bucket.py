@@ -10,6 +10,7 @@ FakeLedger is FirestoreBuildLedger (shared/adapters/firestore_builds.py): the sa
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 
 from shared.clock import utc_now
 from shared.domain.leases import claim_decision, claimed_record, may_renew
-from shared.errors import BuildInProgress
+from shared.errors import BuildInProgress, ObjectGone
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 
 # GCS generations are microsecond timestamps: large, increasing, never reused.
@@ -130,6 +131,23 @@ class FakeBucket(Bucket):
         self._maybe_crash(destination)
         self._land(destination, stored.data, stored.content_type)
         return self.uri(destination)
+
+    def put_once(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        if name in self.objects:
+            return False
+        self.put(name, data, content_type)
+        return True
+
+    def keep(self, name: str, data: bytes) -> str:
+        self.put_once(name, data)
+        return self.uri(name)
+
+    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
+        data = self.get(name, generation)
+        if data is None:
+            raise ObjectGone(f"{self.uri(name)} generation {generation} no longer exists")
+        for line in io.BytesIO(data):  # split as BucketStore's buffered reader splits: on b"\n" only
+            yield line.rstrip(b"\r\n")
 
 
 
