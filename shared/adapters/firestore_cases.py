@@ -18,6 +18,7 @@ from google.cloud import firestore
 from shared.adapters.clients import firestore_client
 from shared.adapters.firestore_counters import N_SHARDS, QUARANTINE, SHARDS, increment_shards, keep_quarantined
 from shared.config import Settings
+from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.ports import Bucket, CaseStore
@@ -116,7 +117,7 @@ class FirestoreCaseStore(CaseStore):
         """Keep a rejected payload with its reason, once per id; counted as a quarantined event."""
         raw_uri = None
         if needs_whole_copy(raw) and self.overflow is not None:
-            raw_uri = self.overflow.keep(f"quarantine/{source}/{quarantine_id}.bin", raw)
+            raw_uri = self.overflow.keep(layout.quarantine_copy_name(source, quarantine_id), raw)
         record = quarantine_record(raw, reason, source, raw_uri, **context)
         return keep_quarantined(self.client, self.settings, quarantine_id, record)
 

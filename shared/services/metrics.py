@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.domain import bucket_layout as layout
 from shared.domain.metric_records import MetricRecord, parse_metric_record, record_id, validate_metric_record
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.domain.trends import as_utc
@@ -76,10 +77,12 @@ def quarantine(
     """Keep the raw payload and the reason (the shape every source shares); an oversize one goes whole to the bucket."""
     raw = bytes(data)
     raw_uri = None
+    quarantine_id = f"{QUARANTINE_SOURCE}-{message_id}"
     if needs_whole_copy(raw) and objects is not None:
-        raw_uri = objects.put(f"quarantine/{QUARANTINE_SOURCE}/{message_id}", raw, "application/octet-stream")
+        name = layout.quarantine_copy_name(QUARANTINE_SOURCE, quarantine_id)
+        raw_uri = objects.put(name, raw, "application/octet-stream")
     kept = quarantine_record(raw, reason, QUARANTINE_SOURCE, raw_uri, topic=topic, message_id=message_id)
-    store.quarantine(f"{QUARANTINE_SOURCE}-{message_id}", kept)
+    store.quarantine(quarantine_id, kept)
     return Outcome("quarantined", reason=reason)
 
 

@@ -106,8 +106,8 @@ def test_oversize_payload_is_kept_whole_in_the_bucket() -> None:
     outcome = record_metric(raw, "m9", None, store, NOW, objects, topic="training-metrics")
     assert outcome.status == "quarantined"
     kept = store.quarantined["record_metrics-m9"]
-    assert kept["raw_truncated"] is True and kept["raw_uri"] == "gs://b/quarantine/record_metrics/m9"
-    assert objects.objects["quarantine/record_metrics/m9"] == raw
+    assert kept["raw_truncated"] is True and kept["raw_uri"] == "gs://b/quarantine/record_metrics/record_metrics-m9.bin"
+    assert objects.objects["quarantine/record_metrics/record_metrics-m9.bin"] == raw
     assert kept["size_bytes"] == len(raw) and kept["topic"] == "training-metrics"
 
 
