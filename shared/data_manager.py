@@ -28,14 +28,9 @@ class DataManager:
         return self.adapters.cases
 
     def store_failed_case(
-        self,
-        audio_path: str,
-        original_transcript: str,
-        corrected_transcript: str | None = None,
-        error_types: list[str] | None = None,
-        error_score: float | None = None,
-        metadata: dict[str, Any] | None = None,
-        **fields: Any,
+        self, audio_path: str, original_transcript: str, corrected_transcript: str | None = None,
+        error_types: list[str] | None = None, error_score: float | None = None,
+        metadata: dict[str, Any] | None = None, **fields: Any
     ) -> str:
         """Validate and store a failure case; returns its case id (the same id again for the same event).
 
@@ -48,11 +43,8 @@ class DataManager:
         return store_failure_fields(event, self.store)
 
     def store_correction(
-        self,
-        case_id: str,
-        corrected_transcript: str,
-        corrected_by: str | None = None,
-        error_types: list[str] | None = None,
+        self, case_id: str, corrected_transcript: str, corrected_by: str | None = None,
+        error_types: list[str] | None = None
     ) -> dict[str, Any]:
         """Add a correction to a case (history kept, scores and error types recomputed); returns the case.
 

@@ -24,17 +24,10 @@ class FinetuningDatasetPipeline:
         self.settings = self.adapters.settings
 
     def prepare_dataset(
-        self,
-        min_error_score: float = 0.5,
-        include_uncorrected: bool = False,
-        train_ratio: float = 0.8,
-        val_ratio: float = 0.1,
-        test_ratio: float = 0.1,
-        max_samples: int | None = None,
-        balance_error_types: bool = True,
-        create_version: bool = False,
-        version_name: str | None = None,
-        parent_version: str | None = None,
+        self, min_error_score: float = 0.5, include_uncorrected: bool = False, train_ratio: float = 0.8,
+        val_ratio: float = 0.1, test_ratio: float = 0.1, max_samples: int | None = None,
+        balance_error_types: bool = True, create_version: bool = False, version_name: str | None = None,
+        parent_version: str | None = None
     ) -> dict[str, Any]:
         """Build a dataset from the stored cases; its info ({"error": ...} when no case is eligible).
 

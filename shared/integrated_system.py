@@ -26,16 +26,9 @@ class IntegratedDataManagementSystem:
         self.version_control = DataVersionControl(adapters=self.adapters)
 
     def record_failed_transcription(
-        self,
-        audio_path: str,
-        original_transcript: str,
-        corrected_transcript: str | None = None,
-        error_types: list[str] | None = None,
-        error_score: float | None = None,
-        inference_time: float | None = None,
-        model_confidence: float | None = None,
-        additional_metadata: dict[str, Any] | None = None,
-        **fields: Any,
+        self, audio_path: str, original_transcript: str, corrected_transcript: str | None = None,
+        error_types: list[str] | None = None, error_score: float | None = None, inference_time: float | None = None,
+        model_confidence: float | None = None, additional_metadata: dict[str, Any] | None = None, **fields: Any
     ) -> str:
         """Store a failed transcription as a case (idempotent: the same event gives the same id); its id."""
         optional = {"inference_time": inference_time, "model_confidence": model_confidence}
@@ -50,16 +43,9 @@ class IntegratedDataManagementSystem:
         return True
 
     def prepare_finetuning_dataset(
-        self,
-        min_error_score: float = 0.5,
-        train_ratio: float = 0.8,
-        val_ratio: float = 0.1,
-        test_ratio: float = 0.1,
-        max_samples: int | None = None,
-        balance_error_types: bool = True,
-        create_version: bool = True,
-        version_name: str | None = None,
-        parent_version: str | None = None,
+        self, min_error_score: float = 0.5, train_ratio: float = 0.8, val_ratio: float = 0.1, test_ratio: float = 0.1,
+        max_samples: int | None = None, balance_error_types: bool = True, create_version: bool = True,
+        version_name: str | None = None, parent_version: str | None = None
     ) -> dict[str, Any]:
         """Build a dataset of corrected cases and, by default, version it; its info with `version_id`."""
         return self.finetuning_pipeline.prepare_dataset(

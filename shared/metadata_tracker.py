@@ -40,17 +40,9 @@ class MetadataTracker:
         return record_fields(fields, self.store, self._clock())
 
     def record_performance(
-        self,
-        model_version: str,
-        wer: float,
-        cer: float,
-        error_rate: float,
-        correction_rate: float,
-        inference_time: float,
-        *,
-        recorded_at: datetime | str | None = None,
-        record_id: str | None = None,
-        **extra: Any,
+        self, model_version: str, wer: float, cer: float, error_rate: float, correction_rate: float,
+        inference_time: float, *, recorded_at: datetime | str | None = None, record_id: str | None = None,
+        **extra: Any
     ) -> str:
         """Record one evaluation of a model version; its record id."""
         return self._record({**extra, "kind": "performance", "model_version": model_version, "wer": wer,
@@ -58,17 +50,10 @@ class MetadataTracker:
                              "inference_time": inference_time, "recorded_at": recorded_at, "record_id": record_id})
 
     def record_model_version(
-        self,
-        version_id: str,
-        model_name: str,
-        training_data_size: int | None = None,
-        training_metadata: dict[str, Any] | None = None,
-        performance_metrics: dict[str, Any] | None = None,
-        dataset_version_id: str | None = None,
-        *,
-        recorded_at: datetime | str | None = None,
-        record_id: str | None = None,
-        **extra: Any,
+        self, version_id: str, model_name: str, training_data_size: int | None = None,
+        training_metadata: dict[str, Any] | None = None, performance_metrics: dict[str, Any] | None = None,
+        dataset_version_id: str | None = None, *, recorded_at: datetime | str | None = None,
+        record_id: str | None = None, **extra: Any
     ) -> str:
         """Register a model version and the dataset version it was trained on; its record id."""
         return self._record({**extra, "kind": "model_version", "version_id": version_id, "model_name": model_name,
@@ -77,25 +62,16 @@ class MetadataTracker:
                              "recorded_at": recorded_at, "record_id": record_id})
 
     def record_learning_progress(
-        self,
-        stage: str,
-        model_version: str,
-        *,
-        recorded_at: datetime | str | None = None,
-        record_id: str | None = None,
-        **figures: Any,
+        self, stage: str, model_version: str, *, recorded_at: datetime | str | None = None,
+        record_id: str | None = None, **figures: Any
     ) -> str:
         """Record a training stage's figures (loss, epoch, ...); its record id."""
         return self._record({**figures, "kind": "learning_progress", "stage": stage, "model_version": model_version,
                              "recorded_at": recorded_at, "record_id": record_id})
 
     def record_inference_stats(
-        self,
-        model_version: str,
-        *,
-        recorded_at: datetime | str | None = None,
-        record_id: str | None = None,
-        **stats: Any,
+        self, model_version: str, *, recorded_at: datetime | str | None = None, record_id: str | None = None,
+        **stats: Any
     ) -> str:
         """Record serving counts and latencies of a model version; its record id."""
         return self._record({**stats, "kind": "inference_stats", "model_version": model_version,
