@@ -7,8 +7,9 @@ shared/bootstrap.py is the one place that picks which implementation a process g
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from shared.domain.cases import CounterDelta
 from shared.domain.metric_history import Snapshot
@@ -56,6 +57,10 @@ class CaseStore(Quarantine, Protocol):
 
     def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """Every case (optionally created at or after `since`), streamed."""
+
+    def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """Cases whose last single write (event, correction, Python API; not a bulk import) committed at or after
+        `since` (None: every such case), each with that commit time as `tail_at`."""
 
     def build_candidates(self, corrected_only: bool) -> Iterable[Mapping[str, Any]]:
         """The cases a dataset build may use, with the fields a dataset row needs."""
@@ -159,6 +164,12 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
 
     def get(self, name: str, generation: int | None = None) -> bytes | None:
         """The object's bytes (of one generation, when given), or None when absent."""
+
+    def writer(self, name: str, content_type: str = ...) -> AbstractContextManager[BinaryIO]:
+        """A stream that becomes the object `name` when its block ends cleanly (an error writes nothing)."""
+
+    def delete(self, name: str) -> None:
+        """Delete the object; nothing when it is already gone."""
 
     def names(self, prefix: str) -> list[str]:
         """The names of the objects under `prefix`."""

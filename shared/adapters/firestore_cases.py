@@ -9,7 +9,7 @@ write and counts nothing. A reject is kept and counted by `keep_quarantined`, on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists, Conflict
@@ -24,6 +24,9 @@ from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.ports import Bucket, CaseStore
 
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
+# The commit time of a case's last single write (not set by bulk imports, which write the snapshot themselves):
+# the case snapshot's tail reads the cases changed since its watermark by it (an index read in Firestore).
+TAIL_FIELD = "tail_at"
 # What a dataset row is made of (shared/domain/dataset_build.py): read nothing else of a case for a build.
 BUILD_FIELDS = (
     "case_id", "audio_path", "original_transcript", "corrected_transcript", "corrected", "error_types",
@@ -50,7 +53,7 @@ class FirestoreCaseStore(CaseStore):
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         """Create-if-absent with its counters, atomically; False when the case already exists."""
         batch = self.client.batch()
-        batch.create(self.cases.document(case_id), case)
+        batch.create(self.cases.document(case_id), {**case, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
         increment_shards(batch, self.shards, delta)
         try:
             batch.commit()
@@ -106,7 +109,7 @@ class FirestoreCaseStore(CaseStore):
             if result is None:
                 return
             updates, delta = result
-            transaction.update(ref, updates)
+            transaction.update(ref, {**updates, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
             increment_shards(transaction, self.shards, delta)
             outcome["case"] = {**case, **updates}
 
@@ -155,6 +158,13 @@ class FirestoreCaseStore(CaseStore):
         if since is not None:
             query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
         for snapshot in query.stream():
+            yield snapshot.to_dict()
+
+    def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """The cases written one at a time (events, corrections, the Python API) whose last such write committed
+        at or after `since` (None: all of them), each with that commit time as `tail_at`."""
+        floor = since or datetime(1970, 1, 1, tzinfo=UTC)
+        for snapshot in self.cases.where(filter=firestore.FieldFilter(TAIL_FIELD, ">=", floor)).stream():
             yield snapshot.to_dict()
 
     def build_candidates(self, corrected_only: bool) -> Iterator[dict[str, Any]]:

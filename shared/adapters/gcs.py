@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import BinaryIO, cast
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
@@ -12,7 +14,7 @@ from shared.config import Settings
 from shared.errors import ObjectGone
 from shared.ports import Bucket
 
-# Bytes fetched per request when an object is streamed.
+# Bytes sent or fetched per request when an object is streamed (a multiple of 256 KiB, as uploads require).
 READ_CHUNK = 8 * 1024 * 1024
 
 
@@ -62,6 +64,19 @@ class BucketStore(Bucket):
         except PreconditionFailed:
             return False
         return True
+
+    def writer(self, name: str, content_type: str = "application/octet-stream") -> AbstractContextManager[BinaryIO]:
+        """A stream that becomes the object `name` when its block ends cleanly; an error cancels the upload and
+        nothing is written. Memory holds one chunk, whatever the object's size."""
+        stream = self.bucket.blob(name).open("wb", content_type=content_type, chunk_size=READ_CHUNK, ignore_flush=True)
+        return cast(AbstractContextManager[BinaryIO], stream)
+
+    def delete(self, name: str) -> None:
+        """Delete the object; nothing when it is already gone."""
+        try:
+            self.bucket.blob(name).delete()
+        except NotFound:
+            return
 
     def names(self, prefix: str) -> list[str]:
         """The names of the objects under `prefix`."""

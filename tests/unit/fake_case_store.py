@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.cases import CounterDelta
 from shared.ports import CaseStore
+
+# Commit times of the fake start here and grow by a microsecond a write.
+TAIL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class InMemoryCaseStore(CaseStore):
@@ -19,19 +22,27 @@ class InMemoryCaseStore(CaseStore):
         self.cases: dict[str, dict[str, Any]] = {}
         self.counters = CounterDelta()
         self.rejects: dict[str, dict[str, Any]] = {}
+        self._commits = 0
+
+    def commit_time(self) -> datetime:
+        """A commit time as Firestore's server timestamp gives it: later for every write."""
+        self._commits += 1
+        return TAIL_EPOCH + timedelta(microseconds=self._commits)
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         if case_id in self.cases:
             return False
-        self.cases[case_id] = copy.deepcopy(case)
+        self.cases[case_id] = {**copy.deepcopy(case), "tail_at": self.commit_time()}
         self.counters.add(delta)
         return True
 
     def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]:
+        # As the Firestore adapter: a bulk write sets no tail_at (imports write the snapshot themselves).
         existing = {case_id for case_id, _, _ in items if case_id in self.cases}
         for case_id, case, delta in items:
             if case_id not in existing:
-                self.create_case(case_id, case, delta)
+                self.cases[case_id] = copy.deepcopy(case)
+                self.counters.add(delta)
         return existing
 
     def update_case(
@@ -42,7 +53,7 @@ class InMemoryCaseStore(CaseStore):
         result = change(copy.deepcopy(self.cases[case_id]))
         if result is not None:
             updates, delta = result
-            self.cases[case_id].update(updates)
+            self.cases[case_id].update(updates, tail_at=self.commit_time())
             self.counters.add(delta)
         return self.cases[case_id]
 
@@ -86,6 +97,11 @@ class FullCaseStore(InMemoryCaseStore):
     def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         for case in list(self.cases.values()):
             if since is None or case["created_at"] >= since:
+                yield copy.deepcopy(case)
+
+    def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        for case in list(self.cases.values()):
+            if "tail_at" in case and (since is None or case["tail_at"] >= since):
                 yield copy.deepcopy(case)
 
     def build_candidates(self, corrected_only: bool) -> Iterator[Mapping[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,13 @@ class FakeBucket(Bucket):
     def keep(self, name: str, data: bytes) -> str:
         self.put_once(name, data)
         return self.uri(name)
+
+    @contextmanager
+    def writer(self, name: str, content_type: str = "application/octet-stream") -> Iterator[io.BytesIO]:
+        """As BucketStore.writer: the object lands when the block ends cleanly, an error writes nothing."""
+        stream = io.BytesIO()
+        yield stream
+        self.put(name, stream.getvalue(), content_type)
 
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
         data = self.get(name, generation)
