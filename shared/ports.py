@@ -177,6 +177,9 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
     def copy(self, source: str, destination: str) -> str:
         """Copy one object; the destination's gs:// URI."""
 
+    def reader(self, name: str, generation: int | None = None) -> AbstractContextManager[BinaryIO]:
+        """A seekable stream of the object (of one generation); ObjectGone when that version no longer exists."""
+
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
         """The object's lines without line ends, streamed; ObjectGone when that version no longer exists."""
 

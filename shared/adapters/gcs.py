@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO, cast
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -70,6 +70,17 @@ class BucketStore(Bucket):
         nothing is written. Memory holds one chunk, whatever the object's size."""
         stream = self.bucket.blob(name).open("wb", content_type=content_type, chunk_size=READ_CHUNK, ignore_flush=True)
         return cast(AbstractContextManager[BinaryIO], stream)
+
+    @contextmanager
+    def reader(self, name: str, generation: int | None = None) -> Iterator[BinaryIO]:
+        """A seekable stream of the object (of one generation), fetched a chunk at a time; ObjectGone if absent."""
+        blob = self.bucket.blob(name, generation=generation)
+        try:
+            blob.reload()
+        except NotFound as exc:
+            raise ObjectGone(f"{self.uri(name)} generation {generation} no longer exists") from exc
+        with blob.open("rb", chunk_size=READ_CHUNK) as stream:
+            yield cast(BinaryIO, stream)
 
     def delete(self, name: str) -> None:
         """Delete the object; nothing when it is already gone."""

@@ -14,6 +14,7 @@ from shared.errors import BadInput
 REQUESTS = "dataset-requests/"
 IMPORTS = "imports/"
 TRIGGER_PREFIXES = (REQUESTS, IMPORTS)
+IMPORT_SUFFIXES = (".jsonl", ".parquet")
 
 # What that work writes.
 DATASET_RESULTS = "dataset_results/"
@@ -76,8 +77,11 @@ def build_result_name(object_name: str) -> str:
 
 
 def import_result_base(object_name: str) -> str:
-    """`imports/day1.jsonl` -> `import_results/day1` (+ `.json`, `.rejected.jsonl`)."""
-    return IMPORT_RESULTS + object_name.removeprefix(IMPORTS).removesuffix(".jsonl")
+    """`imports/day1.jsonl` (or `.parquet`) -> `import_results/day1` (+ `.json`, `.rejected.jsonl`)."""
+    stem = object_name.removeprefix(IMPORTS)
+    for suffix in IMPORT_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return IMPORT_RESULTS + stem
 
 
 def quarantine_copy_name(source: str, quarantine_id: str) -> str:

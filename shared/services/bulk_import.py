@@ -1,4 +1,5 @@
-"""Use case: an upload of `imports/<name>.jsonl` ingests every line as a failure event, once per object version.
+"""Use case: an upload of `imports/<name>.jsonl` (or `.parquet`) ingests every line (row) as a failure event, once
+per object version.
 
 Three stages overlap: parsing and scoring in a worker process (the CPU-heavy part, out of this process's GIL),
 the file read and bookkeeping here, and IMPORT_WRITERS commits waiting on Firestore.
@@ -6,13 +7,15 @@ the file read and bookkeeping here, and IMPORT_WRITERS commits waiting on Firest
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -22,6 +25,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta, case_counters, new_case
 from shared.domain.failure_event import derive_case_id, parse_failure_event
 from shared.errors import InvalidEvent, ObjectGone
+from shared.json_encoding import json_default
 from shared.ports import Bucket, CaseStore
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.outcome import Outcome
@@ -34,6 +38,9 @@ IMPORT_WRITERS = 2
 # touches gRPC, logging or the clients, so no lock copied mid-flight is ever taken in the child.
 _FORK = multiprocessing.get_context("fork")
 REJECTS_KEPT_INLINE = 1000
+# Rejected lines held in memory before they are streamed to their object.
+REJECTS_IN_MEMORY = 4 * 1024 * 1024
+JSONL = "application/x-ndjson"
 
 
 @dataclass
@@ -143,8 +150,62 @@ def import_failures(
 
 
 def is_import_notification(attributes: Mapping[str, str], settings: Settings) -> bool:
-    """True for a finalized `imports/*.jsonl` object of this deployment's bucket."""
-    return is_new_object(attributes, settings, layout.IMPORTS, ".jsonl")
+    """True for a finalized `imports/*.jsonl` or `imports/*.parquet` object of this deployment's bucket."""
+    return any(is_new_object(attributes, settings, layout.IMPORTS, suffix) for suffix in layout.IMPORT_SUFFIXES)
+
+
+def parquet_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Each row of a Parquet file as the JSON line of the same fields, read a row group at a time.
+
+    Imports validate JSON lines; a row goes through the same parser, so a Parquet file is refused or accepted
+    row by row exactly as its JSONL export would be (timestamps become ISO text, nulls are left out).
+    """
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(stream)
+    for group in range(parquet.num_row_groups):
+        for row in parquet.read_row_group(group).to_pylist():
+            yield orjson.dumps({k: v for k, v in row.items() if v is not None}, default=_as_text)
+
+
+def _as_text(value: Any) -> Any:
+    """A Parquet value JSON has no type for: as stored data is encoded, else as text (validation judges it)."""
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
+
+
+class RejectSink:
+    """The rejected lines of an import as JSON lines, kept in memory up to `spill_bytes`, then streamed to their
+    object; so a file of millions of bad lines is written whole without being held."""
+
+    def __init__(self, bucket: Bucket, name: str, spill_bytes: int = REJECTS_IN_MEMORY) -> None:
+        self.bucket, self.name, self.spill_bytes = bucket, name, spill_bytes
+        self.buffer = io.BytesIO()
+        self.stack = ExitStack()
+        self.stream: BinaryIO | None = None
+
+    def add(self, number: int, raw: bytes, reason: str) -> None:
+        line = orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}) + b"\n"
+        if self.stream is None and self.buffer.tell() + len(line) > self.spill_bytes:
+            self.stream = self.stack.enter_context(self.bucket.writer(self.name, JSONL))
+            self.stream.write(self.buffer.getvalue())
+            self.buffer = io.BytesIO()
+        (self.stream or self.buffer).write(line)
+
+    def close(self) -> str | None:
+        """Finish the object; its URI, or None when no line was rejected."""
+        if self.stream is not None:
+            self.stack.close()
+            return self.bucket.uri(self.name)
+        if self.buffer.tell():
+            return self.bucket.put(self.name, self.buffer.getvalue(), JSONL)
+        return None
+
+    def abandon(self) -> None:
+        """Cancel a streamed object (the import failed: its retry writes the rejects again)."""
+        self.stack.__exit__(RuntimeError, RuntimeError("import failed"), None)
 
 
 def run_import(
@@ -155,27 +216,37 @@ def run_import(
     done = ledger.import_result(import_id)
     if done is not None:
         return {**done, "status": "already imported"}
-    rejected_lines: list[bytes] = []
-
-    def keep_reject(number: int, raw: bytes, reason: str) -> None:
-        rejected_lines.append(orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}))
-
+    base = layout.import_result_base(object_name)
+    rejects = RejectSink(bucket, f"{base}.rejected.jsonl")
     gen = int(generation) if generation else None
     try:
-        report = import_failures(bucket.lines(object_name, gen), import_id, ledger, on_reject=keep_reject)
+        with _object_lines(bucket, object_name, gen) as lines:
+            report = import_failures(lines, import_id, ledger, on_reject=rejects.add)
     except ObjectGone:
+        rejects.abandon()
         # Deleted or overwritten before we read it: a newer version brings its own notification.
         return {"status": "object gone", "object": bucket.uri(object_name), "generation": str(generation),
                 "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
-    base = layout.import_result_base(object_name)
+    except BaseException:
+        rejects.abandon()
+        raise
     summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation)}
-    if rejected_lines:
-        summary["rejected_lines_uri"] = bucket.put(
-            f"{base}.rejected.jsonl", b"\n".join(rejected_lines) + b"\n", "application/x-ndjson"
-        )
+    rejected_uri = rejects.close()
+    if rejected_uri is not None:
+        summary["rejected_lines_uri"] = rejected_uri
     bucket.put(f"{base}.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2), "application/json")
     ledger.save_import(import_id, summary)
     return {**summary, "status": "imported"}
+
+
+@contextmanager
+def _object_lines(bucket: Bucket, name: str, generation: int | None) -> Iterator[Iterator[bytes]]:
+    """The object's events as lines: JSONL as it is, Parquet a row a line."""
+    if name.endswith(".parquet"):
+        with bucket.reader(name, generation) as stream:
+            yield parquet_lines(stream)
+    else:
+        yield bucket.lines(name, generation)
 
 
 # What the log line of an import keeps of its result (the whole result is in import_results/ and Firestore).
@@ -183,7 +254,7 @@ _LOGGED = ("object", "lines", "accepted", "duplicates", "rejected")
 
 
 def serve_notification(attributes: Mapping[str, str], settings: Settings, store: CaseStore, bucket: Bucket) -> Outcome:
-    """Import the notified object if it is a new `imports/*.jsonl` of this bucket; anything else is ignored."""
+    """Import the notified object if it is a new import of this bucket; anything else is ignored."""
     if not is_import_notification(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_import(attributes["objectId"], attributes.get("objectGeneration"), store, bucket)

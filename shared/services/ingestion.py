@@ -16,6 +16,7 @@ from shared.clock import utc_now
 from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
 from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
 from shared.errors import InvalidEvent, NotFound
+from shared.json_encoding import json_default
 from shared.ports import CaseStore
 from shared.services.outcome import Outcome
 
@@ -74,7 +75,7 @@ def correct_case(
 
 def store_failure_fields(fields: Mapping[str, Any], store: CaseStore) -> str:
     """Validate the fields of a failure event (as the Python API takes them) and store the case; its id."""
-    event = parse_failure_event(orjson.dumps(dict(fields), default=_isoformat))
+    event = parse_failure_event(orjson.dumps(dict(fields), default=json_default))
     return str(store_event(event, None, store).case_id)
 
 
@@ -90,10 +91,3 @@ def correct_by_id(
     if case is None:
         raise NotFound(f"no case with case_id {case_id!r}")
     return case
-
-
-def _isoformat(value: Any) -> Any:
-    """orjson fallback for values it does not know (e.g. pandas timestamps)."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

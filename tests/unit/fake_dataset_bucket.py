@@ -150,6 +150,13 @@ class FakeBucket(Bucket):
         yield stream
         self.put(name, stream.getvalue(), content_type)
 
+    @contextmanager
+    def reader(self, name: str, generation: int | None = None) -> Iterator[io.BytesIO]:
+        data = self.get(name, generation)
+        if data is None:
+            raise ObjectGone(f"{self.uri(name)} generation {generation} no longer exists")
+        yield io.BytesIO(data)
+
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
         data = self.get(name, generation)
         if data is None:

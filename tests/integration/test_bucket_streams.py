@@ -1,0 +1,85 @@
+"""The bucket adapter's streams on fake-gcs-server, and the case store's tail on the Firestore emulator."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.cloud import storage
+
+from shared.adapters.gcs import READ_CHUNK, BucketStore
+from shared.bootstrap import adapters
+from shared.config import Settings
+from shared.errors import ObjectGone
+from shared.services.bulk_import import run_import
+from stack.local_stack import StackInfo
+
+
+@pytest.fixture
+def bucket(stack: StackInfo, test_settings: Settings, namespace: str) -> BucketStore:
+    settings = replace(test_settings, bucket=f"{namespace}-streams")
+    storage.Client(project=settings.project).create_bucket(settings.bucket)
+    return BucketStore(settings)
+
+
+def test_a_streamed_object_lands_whole_on_a_clean_end_and_not_at_all_on_an_error(bucket: BucketStore) -> None:
+    big = bytes(range(256)) * (READ_CHUNK // 256 + 1000)  # more than one upload chunk
+    with bucket.writer("streams/ok.bin") as stream:
+        for start in range(0, len(big), 1_000_000):
+            stream.write(big[start:start + 1_000_000])
+    assert bucket.get("streams/ok.bin") == big
+
+    with pytest.raises(RuntimeError), bucket.writer("streams/cancelled.bin") as stream:
+        stream.write(big)
+        raise RuntimeError("the build failed midway")
+    assert bucket.get("streams/cancelled.bin") is None
+
+
+def test_a_reader_seeks_so_pyarrow_reads_parquet_from_the_bucket(bucket: BucketStore) -> None:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"n": list(range(10_000))}), sink, row_group_size=1_000)
+    bucket.put("streams/t.parquet", sink.getvalue())
+    with bucket.reader("streams/t.parquet") as stream:
+        parquet = pq.ParquetFile(stream)
+        assert parquet.num_row_groups == 10
+        assert parquet.read_row_group(7).column("n").to_pylist() == list(range(7_000, 8_000))
+    with pytest.raises(ObjectGone), bucket.reader("streams/missing.parquet"):
+        pass
+
+
+def test_a_parquet_import_through_the_real_adapters(bucket: BucketStore, test_settings: Settings) -> None:
+    store = adapters(test_settings).cases
+    rows = [{"audio_path": f"gs://stt-audio/pq/{i}.wav", "original_transcript": f"ROW {i}"} for i in range(50)]
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([*rows, {"audio_path": "nope", "original_transcript": "x"}]), sink)
+    bucket.put("imports/history.parquet", sink.getvalue())
+    generation = bucket.bucket.get_blob("imports/history.parquet").generation  # type: ignore[union-attr]
+
+    result = run_import("imports/history.parquet", generation, store, bucket)
+
+    assert (result["lines"], result["accepted"], result["rejected"]) == (51, 50, 1)
+    assert result["rejects"][0]["line"] == 51
+    assert store.get_case(_case_id(store, "gs://stt-audio/pq/7.wav"))["original_transcript"] == "ROW 7"
+
+
+def test_only_single_writes_are_in_the_tail(stack: StackInfo, test_settings: Settings) -> None:
+    from shared import DataManager
+    from shared.domain.cases import CounterDelta
+
+    manager = DataManager(test_settings)
+    single = manager.store_failed_case("gs://stt-audio/tail/1.wav", "ONE")
+    bulk = {"case_id": "bulk-1", "audio_path": "gs://stt-audio/tail/2.wav", "original_transcript": "TWO"}
+    manager.store.create_cases([("bulk-1", bulk, CounterDelta(total_cases=1))])
+    first = {case["case_id"]: case["tail_at"] for case in manager.store.cases_changed_since(None)}
+    assert set(first) == {single}
+
+    manager.store_correction(single, "One.")
+    later = list(manager.store.cases_changed_since(first[single]))
+    assert [case["case_id"] for case in later] == [single] and later[0]["tail_at"] > first[single]
+
+
+def _case_id(store, audio_path: str) -> str:  # type: ignore[no-untyped-def]
+    return next(case["case_id"] for case in store.stream_cases() if case["audio_path"] == audio_path)

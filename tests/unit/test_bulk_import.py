@@ -1,0 +1,114 @@
+"""Bulk imports on fakes: JSONL and Parquet files, rejected lines streamed past a cap, awkward files."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shared.services import bulk_import
+from shared.services.bulk_import import RejectSink, run_import
+from tests.unit.fake_case_store import FullCaseStore
+from tests.unit.fake_dataset_bucket import FakeBucket
+
+
+def event(i: int, **fields: object) -> dict:
+    return {"audio_path": f"gs://stt-audio/imp/{i}.wav", "original_transcript": f"THE NUMBER IS {i}", **fields}
+
+
+def upload(bucket: FakeBucket, name: str, data: bytes) -> int:
+    bucket.put(name, data)
+    return bucket.generation(name)
+
+
+def jsonl(rows: list[object]) -> bytes:
+    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+
+
+def rejected_lines(bucket: FakeBucket, base: str) -> list[dict]:
+    return [orjson.loads(line) for line in (bucket.get(f"{base}.rejected.jsonl") or b"").splitlines()]
+
+
+def test_a_parquet_import_is_validated_row_by_row_like_its_jsonl() -> None:
+    bucket, store = FakeBucket(), FullCaseStore()
+    table = pa.Table.from_pylist([
+        event(1, error_score=0.5, speaker_id="s1"),
+        {"audio_path": "not a uri", "original_transcript": "x", "error_score": None, "speaker_id": None},
+        event(3, error_score=0.9, speaker_id=None),
+    ])
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    generation = upload(bucket, "imports/history.parquet", sink.getvalue())
+
+    result = run_import("imports/history.parquet", generation, store, bucket)
+
+    assert (result["lines"], result["accepted"], result["rejected"]) == (3, 2, 1)
+    assert sorted(case["error_score"] for case in store.cases.values()) == [0.5, 0.9]
+    # A null in a Parquet column is a field left out, not an explicit null of a typed field.
+    assert all("speaker_id" not in case or case["speaker_id"] == "s1" for case in store.cases.values())
+    [reject] = rejected_lines(bucket, "import_results/history")
+    assert reject["line"] == 2 and "audio_path" in reject["reason"]
+    assert orjson.loads(bucket.get("import_results/history.json") or b"{}")["accepted"] == 2
+
+
+def test_a_parquet_value_json_has_no_type_for_is_a_rejected_row_not_a_crash() -> None:
+    bucket, store = FakeBucket(), FullCaseStore()
+    table = pa.table({"audio_path": ["gs://b/a.wav"], "original_transcript": ["x"],
+                      "error_score": pa.array([Decimal("1.5")], pa.decimal128(3, 1))})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    result = run_import("imports/odd.parquet", upload(bucket, "imports/odd.parquet", sink.getvalue()), store, bucket)
+    assert (result["accepted"], result["rejected"]) == (0, 1)
+    assert "error_score" in rejected_lines(bucket, "import_results/odd")[0]["reason"]
+
+
+def test_rejected_lines_past_the_memory_cap_are_streamed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_import, "REJECTS_IN_MEMORY", 2_000)
+    bucket, store = FakeBucket(), FullCaseStore()
+    rows: list[object] = [event(i) if i % 3 else {"audio_path": f"gs://b/{i}.wav"} for i in range(300)]
+    result = run_import("imports/bad.jsonl", upload(bucket, "imports/bad.jsonl", jsonl(rows)), store, bucket)
+    rejects = rejected_lines(bucket, "import_results/bad")
+    assert result["rejected"] == len(rejects) == 100
+    assert [r["line"] for r in rejects] == [i + 1 for i in range(0, 300, 3)]
+    assert result["rejected_lines_uri"] == bucket.uri("import_results/bad.rejected.jsonl")
+
+
+def test_a_reject_sink_that_is_abandoned_writes_nothing() -> None:
+    bucket = FakeBucket()
+    sink = RejectSink(bucket, "import_results/x.rejected.jsonl", spill_bytes=10)
+    sink.add(1, b"{}", "missing field")  # past the cap: streaming to the object
+    sink.add(2, b"{}", "missing field")
+    sink.abandon()
+    assert bucket.get("import_results/x.rejected.jsonl") is None
+
+
+def test_an_import_that_fails_midway_leaves_no_rejects_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_import, "REJECTS_IN_MEMORY", 10)
+
+    class Outage(FullCaseStore):
+        def create_cases(self, items):  # type: ignore[no-untyped-def]
+            raise ConnectionError("Firestore unavailable")
+
+    bucket = FakeBucket()
+    rows: list[object] = [{"audio_path": "gs://b/0.wav"}, event(1)]
+    with pytest.raises(ConnectionError):
+        run_import("imports/f.jsonl", upload(bucket, "imports/f.jsonl", jsonl(rows)), Outage(), bucket)
+    assert bucket.get("import_results/f.rejected.jsonl") is None
+    assert bucket.get("import_results/f.json") is None
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"", (0, 0, 0)),
+    (jsonl([event(1)]).rstrip(b"\n"), (1, 1, 0)),  # no newline at the end
+    (b"\n\n" + jsonl([event(1)]) + b"\n", (4, 1, 0)),  # blank lines are counted, not rejected
+    (b'{"audio_path": "gs://b/a.wav", "original_transcript": "' + b"x" * 3_000_000 + b'"}\n' + jsonl([event(2)]),
+     (2, 1, 1)),  # one line over the payload limit is rejected, the next one is still read
+])
+def test_awkward_files_are_read_line_by_line(data: bytes, expected: tuple[int, int, int]) -> None:
+    bucket, store = FakeBucket(), FullCaseStore()
+    result = run_import("imports/a.jsonl", upload(bucket, "imports/a.jsonl", data), store, bucket)
+    assert (result["lines"], result["accepted"], result["rejected"]) == expected
