@@ -12,10 +12,12 @@ Values are stored as a dataset build reads them (shared/domain/dataset_build.py)
 snapshot makes the same rows as ``build_splits`` over the same cases: numbers through the build's own
 ``_number`` (a bool, a non-number or a non-finite value is null), texts through ``str``, a corrected transcript
 only when it is a string. Two values are computed once per case, when its row is written, because no SQL
-engine has blake2b:
+engine has blake2b, and one because it saves a build reading every corrected transcript:
 
 - ``split_bucket``: the point in [0, 1) that places the case's group (speaker, else recording) among the
   cumulative split ratios, by exactly ``assign_split``'s hash; a build compares it with ``split_edges``.
+- ``has_correction``: ``dataset_build.has_correction`` (a corrected transcript that is not blank by Python's
+  ``str.strip``), what eligibility and the row's ``text`` read.
 - ``sample_key``: the first 8 bytes of the build's keyed selection hash of the ``case_id`` as a signed int64
   (the top bit flipped), so ``ORDER BY sample_key, case_id`` is the build's stable sample order in any engine.
 """
@@ -37,6 +39,7 @@ from shared.domain.dataset_build import (
     _text,
     _unit_interval,
     group_key,
+    has_correction,
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -62,6 +65,7 @@ OPTIONAL_FIELDS: tuple[pa.Field, ...] = (
     pa.field("normalized_wer", pa.float64()),
     pa.field("normalized_cer", pa.float64()),
     pa.field("error_types_source", pa.string()),
+    pa.field("has_correction", pa.bool_()),
     pa.field("split_bucket", pa.float64()),
     pa.field("sample_key", pa.int64()),
 )
@@ -125,6 +129,7 @@ def snapshot_row(case: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": _timestamp(case.get("created_at")),
         "updated_at": _timestamp(case.get("updated_at")),
         "corrected": case["corrected"] if isinstance(case.get("corrected"), bool) else None,
+        "has_correction": has_correction(case),
         "split_bucket": split_bucket(group_key(case)),
         "sample_key": sample_key(case_id),
     }

@@ -27,9 +27,10 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -123,6 +124,7 @@ class SnapshotBuild:
     files: Mapping[str, Mapping[str, Any]]
     quality_report: Mapping[str, Any]
     metadata: Mapping[str, Any]
+    seconds: Mapping[str, float] = field(default_factory=dict)  # each step's wall time, for logs and benches
 
     @property
     def total(self) -> int:
@@ -222,13 +224,13 @@ class SnapshotEngine:
         params |= {
             "min_error_score": request.min_error_score,
             "include_uncorrected": request.include_uncorrected,
-            "balance": request.balance_error_types,
             "max_samples": request.max_samples,
             "edge_train": edges["train"],
             "edge_val": edges["val"],
             "edge_test": edges["test"],
         }
-        self._run(sql.select_keys(source), params)
+        keys = sql.select_keys(source, request.balance_error_types, request.max_samples is not None)
+        self._run(keys, {name: value for name, value in params.items() if f"${name}" in keys})
         outside = self.con.sql(sql.MISSING_SPLITS).fetchall()[0][0]
         if outside:
             raise SnapshotError(f"{outside} selected rows have a split_bucket outside [0, 1)")
@@ -299,7 +301,8 @@ class SnapshotEngine:
 
     def quality_facts(self) -> QualityFacts:
         """What check_quality counts, over every row of ``stt_rows``."""
-        self.con.execute(sql.QUALITY_FLAGS)
+        for statement in (*sql.QUALITY_DUPLICATES, sql.QUALITY_FLAGS):
+            self.con.execute(statement)
         names = [
             "complete", "consistent", "valid", "unique", "completeness", "consistency", "validity",
             "case_repeats", "pair_repeats",
@@ -308,7 +311,8 @@ class SnapshotEngine:
         replay_rows = self.con.sql(sql.QUALITY_REPLAY, params={"cap": ISSUE_CAP + 1}).fetchall()
         leaks = self.con.sql(sql.QUALITY_LEAKS, params={"cap": ISSUE_CAP + 1}).fetchall()
         groups, leaked_groups, leaked_cases = self.con.sql(sql.QUALITY_GROUPS).fetchall()[0]
-        self.con.execute("DROP TABLE stt_flags")
+        for table in sql.QUALITY_TABLES:
+            self.con.execute(f"DROP TABLE {table}")
         replay = []
         for (split, pos, audio, text, case_id, original, speaker, corrected, score, split_field, case_repeat,
              first_split, pair_repeat) in replay_rows:
@@ -370,15 +374,29 @@ def build_from_snapshot(
 ) -> SnapshotBuild:
     """One build over local parts: split files streamed to ``open_split`` (not called when nothing is
     selected), then the quality report and the metadata; SnapshotPartError / SnapshotError on a bad snapshot."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        seconds[name] = now - started
+        started = now
+
     with SnapshotEngine(settings) as engine:
         engine.load_parts(paths, names)
+        step("check_parts")
         sizes = engine.select(request)
+        step("select")
         if not any(sizes.values()):
-            return SnapshotBuild(sizes, {}, {}, {})
+            return SnapshotBuild(sizes, {}, {}, {}, seconds)
         files = engine.write_splits(open_split)
+        step("write_splits")
         report = engine.quality_report(thresholds)
+        step("quality")
         metadata = engine.metadata(dataset_id, request, created_at, source)
-    return SnapshotBuild(sizes, files, report, metadata)
+        step("metadata")
+    return SnapshotBuild(sizes, files, report, metadata, seconds)
 
 
 def compact(

@@ -10,7 +10,7 @@ The build, as the rules of shared/domain/dataset_build.py say it:
    only the columns these decisions read, so the long texts are read once, for the selected rows only.
 2. ``stt_rows``: the selected rows in the dataset row's columns, numbered (``seq`` over the whole dataset in
    split order then case_id, ``pos`` within its split).
-3. ``dataset_lines``: each row's JSONL line, the bytes orjson writes for ``to_row`` (``json_line``).
+3. ``dataset_lines``: each row's JSONL line, the bytes orjson writes for ``to_row``.
 
 Texts match Python's rules exactly where Python and SQL differ: Python's ``str.strip()`` whitespace is the
 list below (SQL's ``trim`` strips spaces only), and a float is formatted as orjson does (DuckDB casts a
@@ -53,11 +53,6 @@ def has_text(column: str) -> str:
     return f"({column} IS NOT NULL AND regexp_matches({column}, '{NOT_BLANK}'))"
 
 
-def stripped(column: str) -> str:
-    """SQL for Python's ``x.strip()``."""
-    return f"trim({column}, {_WS_CHARS})"
-
-
 def finite(column: str) -> str:
     """SQL for the build's ``_number`` of a stored double: null unless finite."""
     return f"CASE WHEN isfinite({column}) THEN {column} END"
@@ -93,8 +88,12 @@ def json_float(column: str) -> str:
     )
 
 
-def json_line() -> str:
-    """SQL for one ``stt_rows`` row's JSONL line: ``orjson.dumps(to_row(case, split))`` and a newline."""
+_ROW_TEXTS = ("audio", "text", "case_id", "original_transcript", "speaker_id", "language", "model_version")
+_ROW_FLOATS = ("error_score", "duration_s", "wer", "cer")
+
+
+def _json_line_exact() -> str:
+    """A row's line built field by field with orjson's rules (json_text, json_float): any row."""
     types = f"'[' || array_to_string([{json_text('t')} for t in error_types], ',') || ']'"
     parts = [
         f"'{{\"audio\":' || {json_text('audio')}",
@@ -110,9 +109,18 @@ def json_line() -> str:
         f"',\"duration_s\":' || {json_float('duration_s')}",
         f"',\"wer\":' || {json_float('wer')}",
         f"',\"cer\":' || {json_float('cer')}",
-        f"',\"split\":' || {json_text('split_field')} || '}}' || chr(10)",
+        f"',\"split\":' || {json_text('split_field')} || '}}'",
     ]
-    return "\n    || ".join(parts)
+    return "\n        || ".join(parts)
+
+
+def _orjson_floats() -> str:
+    """True when every float of the row is null, zero, or of magnitude in [1e-5, 1e16): there DuckDB's to_json
+    and orjson both write the shortest digits in plain notation (tests/unit/test_snapshot_sql.py checks it on
+    random doubles); outside it they differ (3e-06 as 0.000003, 1e16 as 10000000000000000.0)."""
+    return " AND ".join(
+        f"({name} IS NULL OR {name} = 0 OR (abs({name}) >= 1e-5 AND abs({name}) < 1e16))" for name in _ROW_FLOATS
+    )
 
 
 def source(columns: Mapping[str, str], present: Mapping[str, int], parts: int) -> str:
@@ -120,13 +128,15 @@ def source(columns: Mapping[str, str], present: Mapping[str, int], parts: int) -
 
     ``columns``: name -> DuckDB type. ``present``: how many of the ``parts`` have each column. A column no part
     has is null; ``split_bucket`` and ``sample_key`` missing from some parts are computed for those rows by the
-    engine's Python functions (blake2b has no SQL).
+    engine's Python functions (blake2b has no SQL), ``has_correction`` from the corrected transcript.
     """
     computed = {
         "split_bucket": f"stt_split_bucket({group_key('speaker_id', 'audio_path')})",
         "sample_key": "stt_sample_key(case_id)",
+        "has_correction": has_text("corrected_transcript"),
     }
-    items = ["filename AS part", "file_row_number AS part_row"]
+    # A part is its position in $parts (sorted by name, so by watermark): an integer, cheap to sort and join.
+    items = ["file_index AS part", "file_row_number AS part_row"]
     for name, sql_type in columns.items():
         count = present.get(name, 0)
         if name in computed and count < parts:
@@ -139,73 +149,85 @@ def source(columns: Mapping[str, str], present: Mapping[str, int], parts: int) -
     inner = ",\n        ".join(items)
     return (
         f"SELECT\n        {inner}\n    "
-        "FROM read_parquet($parts, union_by_name = true, filename = true, file_row_number = true)"
+        "FROM read_parquet($parts, union_by_name = true, file_row_number = true)"
     )
 
 
-def select_keys(source_sql: str) -> str:
-    """Step 1: ``stt_keys`` (part, part_row, split) of the selected cases."""
+# The latest row of a case: the greatest (updated_at, part, row in part); a null updated_at loses to any.
+LATEST_ORDER = "struct_pack(u := coalesce(epoch_us(updated_at), -4611686018427387904), p := part, r := part_row)"
+
+
+def select_keys(source_sql: str, balance: bool, capped: bool) -> str:
+    """Step 1: ``stt_keys`` (part, part_row, split, seq, pos) of the selected cases.
+
+    ``balance`` and ``capped`` (the request's balance_error_types and max_samples is not None) say which
+    ranking the selection needs; a window over every eligible case is only computed when it is used.
+    """
+    if balance:
+        rank = "row_number() OVER (PARTITION BY primary_type ORDER BY sample_key, case_id)"
+        keep = "rank <= (SELECT per_type FROM quota)"
+    elif capped:
+        rank = "row_number() OVER (ORDER BY sample_key, case_id)"
+        keep = "rank <= CAST($max_samples AS BIGINT)"
+    else:
+        rank, keep = "0", "true"
     return f"""
 CREATE OR REPLACE TEMP TABLE stt_keys AS
 WITH latest AS (
-    SELECT part, part_row, case_id, error_score, corrected_transcript, error_types, sample_key, split_bucket
+    SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction,
+        coalesce(error_types[1], 'unknown') AS primary_type
     FROM ({source_sql}) AS snapshot
-    QUALIFY row_number() OVER (
-        PARTITION BY case_id ORDER BY updated_at DESC NULLS LAST, part DESC, part_row DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY {LATEST_ORDER} DESC) = 1
 ),
 eligible AS (
-    SELECT part, part_row, case_id, sample_key, split_bucket, coalesce(error_types[1], 'unknown') AS primary_type
+    SELECT case_id, part, part_row, sample_key, split_bucket, primary_type
     FROM latest
     WHERE CASE WHEN error_score IS NULL OR NOT isfinite(error_score) THEN $min_error_score <= 0
                ELSE error_score >= $min_error_score END
-      AND ($include_uncorrected OR {has_text('corrected_transcript')})
+      AND ($include_uncorrected OR has_correction)
 ),
 quota AS (
     SELECT CASE WHEN CAST($max_samples AS BIGINT) IS NULL THEN min(size)
                 ELSE least(min(size), CAST($max_samples AS BIGINT) // count(*)) END AS per_type
     FROM (SELECT primary_type, count(*) AS size FROM eligible GROUP BY primary_type) AS sizes
 ),
-ranked AS (
-    SELECT *,
-        row_number() OVER (PARTITION BY primary_type ORDER BY sample_key, case_id) AS type_rank,
-        row_number() OVER (ORDER BY sample_key, case_id) AS overall_rank
-    FROM eligible
+ranked AS (SELECT *, {rank} AS rank FROM eligible),
+numbered AS MATERIALIZED (
+    SELECT part, part_row, split, row_number() OVER (ORDER BY {SPLIT_ORDER}, case_id) AS seq
+    FROM (SELECT part, part_row, case_id, {SPLIT_CASE} AS split FROM ranked WHERE {keep}) AS selected
 )
-SELECT part, part_row, {SPLIT_CASE} AS split
-FROM ranked, quota
-WHERE CASE WHEN $balance THEN type_rank <= per_type
-           ELSE CAST($max_samples AS BIGINT) IS NULL OR overall_rank <= CAST($max_samples AS BIGINT) END
+SELECT part, part_row, split, seq,
+    seq - 1 - CASE split WHEN 'train' THEN 0
+                         WHEN 'val' THEN (SELECT count(*) FROM numbered WHERE split = 'train')
+                         ELSE (SELECT count(*) FROM numbered WHERE split <> 'test') END AS pos
+FROM numbered
 """
 
 
 def select_rows(source_sql: str) -> str:
     """Step 2: ``stt_rows``, the selected rows in the dataset row's columns (to_row's rules), numbered."""
-    corrected = has_text("s.corrected_transcript")
     return f"""
 CREATE OR REPLACE TEMP TABLE stt_rows AS
-SELECT *,
-    row_number() OVER (ORDER BY {SPLIT_ORDER}, case_id) AS seq,
-    row_number() OVER (PARTITION BY split ORDER BY case_id) - 1 AS pos
-FROM (
-    SELECT
-        coalesce(s.audio_path, '') AS audio,
-        CASE WHEN {corrected} THEN s.corrected_transcript ELSE coalesce(s.original_transcript, '') END AS text,
-        s.case_id AS case_id,
-        coalesce(s.original_transcript, '') AS original_transcript,
-        coalesce(s.error_types, CAST([] AS VARCHAR[])) AS error_types,
-        {finite('s.error_score')} AS error_score,
-        {corrected} AS has_correction,
-        coalesce(s.speaker_id, '') AS speaker_id,
-        coalesce(s.language, '') AS language,
-        coalesce(s.model_version, '') AS model_version,
-        {finite('s.duration_s')} AS duration_s,
-        {finite('s.wer')} AS wer,
-        {finite('s.cer')} AS cer,
-        k.split AS split,
-        k.split AS split_field
-    FROM ({source_sql}) AS s
-    JOIN stt_keys AS k ON s.part = k.part AND s.part_row = k.part_row
-) AS selected
+SELECT
+    coalesce(s.audio_path, '') AS audio,
+    CASE WHEN s.has_correction THEN s.corrected_transcript ELSE coalesce(s.original_transcript, '') END AS text,
+    s.case_id AS case_id,
+    coalesce(s.original_transcript, '') AS original_transcript,
+    coalesce(s.error_types, CAST([] AS VARCHAR[])) AS error_types,
+    {finite('s.error_score')} AS error_score,
+    s.has_correction AS has_correction,
+    coalesce(s.speaker_id, '') AS speaker_id,
+    coalesce(s.language, '') AS language,
+    coalesce(s.model_version, '') AS model_version,
+    {finite('s.duration_s')} AS duration_s,
+    {finite('s.wer')} AS wer,
+    {finite('s.cer')} AS cer,
+    k.split AS split,
+    k.split AS split_field,
+    k.seq AS seq,
+    k.pos AS pos
+FROM ({source_sql}) AS s
+JOIN stt_keys AS k ON s.part = k.part AND s.part_row = k.part_row
 """
 
 
@@ -226,44 +248,98 @@ COPY (
     SELECT {', '.join(columns)}
     FROM ({source_sql}) AS snapshot
     QUALIFY row_number() OVER (
-        PARTITION BY case_id ORDER BY updated_at DESC NULLS LAST, part DESC, part_row DESC) = 1
+        PARTITION BY case_id ORDER BY {LATEST_ORDER} DESC) = 1
     ORDER BY case_id
 ) TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)
 """
 
 
 def dataset_lines() -> str:
-    """Step 3: every row's JSONL line with its split's number (0 train, 1 val, 2 test), split by split, each
-    split by case_id."""
-    return f"SELECT {SPLIT_ORDER} AS split_no, {json_line()} AS line\nFROM stt_rows ORDER BY seq"
+    """Step 3: every row's JSONL line (``orjson.dumps(to_row(case, split))`` and a newline) with its split's
+    number (0 train, 1 val, 2 test), split by split, each split by case_id.
+
+    DuckDB's to_json of the row's struct is orjson's bytes for almost every row, and several times faster than
+    building the line field by field: it is kept unless a float is outside the range where both write alike,
+    or the JSON holds a backslash-u00 (to_json escapes control characters in upper-case hex, orjson in
+    lower-case; a literal backslash-u00 in a text also sends its row the exact way, which is only slower).
+    """
+    fields = ", ".join(
+        f"{name} := {name}" for name in (*_ROW_TEXTS[:4], "error_types", "error_score", "has_correction",
+                                         *_ROW_TEXTS[4:], *_ROW_FLOATS[1:])
+    )
+    fast = f"CAST(to_json(struct_pack({fields}, split := split_field)) AS VARCHAR)"
+    return f"""
+SELECT {SPLIT_ORDER} AS split_no,
+    CASE WHEN {_orjson_floats()} AND NOT contains(fast, '\\u00') THEN fast
+    ELSE {_json_line_exact()} END || chr(10) AS line
+FROM (SELECT *, {fast} AS fast FROM stt_rows) AS rows
+ORDER BY seq
+"""
 
 
 MISSING_SPLITS = "SELECT count(*) FROM stt_keys WHERE split IS NULL"
 
-# -- the quality report's facts (shared/domain/dataset_quality_facts.py turns them into the report) -----------
 
-_LENGTH_OK = (
-    f"(length({stripped('original_transcript')}) = 0 OR length({stripped('text')}) = 0 OR ("
-    f"length({stripped('original_transcript')}) / 3.0::DOUBLE <= length({stripped('text')}) AND "
-    f"length({stripped('text')}) <= length({stripped('original_transcript')}) * 3.0::DOUBLE))"
-)
+def stripped(column: str) -> str:
+    """SQL for Python's ``x.strip()``; only a string whose first or last character is whitespace pays for the
+    regex (DuckDB's trim with a list of characters is several times slower)."""
+    codes = ", ".join(str(ord(c)) for c in PYTHON_WHITESPACE)
+    edge = f"[{_WS_CLASS}]"
+    return (
+        f"CASE WHEN ord({column}) IN ({codes}) OR ord(substr({column}, length({column}))) IN ({codes}) "
+        f"THEN regexp_replace({column}, '^{edge}+|{edge}+$', '', 'g') ELSE {column} END"
+    )
+
+
+# Repeated case_ids and (audio, text) pairs, with their first row: usually none, so the per-row flags join
+# two small tables instead of sorting every row in a window per key.
+QUALITY_DUPLICATES = [
+    """
+CREATE OR REPLACE TEMP TABLE stt_case_dups AS
+SELECT case_id, min(seq) AS first_seq, arg_min(split, seq) AS first_split
+FROM stt_rows WHERE case_id <> '' GROUP BY case_id HAVING count(*) > 1
+""",
+    """
+CREATE OR REPLACE TEMP TABLE stt_pair_dups AS
+SELECT audio, text, min(seq) AS first_seq
+FROM stt_rows WHERE NOT (audio = '' AND text = '') GROUP BY audio, text HAVING count(*) > 1
+""",
+    # The first row of each group (speaker, else audio) in each split; case_ids only where repeated.
+    """
+CREATE OR REPLACE TEMP TABLE stt_key_splits AS
+SELECT 0 AS kind, CASE WHEN speaker_id <> '' THEN speaker_id ELSE audio END AS key, split, min(seq) AS first_seq
+FROM stt_rows WHERE speaker_id <> '' OR audio <> '' GROUP BY ALL
+UNION ALL
+SELECT 1 AS kind, case_id AS key, split, min(seq) AS first_seq
+FROM stt_rows SEMI JOIN stt_case_dups USING (case_id) GROUP BY ALL
+""",
+]
 
 QUALITY_FLAGS = f"""
 CREATE OR REPLACE TEMP TABLE stt_flags AS
-SELECT seq, split, pos,
-    {has_text('audio')} AND {has_text('text')} AND {has_text('case_id')} AS complete,
-    regexp_matches(audio, '{AUDIO_EXTENSION}') AS audio_ok,
-    NOT (has_correction AND {stripped('text')} = {stripped('original_transcript')}) AS distinct_ok,
-    {_LENGTH_OK} AS length_ok,
-    CASE WHEN regexp_matches(text, '[A-Za-z]') THEN true
-         WHEN NOT regexp_matches(text, '[^\\x00-\\x7f]') THEN false
-         ELSE stt_has_letter(text) END AS letter_ok,
-    (error_score IS NULL OR (error_score >= 0 AND error_score <= 1)) AS score_ok,
-    coalesce(split_field = split, false) AS split_ok,
-    case_id <> '' AND row_number() OVER (PARTITION BY case_id ORDER BY seq) > 1 AS case_repeat,
-    first_value(split) OVER (PARTITION BY case_id ORDER BY seq) AS case_first_split,
-    NOT (audio = '' AND text = '') AND row_number() OVER (PARTITION BY audio, text ORDER BY seq) > 1 AS pair_repeat
-FROM stt_rows
+SELECT m.seq, m.split, m.pos,
+    {has_text('m.audio')} AND {has_text('m.text')} AND {has_text('m.case_id')} AS complete,
+    regexp_matches(m.audio, '{AUDIO_EXTENSION}') AS audio_ok,
+    NOT (m.has_correction AND m.stripped_text = m.stripped_original) AS distinct_ok,
+    (length(m.stripped_text) = 0 OR length(m.stripped_original) = 0 OR (
+        length(m.stripped_original) / 3.0::DOUBLE <= length(m.stripped_text)
+        AND length(m.stripped_text) <= length(m.stripped_original) * 3.0::DOUBLE)) AS length_ok,
+    CASE WHEN regexp_matches(m.text, '[A-Za-z]') THEN true
+         WHEN NOT regexp_matches(m.text, '[^\\x00-\\x7f]') THEN false
+         ELSE stt_has_letter(m.text) END AS letter_ok,
+    (m.error_score IS NULL OR (m.error_score >= 0 AND m.error_score <= 1)) AS score_ok,
+    coalesce(m.split_field = m.split, false) AS split_ok,
+    coalesce(m.seq > c.first_seq, false) AS case_repeat,
+    c.first_split AS case_first_split,
+    coalesce(m.seq > p.first_seq, false) AS pair_repeat
+FROM (
+    SELECT seq, split, pos, audio, text, case_id, has_correction, error_score, split_field,
+        {stripped('text')} AS stripped_text,
+        {stripped('original_transcript')} AS stripped_original
+    FROM stt_rows
+) AS m
+LEFT JOIN stt_case_dups AS c ON m.case_id = c.case_id
+LEFT JOIN stt_pair_dups AS p ON m.audio = p.audio AND m.text = p.text
 """
 
 QUALITY_COUNTS = """
@@ -299,34 +375,25 @@ ORDER BY seq
 # Groups (speaker, else audio) and case_ids found in more than one split, in the order a pass over the rows
 # finds them (at the first row of their second split), with their splits in order of appearance.
 QUALITY_LEAKS = """
-WITH keyed AS (
-    SELECT 0 AS kind, CASE WHEN speaker_id <> '' THEN speaker_id ELSE audio END AS key, split, seq FROM stt_rows
-    UNION ALL
-    SELECT 1 AS kind, case_id AS key, split, seq FROM stt_rows
-),
-firsts AS (
-    SELECT kind, key, split, min(seq) AS first_seq FROM keyed WHERE key <> '' GROUP BY kind, key, split
-),
-keys AS (
-    SELECT kind, key, list(split ORDER BY first_seq) AS splits, list(first_seq ORDER BY first_seq)[2] AS found_at
-    FROM firsts GROUP BY kind, key
-)
-SELECT kind, key, splits FROM keys WHERE len(splits) > 1 ORDER BY kind, found_at LIMIT $cap
+WITH leaked AS (SELECT kind, key FROM stt_key_splits GROUP BY kind, key HAVING count(*) > 1)
+SELECT kind, key, list(split ORDER BY first_seq) AS splits
+FROM stt_key_splits SEMI JOIN leaked USING (kind, key)
+GROUP BY kind, key
+ORDER BY kind, list(first_seq ORDER BY first_seq)[2]
+LIMIT $cap
 """
 
 QUALITY_GROUPS = """
-WITH keyed AS (
-    SELECT 0 AS kind, CASE WHEN speaker_id <> '' THEN speaker_id ELSE audio END AS key, split FROM stt_rows
-    UNION ALL
-    SELECT 1 AS kind, case_id AS key, split FROM stt_rows
-),
-keys AS (SELECT kind, key, count(DISTINCT split) AS splits FROM keyed WHERE key <> '' GROUP BY kind, key)
 SELECT
-    count(*) FILTER (WHERE kind = 0) AS groups,
-    count(*) FILTER (WHERE kind = 0 AND splits > 1) AS leaked_groups,
-    count(*) FILTER (WHERE kind = 1 AND splits > 1) AS leaked_cases
-FROM keys
+    count(DISTINCT key) FILTER (WHERE kind = 0) AS groups,
+    (SELECT count(*) FROM (SELECT key FROM stt_key_splits WHERE kind = 0 GROUP BY key HAVING count(*) > 1))
+        AS leaked_groups,
+    (SELECT count(*) FROM (SELECT key FROM stt_key_splits WHERE kind = 1 GROUP BY key HAVING count(*) > 1))
+        AS leaked_cases
+FROM stt_key_splits
 """
+
+QUALITY_TABLES = ("stt_flags", "stt_case_dups", "stt_pair_dups", "stt_key_splits")
 
 # -- metadata.json's figures (dataset_build.dataset_metadata) -----------------------------------------------
 
@@ -357,9 +424,12 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
     """Every DuckDB statement of a build over parts that all have ``columns`` (for checks and docs)."""
     src = source(columns, dict.fromkeys(columns, 1), 1)
     return {
-        "select_keys": select_keys(src),
+        "select_keys": select_keys(src, balance=True, capped=True),
+        "select_keys_capped": select_keys(src, balance=False, capped=True),
+        "select_keys_all": select_keys(src, balance=False, capped=False),
         "select_rows": select_rows(src),
         "dataset_lines": dataset_lines(),
+        **{f"quality_duplicates_{n}": text for n, text in enumerate(QUALITY_DUPLICATES)},
         "quality_flags": QUALITY_FLAGS,
         "quality_counts": QUALITY_COUNTS,
         "quality_replay": QUALITY_REPLAY,

@@ -79,7 +79,7 @@ def test_snapshot_row_reads_values_as_the_build_does() -> None:
             "updated_at": datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))),
         }
     )
-    assert row["corrected_transcript"] is None
+    assert row["corrected_transcript"] is None and row["has_correction"] is False
     assert row["error_types"] == ["b", "3"]
     assert row["error_score"] is None
     assert row["speaker_id"] == "7"
@@ -108,7 +108,7 @@ def test_cases_to_table_has_the_contracts_columns_and_types() -> None:
         "speaker_id", "model_version", "created_at", "updated_at",
     )
     assert {"wer", "cer", "normalized_wer", "normalized_cer", "duration_s", "language", "error_types_source",
-            "corrected", "split_bucket", "sample_key"} == set(OPTIONAL_COLUMNS)
+            "corrected", "has_correction", "split_bucket", "sample_key"} == set(OPTIONAL_COLUMNS)
     assert table.schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("error_types").type == pa.list_(pa.string())
     assert cases_to_table([]).num_rows == 0

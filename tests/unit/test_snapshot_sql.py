@@ -55,9 +55,11 @@ def test_the_bigquery_build_parses_and_takes_the_same_parameters() -> None:
     parsed = sqlglot.parse_one(statement, read="bigquery", error_level=ErrorLevel.RAISE)
     assert parsed is not None
     bigquery_params = set(re.findall(r"@(\w+)", statement))
-    duckdb_params = set(re.findall(r"\$(\w+)", sql.select_keys(sql.source(SNAPSHOT_TYPES, {}, 1))))
+    source = sql.source(SNAPSHOT_TYPES, {}, 1)
+    duckdb_params = set(re.findall(r"\$(\w+)", sql.select_keys(source, balance=True, capped=True)))
     assert bigquery_params == PARAMETERS
-    assert duckdb_params == PARAMETERS | {"parts"}
+    # DuckDB's text is composed per request: balancing is chosen in Python, not by a parameter.
+    assert duckdb_params == PARAMETERS - {"balance"} | {"parts"}
     # And the transpiled text is BigQuery again (sqlglot understood its functions, not just its tokens).
     assert "QUALIFY" in parsed.sql(dialect="bigquery")
 
@@ -119,3 +121,27 @@ def test_floats_are_formatted_as_orjson_formats_them() -> None:
         assert text == expected, repr(value)
     null = con.sql(f"SELECT {sql.json_float('CAST(NULL AS DOUBLE)')}").fetchall()[0][0]
     assert null == "null"
+
+
+def test_duckdb_to_json_writes_floats_as_orjson_in_the_range_the_fast_path_keeps() -> None:
+    """dataset_lines keeps DuckDB's to_json of a row whose floats are 0 or of magnitude in [1e-5, 1e16)."""
+    rng = np.random.default_rng(3)
+    magnitudes = 10.0 ** rng.uniform(-5, 16, size=300_000)
+    values = np.concatenate(
+        [
+            magnitudes,
+            -magnitudes[:50_000],
+            *(np.round(rng.random(10_000), digits) for digits in range(1, 6)),
+            np.arange(0, 1_000_000, 7, dtype=np.float64),
+            np.array([0.0, -0.0, 1e-5, np.nextafter(1e16, 0), 0.1, 1 / 3]),
+        ]
+    )
+    con = duckdb.connect()
+    con.register("floats", pa.table({"x": values}))
+    in_range = "error_score IS NULL OR error_score = 0 OR (abs(error_score) >= 1e-5 AND abs(error_score) < 1e16)"
+    assert f"({in_range})" in sql._orjson_floats()
+    rows = con.sql(f"SELECT x, CAST(to_json(x) AS VARCHAR) FROM floats WHERE {in_range.replace('error_score', 'x')}")
+    rows = rows.fetchall()
+    assert len(rows) == len(values)
+    for value, text in rows:
+        assert text.encode() == orjson.dumps(value), repr(value)
