@@ -263,7 +263,7 @@ class SnapshotEngine:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def write_splits(self, open_split: OpenSplit, batch_rows: int = 20_000) -> dict[str, dict[str, Any]]:
+    def write_splits(self, open_split: OpenSplit, batch_rows: int = 50_000) -> dict[str, dict[str, Any]]:
         """Stream each split's JSONL to ``open_split(split)`` (every split, an empty one too, in order); each
         file's manifest entry (versions.file_entry). One query for all splits: its lines come split by split."""
         files: dict[str, dict[str, Any]] = {}
