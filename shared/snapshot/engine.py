@@ -177,8 +177,10 @@ class SnapshotEngine:
         self.con = duckdb.connect(config={"memory_limit": settings.memory_limit, "threads": settings.threads})
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET preserve_insertion_order = false")  # every output here has its own ORDER BY
-        if settings.temp_directory:
-            self.con.execute("SET temp_directory = $dir", {"dir": settings.temp_directory})
+        # Never the working directory (read-only in a function); in a function /tmp is memory too, so spilling
+        # there only spares DuckDB an out-of-memory error, not the instance its memory.
+        spill = settings.temp_directory or os.path.join(tempfile.gettempdir(), "stt-duckdb-spill")
+        self.con.execute("SET temp_directory = $dir", {"dir": spill})
         self.con.create_function("stt_split_bucket", _udf_split_bucket, [sqltypes.VARCHAR], sqltypes.DOUBLE,
                                  type=func.ARROW)
         self.con.create_function("stt_sample_key", _udf_sample_key, [sqltypes.VARCHAR], sqltypes.BIGINT,
