@@ -177,6 +177,7 @@ WITH latest AS (
     SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction,
         coalesce(error_types[1], 'unknown') AS primary_type
     FROM ({source_sql}) AS snapshot
+    WHERE case_id IS NOT NULL  -- not a case (the writer never writes one; a hand-made part might)
     QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY {LATEST_ORDER} DESC) = 1
 ),
 eligible AS (
@@ -184,7 +185,7 @@ eligible AS (
     FROM latest
     WHERE CASE WHEN error_score IS NULL OR NOT isfinite(error_score) THEN $min_error_score <= 0
                ELSE error_score >= $min_error_score END
-      AND ($include_uncorrected OR has_correction)
+      AND ($include_uncorrected OR coalesce(has_correction, false))
 ),
 quota AS (
     SELECT CASE WHEN CAST($max_samples AS BIGINT) IS NULL THEN min(size)
@@ -215,7 +216,7 @@ SELECT
     coalesce(s.original_transcript, '') AS original_transcript,
     coalesce(s.error_types, CAST([] AS VARCHAR[])) AS error_types,
     {finite('s.error_score')} AS error_score,
-    s.has_correction AS has_correction,
+    coalesce(s.has_correction, false) AS has_correction,
     coalesce(s.speaker_id, '') AS speaker_id,
     coalesce(s.language, '') AS language,
     coalesce(s.model_version, '') AS model_version,

@@ -215,6 +215,36 @@ def test_parts_without_optional_columns_read_as_absent_values(tmp_path: Path) ->
         assert_same_build(as_read, request, paths, names)
 
 
+def test_a_hand_made_part_with_null_ids_and_flags_builds_without_them(tmp_path: Path) -> None:
+    """Rows without a case_id are not cases; a null has_correction reads as no correction (the writer never
+    writes either)."""
+    cases = random_cases(17, 60)
+    table = cases_to_table(cases)
+    case_ids = [None if n % 10 == 0 else value for n, value in enumerate(table.column("case_id").to_pylist())]
+    flags = [None if n % 7 == 0 else value for n, value in enumerate(table.column("has_correction").to_pylist())]
+    schema = table.schema.set(0, pa.field("case_id", pa.string()))
+    table = table.set_column(0, "case_id", pa.array(case_ids, pa.string())).cast(schema)
+    index = table.schema.get_field_index("has_correction")
+    table = table.set_column(index, "has_correction", pa.array(flags, pa.bool_()))
+    store = LocalPartStore(tmp_path / "bucket")
+    store.put(f"{SNAPSHOT_PREFIX}part-20260101T000000000000Z-hand.parquet", table_bytes(table))
+    paths, names = fetch_parts(store, tmp_path / "fetched")
+    expected_cases = [
+        {**case, "corrected_transcript": None} if n % 7 == 0 else case
+        for n, case in enumerate(cases)
+        if n % 10 != 0
+    ]
+    request = BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=False)
+    captured, result = build(paths, names, request)
+    expected = build_splits(expected_cases, request)
+    assert result.total == len(expected_cases)
+    texts = {row["case_id"]: row["text"] for split in SPLITS for row in expected[split]}
+    for split in SPLITS:
+        for line in captured.files[split].splitlines():
+            row = orjson.loads(line)
+            assert row["text"] == texts[row["case_id"]]
+
+
 def test_a_corrupt_part_is_named(tmp_path: Path) -> None:
     store = LocalPartStore(tmp_path / "bucket")
     write_cases(store, random_cases(1, 20), now=START)
