@@ -28,12 +28,11 @@ from shared.domain.dataset_quality import (
     QualityThresholds,
     _check_completeness,
     _check_consistency,
-    _check_thresholds,
     _check_validity,
     _fraction,
     _Issues,
     _Row,
-    _thresholds_met,
+    quality_report,
 )
 from shared.domain.dataset_request import BuildRequest
 
@@ -125,23 +124,7 @@ def report_from_facts(facts: QualityFacts, thresholds: QualityThresholds | None 
     if leaks > issues.cap:
         issues.per_category["leakage"] = leaks
         issues.omitted["leakage"] = (leaks - issues.cap, "critical")
-    metrics = _metrics(facts, total)
-    overall = sum(metrics.values()) / len(metrics)
-    if total == 0:
-        issues.add("critical", "dataset", "the dataset has no rows")
-    _check_thresholds(metrics, overall, thresholds, issues)
-    entries = issues.entries()
-    return {
-        "passed": not issues.has_critical and _thresholds_met(metrics, overall, thresholds),
-        "quality_metrics": {
-            "metrics": {name: round(value, 6) for name, value in metrics.items()},
-            "overall_score": round(overall, 6),
-            "issues": entries,
-            "warnings": [entry["message"] for entry in entries if entry["severity"] == "warning"],
-        },
-        "num_samples": total,
-        "split_sizes": dict(facts.split_sizes),
-    }
+    return quality_report(_metrics(facts, total), issues, thresholds, facts.split_sizes)
 
 
 def _metrics(facts: QualityFacts, total: int) -> dict[str, float]:

@@ -264,14 +264,21 @@ def check_quality(
             issues.add("warning", "split", f"split {split!r} is empty")
         _tally_split(split, rows, tally, issues)
     _report_leakage(tally, issues)
-    metrics = _metrics(tally, total)
+    return quality_report(_metrics(tally, total), issues, thresholds, split_sizes)
+
+
+def quality_report(
+    metrics: Mapping[str, float], issues: _Issues, thresholds: QualityThresholds, split_sizes: Mapping[str, int]
+) -> dict[str, Any]:
+    """The report of a dataset from its rule scores and the issues found (every engine's last step)."""
+    total = sum(split_sizes.values())
     overall = sum(metrics.values()) / len(metrics)
     if total == 0:
         issues.add("critical", "dataset", "the dataset has no rows")
-    _check_thresholds(metrics, overall, thresholds, issues)
+    _check_thresholds(dict(metrics), overall, thresholds, issues)
     entries = issues.entries()
     return {
-        "passed": not issues.has_critical and _thresholds_met(metrics, overall, thresholds),
+        "passed": not issues.has_critical and _thresholds_met(dict(metrics), overall, thresholds),
         "quality_metrics": {
             "metrics": {name: round(value, 6) for name, value in metrics.items()},
             "overall_score": round(overall, 6),
@@ -279,7 +286,7 @@ def check_quality(
             "warnings": [entry["message"] for entry in entries if entry["severity"] == "warning"],
         },
         "num_samples": total,
-        "split_sizes": split_sizes,
+        "split_sizes": dict(split_sizes),
     }
 
 
