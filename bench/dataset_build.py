@@ -69,7 +69,7 @@ def child(work: str) -> None:
     if work == "stream":
         from shared.bootstrap import adapters
 
-        rows = list(adapters(settings).cases.build_candidates(corrected_only=True))
+        rows = [case for case in adapters(settings).cases.stream_cases() if case.get("corrected")]
         size = len(rows)
     else:
         from shared import FinetuningDatasetPipeline

@@ -18,14 +18,16 @@ locals {
       bucket_role = "roles/storage.objectCreator"
     }
     ingest_import = {
-      bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/ and quarantine/
+      bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/, quarantine/ and snapshot parts
       memory      = "1Gi"
       timeout_s   = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
     }
     build_dataset = {
-      bucket_role = "roles/storage.objectUser" # reads dataset-requests/ and the cases' exports; writes finetuning_datasets/, dataset_results/, data_versions/version_registry.json
+      bucket_role = "roles/storage.objectUser" # reads dataset-requests/ and learning_data/cases/; writes the snapshot's tail, finetuning_datasets/, dataset_results/, data_versions/version_registry.json
       memory      = "2Gi"
       timeout_s   = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
+      # DuckDB's share of the 2Gi: the snapshot's parts sit in /tmp (memory too) beside it (docs/snapshot.md).
+      env = { STT_SNAPSHOT_MEMORY_LIMIT = "1GB", STT_SNAPSHOT_THREADS = "2" }
     }
     record_metrics = {
       bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/

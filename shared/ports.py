@@ -6,7 +6,7 @@ shared/bootstrap.py is the one place that picks which implementation a process g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -34,8 +34,9 @@ class CaseStore(Quarantine, Protocol):
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         """Create-if-absent with its counters, atomically; False when the case already exists."""
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]:
-        """Create many cases in one atomic write; the ids that already existed (not written)."""
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
+        """Create many cases in one atomic write; the ids that already existed (not written), each with the
+        `import_id` that stored it (None when no import did)."""
 
     def update_case(self, case_id: str, change: CaseChange) -> dict[str, Any] | None:
         """Read-modify-write one case; the case after the change, None when it does not exist."""
@@ -62,8 +63,6 @@ class CaseStore(Quarantine, Protocol):
         """Cases whose last single write (event, correction, Python API; not a bulk import) committed at or after
         `since` (None: every such case), each with that commit time as `tail_at`."""
 
-    def build_candidates(self, corrected_only: bool) -> Iterable[Mapping[str, Any]]:
-        """The cases a dataset build may use, with the fields a dataset row needs."""
 
     def counter_shards(self) -> list[dict[str, Any]]:
         """The statistics counters, as shards to be summed."""
@@ -145,6 +144,22 @@ class RegistryBucket(Protocol):
 
     def put_if_generation(self, name: str, data: bytes, generation: int, content_type: str = ...) -> bool:
         """Replace the object only if still at `generation` (0: only if absent); False if it moved on."""
+
+
+class PartStore(Protocol):
+    """Where the case snapshot's parts live: the bucket, or a folder (shared/snapshot/parts.py LocalPartStore)."""
+
+    def put(self, name: str, data: bytes) -> object:
+        """Write the object whole."""
+
+    def get(self, name: str) -> bytes | None:
+        """The object's bytes, or None."""
+
+    def names(self, prefix: str) -> list[str]:
+        """The names under `prefix`."""
+
+    def delete(self, name: str) -> object:
+        """Delete the object (nothing when gone)."""
 
 
 class Bucket(ObjectWriter, RegistryBucket, Protocol):

@@ -27,11 +27,6 @@ MAX_BATCH = 500  # Firestore's limit of writes in one commit
 # The commit time of a case's last single write (not set by bulk imports, which write the snapshot themselves):
 # the case snapshot's tail reads the cases changed since its watermark by it (an index read in Firestore).
 TAIL_FIELD = "tail_at"
-# What a dataset row is made of (shared/domain/dataset_build.py): read nothing else of a case for a build.
-BUILD_FIELDS = (
-    "case_id", "audio_path", "original_transcript", "corrected_transcript", "corrected", "error_types",
-    "error_score", "speaker_id", "language", "model_version", "duration_s", "wer", "cer",
-)
 
 
 class FirestoreCaseStore(CaseStore):
@@ -61,14 +56,15 @@ class FirestoreCaseStore(CaseStore):
             return False
         return True
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]:
-        """Create many cases (at most MAX_BATCH - 1) in one atomic write; returns the ids that already existed.
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
+        """Create many cases (at most MAX_BATCH - 1) in one atomic write; the ids that already existed, each with
+        the import that stored it (None: not an import).
 
         Optimistic: a fresh batch commits in one round trip. When any case exists the commit fails whole, so
         the existing ids are read and the rest written again (repeated if a concurrent writer raced us).
         """
         pending = list(items)
-        existing: set[str] = set()
+        existing: dict[str, str | None] = {}
         while pending:
             batch = self.client.batch()
             total = CounterDelta()
@@ -81,7 +77,8 @@ class FirestoreCaseStore(CaseStore):
                 return existing
             except (AlreadyExists, Conflict):
                 refs = [self.cases.document(case_id) for case_id, _, _ in pending]
-                found = {snap.id for snap in self.client.get_all(refs) if snap.exists}
+                found = {snap.id: (snap.to_dict() or {}).get("import_id")
+                         for snap in self.client.get_all(refs, field_paths=["import_id"]) if snap.exists}
                 existing |= found
                 pending = [item for item in pending if item[0] not in found]
         return existing
@@ -167,13 +164,6 @@ class FirestoreCaseStore(CaseStore):
         for snapshot in self.cases.where(filter=firestore.FieldFilter(TAIL_FIELD, ">=", floor)).stream():
             yield snapshot.to_dict()
 
-    def build_candidates(self, corrected_only: bool) -> Iterator[dict[str, Any]]:
-        """The cases a dataset build may use, with only the fields a dataset row needs (not their history)."""
-        query: Any = self.cases
-        if corrected_only:
-            query = query.where(filter=firestore.FieldFilter("corrected", "==", True))
-        for snapshot in query.select(list(BUILD_FIELDS)).stream():
-            yield snapshot.to_dict()
 
     def counter_shards(self) -> list[dict[str, Any]]:
         """The statistics shards' documents."""

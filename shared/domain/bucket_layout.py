@@ -30,6 +30,10 @@ FAILED_CASES = f"{LEARNING_DATA}failed_cases.jsonl"
 CORRECTIONS = f"{LEARNING_DATA}corrections.jsonl"
 LEARNING_METADATA = f"{LEARNING_DATA}metadata.json"
 
+# The case snapshot: Parquet parts (the latest updated_at of a case wins), and how far its tail has read.
+SNAPSHOT_PARTS = f"{LEARNING_DATA}cases/"
+SNAPSHOT_WATERMARK = f"{LEARNING_DATA}cases_watermark.json"
+
 # Exports of the training metrics.
 METADATA = "metadata/"
 PERFORMANCE_HISTORY = f"{METADATA}performance_history.jsonl"

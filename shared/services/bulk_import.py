@@ -28,6 +28,7 @@ from shared.errors import InvalidEvent, ObjectGone
 from shared.json_encoding import json_default
 from shared.ports import Bucket, CaseStore
 from shared.services.bucket_objects import is_new_object, object_version_id
+from shared.services.case_snapshot import SnapshotAppender
 from shared.services.outcome import Outcome
 
 # Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
@@ -104,18 +105,27 @@ def import_failures(
     store: CaseStore,
     on_reject: Callable[[int, bytes, str], None] | None = None,
     now: datetime | None = None,
+    on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> ImportReport:
-    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once."""
+    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once.
+
+    `on_stored` gets each committed batch's cases as stored: the new ones, and those an interrupted earlier
+    attempt of this same import had committed (they count as accepted, not as duplicates).
+    """
     report = ImportReport(import_id=import_id)
     seen: set[str] = set()
     stamp = now or utc_now()
     parsing: deque[Future[list[PreparedLine]]] = deque()
-    writing: deque[tuple[Future[set[str]], int]] = deque()
+    writing: deque[tuple[Future[dict[str, str | None]], list[tuple[str, dict[str, Any], CounterDelta]]]] = deque()
 
-    def settle(job: tuple[Future[set[str]], int]) -> None:
+    def settle(job: tuple[Future[dict[str, str | None]], list[tuple[str, dict[str, Any], CounterDelta]]]) -> None:
         existing = job[0].result()
-        report.duplicates += len(existing)
-        report.accepted += job[1] - len(existing)
+        ours = [case_id for case_id, owner in existing.items() if owner == import_id]
+        report.duplicates += len(existing) - len(ours)
+        report.accepted += len(job[1]) - len(existing) + len(ours)
+        if on_stored is not None:
+            stored = [case for case_id, case, _ in job[1] if case_id not in existing]
+            on_stored(stored + [case for case_id in ours if (case := store.get_case(case_id)) is not None])
 
     def collect(prepared: list[PreparedLine], writers: ThreadPoolExecutor) -> None:
         # Batches never conflict with each other: a case id goes into one batch only (`seen`).
@@ -133,7 +143,7 @@ def import_failures(
                 seen.add(line.case_id)
                 batch.append((line.case_id, line.case or {}, line.delta or CounterDelta()))
         if batch:
-            writing.append((writers.submit(store.create_cases, batch), len(batch)))
+            writing.append((writers.submit(store.create_cases, batch), batch))
         while len(writing) > IMPORT_WRITERS:
             settle(writing.popleft())
 
@@ -218,10 +228,13 @@ def run_import(
         return {**done, "status": "already imported"}
     base = layout.import_result_base(object_name)
     rejects = RejectSink(bucket, f"{base}.rejected.jsonl")
+    snapshot = SnapshotAppender(bucket, utc_now())
     gen = int(generation) if generation else None
     try:
         with _object_lines(bucket, object_name, gen) as lines:
-            report = import_failures(lines, import_id, ledger, on_reject=rejects.add)
+            report = import_failures(lines, import_id, ledger, on_reject=rejects.add, on_stored=snapshot.add)
+        # Before the result is saved: a crash until then redelivers the import, which writes these again.
+        parts = snapshot.flush()
     except ObjectGone:
         rejects.abandon()
         # Deleted or overwritten before we read it: a newer version brings its own notification.
@@ -230,7 +243,8 @@ def run_import(
     except BaseException:
         rejects.abandon()
         raise
-    summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation)}
+    summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation),
+                               "snapshot_parts": parts}
     rejected_uri = rejects.close()
     if rejected_uri is not None:
         summary["rejected_lines_uri"] = rejected_uri

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,14 +22,12 @@ import orjson
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
-from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata
-from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest, parse_build_request
-from shared.domain.versions import file_entry, manifest_checksum
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.build_leases import Lease, claim_build
+from shared.services.case_snapshot import build_over_snapshot, sync_snapshot
 from shared.services.datasets import read_metadata
 from shared.services.outcome import Outcome
 from shared.services.version_registry import read_registry, register_version
@@ -40,43 +38,9 @@ def is_build_request(attributes: Mapping[str, str], settings: Settings) -> bool:
     return is_new_object(attributes, settings, layout.REQUESTS, ".json")
 
 
-
-
 def python_dataset_id(now: datetime) -> str:
     """A dataset id for a build asked from Python (no request object to derive it from)."""
     return f"finetuning_dataset_{now:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
-
-
-
-def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
-
-
-def write_dataset(
-    dataset_id: str, request: BuildRequest, splits: Mapping[str, list[dict[str, Any]]], source: str,
-    bucket: Bucket, now: datetime,
-) -> dict[str, Any]:
-    """Write the split files, then metadata.json (with checksums and the quality report); the metadata."""
-    prefix = layout.dataset_prefix(dataset_id)
-    files: dict[str, dict[str, Any]] = {}
-    data_files: dict[str, str] = {}
-    for split in SPLITS:
-        data = encode_rows(splits[split])
-        data_files[split] = bucket.put(f"{prefix}{split}.jsonl", data, "application/x-ndjson")
-        files[f"{split}.jsonl"] = file_entry(data, len(splits[split]))
-    metadata = {
-        **dataset_metadata(dataset_id, request, splits, now, source),
-        "gcs_path": bucket.uri(prefix),
-        "data_files": data_files,
-        "files": files,
-        "checksum": manifest_checksum(files),
-        "quality_report": check_quality(splits),
-    }
-    bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2), "application/json")
-    return metadata
-
-
-
 
 
 def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
@@ -98,18 +62,19 @@ def build_dataset(
 ) -> dict[str, Any]:
     """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
 
-    `before_commit` runs before anything is written (a leased build checks it still holds its lease).
+    The cases come from the case snapshot, brought up to date first (services/case_snapshot.py).
+    `before_commit` runs before any dataset file is written (a leased build checks it still holds its lease).
     """
     now = now or utc_now()
     metadata = read_metadata(bucket, dataset_id)
     if metadata is None:
         if request.create_version and request.parent_version:
             _known_version(bucket, request.parent_version)
-        splits = build_splits(cases.build_candidates(corrected_only=not request.include_uncorrected), request)
-        if not any(splits[split] for split in SPLITS):
+        # Every case stored before now is in the snapshot once this returns.
+        sync_snapshot(cases, bucket, now)
+        metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit)
+        if metadata is None:
             return {"error": "No eligible cases", "dataset_id": dataset_id, "request": request.model_dump()}
-        before_commit()
-        metadata = write_dataset(dataset_id, request, splits, source, bucket, now)
     version_id = None
     if request.create_version:
         version_id = register_version(bucket, metadata, request.version_name, request.parent_version, now)

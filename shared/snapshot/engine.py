@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 from duckdb import func, sqltypes
 
+from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SNAPSHOT_SCHEMA, sample_key, split_bucket, split_edges
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_facts import (
@@ -52,11 +53,10 @@ from shared.domain.dataset_facts import (
 from shared.domain.dataset_quality import ISSUE_CAP, QualityThresholds
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import manifest_checksum
+from shared.ports import PartStore
 from shared.snapshot import sql
 from shared.snapshot.parts import (
-    SNAPSHOT_PREFIX,
     PartsInfo,
-    PartStore,
     SnapshotPartError,
     check_parts,
     fetch_parts,
@@ -403,7 +403,7 @@ def build_from_snapshot(
 
 def compact(
     store: PartStore, now: datetime | None = None, settings: EngineSettings | None = None,
-    prefix: str = SNAPSHOT_PREFIX,
+    prefix: str = layout.SNAPSHOT_PARTS,
 ) -> str | None:
     """Replace the parts under ``prefix`` by one part of the latest row of every case; its name (None with
     fewer than two parts).

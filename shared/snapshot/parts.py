@@ -6,12 +6,12 @@ apart. Parts are immutable; a case changed later is written again in a later par
 ``updated_at`` wins when reading, so a duplicate (a re-exported case, a compacted part beside the parts it
 replaces) is harmless.
 
-Backfill (every case stored so far into the snapshot): stream the cases (FirestoreCaseStore.build_candidates or
-a full export) into ``write_cases``; it writes a part per ``rows_per_part`` cases. bench/snapshot_build.py
+Backfill (every case stored so far into the snapshot): stream the cases (CaseStore.stream_cases, or a full
+export) into ``write_cases``; it writes a part per ``rows_per_part`` cases. bench/snapshot_build.py
 seeds its million cases this way.
 
-The bucket is reached through ``PartStore`` (put, get, names, delete), defined here until the ports move to one
-module; ``LocalPartStore`` is a folder with the same behaviour.
+The bucket is reached through ``shared.ports.PartStore`` (put, get, names, delete); ``LocalPartStore`` is a folder
+with the same behaviour.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SNAPSHOT_SCHEMA, cases_to_table, schema_problems
+from shared.ports import PartStore
 
-SNAPSHOT_PREFIX = "learning_data/cases/"
 PART_SUFFIX = ".parquet"
 DEFAULT_COMPRESSION = "zstd"  # see bench/snapshot_build.py: smaller than snappy at a small cost in time
 ROWS_PER_PART = 250_000
@@ -47,16 +48,6 @@ class SnapshotPartError(ValueError):
         self.reason = reason
 
 
-class PartStore(Protocol):
-    """Where the parts live: a bucket (through the GCS adapter) or a folder (LocalPartStore)."""
-
-    def put(self, name: str, data: bytes) -> object: ...
-
-    def get(self, name: str) -> bytes | None: ...
-
-    def names(self, prefix: str) -> list[str]: ...
-
-    def delete(self, name: str) -> object: ...
 
 
 class LocalPartStore:
@@ -93,13 +84,13 @@ class LocalPartStore:
         self.path(name).unlink(missing_ok=True)
 
 
-def part_name(now: datetime, prefix: str = SNAPSHOT_PREFIX) -> str:
+def part_name(now: datetime, prefix: str = layout.SNAPSHOT_PARTS) -> str:
     """A new part's object name: ``<prefix>part-<UTC watermark>-<token>.parquet``."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{prefix}part-{stamp}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
 
 
-def part_names(store: PartStore, prefix: str = SNAPSHOT_PREFIX) -> list[str]:
+def part_names(store: PartStore, prefix: str = layout.SNAPSHOT_PARTS) -> list[str]:
     """The parts under ``prefix``, oldest first (names sort by their watermark)."""
     return sorted(name for name in store.names(prefix) if name.endswith(PART_SUFFIX))
 
@@ -113,7 +104,7 @@ def table_bytes(table: pa.Table, compression: str = DEFAULT_COMPRESSION) -> byte
 
 def write_part(
     store: PartStore, table: pa.Table, now: datetime | None = None, compression: str = DEFAULT_COMPRESSION,
-    prefix: str = SNAPSHOT_PREFIX,
+    prefix: str = layout.SNAPSHOT_PARTS,
 ) -> str:
     """Write one part (a table of SNAPSHOT_SCHEMA) and return its name."""
     if not table.schema.equals(SNAPSHOT_SCHEMA):
@@ -125,7 +116,7 @@ def write_part(
 
 def write_cases(
     store: PartStore, cases: Iterable[Mapping[str, Any]], rows_per_part: int = ROWS_PER_PART,
-    now: datetime | None = None, compression: str = DEFAULT_COMPRESSION, prefix: str = SNAPSHOT_PREFIX,
+    now: datetime | None = None, compression: str = DEFAULT_COMPRESSION, prefix: str = layout.SNAPSHOT_PARTS,
 ) -> list[str]:
     """Stored cases into parts of at most ``rows_per_part`` rows (the backfill and the tail); their names."""
     names = []
@@ -162,7 +153,7 @@ def check_parts(paths: Sequence[Path], names: Sequence[str] | None = None) -> Pa
 
 
 def fetch_parts(
-    store: PartStore, folder: Path, prefix: str = SNAPSHOT_PREFIX, attempts: int = 3
+    store: PartStore, folder: Path, prefix: str = layout.SNAPSHOT_PARTS, attempts: int = 3
 ) -> tuple[list[Path], list[str]]:
     """Every part under ``prefix`` as a local file (a LocalPartStore's own files, else copies in ``folder``),
     and the parts' names, in the same order.

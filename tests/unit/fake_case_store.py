@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,9 +36,9 @@ class InMemoryCaseStore(CaseStore):
         self.counters.add(delta)
         return True
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> set[str]:
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
         # As the Firestore adapter: a bulk write sets no tail_at (imports write the snapshot themselves).
-        existing = {case_id for case_id, _, _ in items if case_id in self.cases}
+        existing = {case_id: self.cases[case_id].get("import_id") for case_id, _, _ in items if case_id in self.cases}
         for case_id, case, delta in items:
             if case_id not in existing:
                 self.cases[case_id] = copy.deepcopy(case)
@@ -66,8 +66,8 @@ class InMemoryCaseStore(CaseStore):
 
 
 class FullCaseStore(InMemoryCaseStore):
-    """InMemoryCaseStore plus the rest of the port the functions reach: reads, counter shards, finished imports
-    and build candidates (projected on the fields the Firestore adapter reads for a build)."""
+    """InMemoryCaseStore plus the rest of the port the functions reach: reads, the tail, counter shards and
+    finished imports."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,12 +104,6 @@ class FullCaseStore(InMemoryCaseStore):
             if "tail_at" in case and (since is None or case["tail_at"] >= since):
                 yield copy.deepcopy(case)
 
-    def build_candidates(self, corrected_only: bool) -> Iterator[Mapping[str, Any]]:
-        from shared.adapters.firestore_cases import BUILD_FIELDS
-
-        for case in list(self.cases.values()):
-            if not corrected_only or case.get("corrected") is True:
-                yield {name: copy.deepcopy(case[name]) for name in BUILD_FIELDS if name in case}
 
     def counter_shards(self) -> list[dict[str, Any]]:
         return [asdict(self.counters)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from shared.clock import utc_now
 from shared.domain.leases import claim_decision, claimed_record, may_renew
 from shared.errors import BuildInProgress, ObjectGone
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
+from tests.unit.fake_case_store import TAIL_EPOCH
 
 # GCS generations are microsecond timestamps: large, increasing, never reused.
 FIRST_GENERATION = 1_700_000_000_000_000
@@ -43,6 +44,7 @@ class _Race:
 
     remaining: int
     write: Callable[[str, bytes | None], bytes]
+    name: str | None = None  # only writes of this object race (None: every object)
 
 
 class FakeBucket(Bucket):
@@ -59,9 +61,12 @@ class FakeBucket(Bucket):
 
     # -- test hooks -------------------------------------------------------------------------------------
 
-    def lose_next_races(self, count: int, other_writer: Callable[[str, bytes | None], bytes]) -> None:
-        """The next `count` put_if_generation calls find that `other_writer` wrote the object first."""
-        self._race = _Race(count, other_writer)
+    def lose_next_races(
+        self, count: int, other_writer: Callable[[str, bytes | None], bytes], name: str | None = None
+    ) -> None:
+        """The next `count` put_if_generation calls (of `name`, when given) find that `other_writer` wrote the
+        object first."""
+        self._race = _Race(count, other_writer, name)
 
     def crash_before_write(self, name: str) -> None:
         """The next write of `name` (put or put_if_generation) raises SimulatedCrash and lands nothing."""
@@ -113,7 +118,7 @@ class FakeBucket(Bucket):
         self, name: str, data: bytes, generation: int, content_type: str = "application/json"
     ) -> bool:
         self._maybe_crash(name)
-        if self._race is not None and self._race.remaining > 0:
+        if self._race is not None and self._race.remaining > 0 and self._race.name in (None, name):
             self._race.remaining -= 1
             self.races_lost += 1
             self._land(name, self._race.write(name, self.get(name)), "application/json")
@@ -219,19 +224,33 @@ class FakeLedger(BuildLedger):
 
 @dataclass
 class FakeCases(CaseStore):
-    """Cases as FirestoreCaseStore.build_candidates yields them: only `corrected` ones when asked."""
+    """Cases as FirestoreCaseStore keeps them for the snapshot: each with the commit time of its write as
+    `tail_at`, read whole (the first sync) or by the tail (changed since a moment)."""
 
     cases: list[dict[str, Any]] = field(default_factory=list)
     reads: int = 0
+    commits: int = 0
 
-    def build_candidates(self, corrected_only: bool) -> Iterator[Mapping[str, Any]]:
+    def __post_init__(self) -> None:
+        self.cases = [self._committed(case) for case in self.cases]
+
+    def _committed(self, case: dict[str, Any]) -> dict[str, Any]:
+        self.commits += 1
+        return {**case, "tail_at": TAIL_EPOCH + timedelta(microseconds=self.commits)}
+
+    def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         self.reads += 1
         for case in self.cases:
-            if not corrected_only or case.get("corrected") is True:
+            yield copy.deepcopy(case)
+
+    def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        self.reads += 1
+        for case in self.cases:
+            if since is None or case["tail_at"] >= since:
                 yield copy.deepcopy(case)
 
     def extend(self, cases: Iterable[dict[str, Any]]) -> None:
-        self.cases.extend(cases)
+        self.cases.extend(self._committed(case) for case in cases)
 
 
 class FakeQuarantine(Quarantine):

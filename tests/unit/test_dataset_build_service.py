@@ -96,8 +96,14 @@ class World:
         return loaded
 
 
+
+def landed(bucket: FakeBucket, since: int = 0) -> list[str]:
+    """The objects written from write number `since` on, but the case snapshot's (every build syncs it first)."""
+    return [name for name in bucket.written(since)
+            if not name.startswith((layout.SNAPSHOT_PARTS, layout.SNAPSHOT_WATERMARK))]
+
 def dataset_names(bucket: FakeBucket) -> list[str]:
-    return [name for name in bucket.written() if name.startswith(layout.DATASETS)]
+    return [name for name in landed(bucket) if name.startswith(layout.DATASETS)]
 
 
 # -- a good request --------------------------------------------------------------------------------------
@@ -117,7 +123,7 @@ def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_
     assert result["total_samples"] == 40
     assert sum(result["split_sizes"].values()) == 40
     # Order: every split file, then metadata.json, then the registry, then the result object.
-    assert world.bucket.written(before) == [
+    assert landed(world.bucket, before) == [
         *(prefix + name for name in SPLIT_FILES),
         prefix + layout.DATASET_METADATA,
         layout.REGISTRY,
@@ -226,7 +232,7 @@ def test_a_redelivery_after_a_crash_waits_out_the_lease_then_finishes_only_the_r
 
     assert LEASE.total_seconds() - 1 <= world.clock.slept <= LEASE.total_seconds() + POLL_S
     assert result["status"] == "built"
-    assert world.bucket.written(written) == [layout.REGISTRY, f"{layout.DATASET_RESULTS}weekly.json"]
+    assert landed(world.bucket, written) == [layout.REGISTRY, f"{layout.DATASET_RESULTS}weekly.json"]
     assert read_registry(world.bucket)["current_version"] == result["version_id"]
     assert result["checksum"] == world.metadata(dataset_id)["checksum"]
     record = world.record(generation)
@@ -249,7 +255,7 @@ def test_a_duplicate_delivery_waits_for_the_running_attempt_and_then_changes_not
     result = world.serve(generation, attempt="duplicate")
 
     assert result == {"status": "already finished", "dataset_id": "theirs"}
-    assert world.bucket.written(0) == [REQUEST_NAME]
+    assert landed(world.bucket, 0) == [REQUEST_NAME]
     assert world.record(generation)["attempt"] == "running"
 
 
@@ -264,7 +270,7 @@ def test_a_duplicate_gives_up_when_the_running_attempt_outlasts_its_wait() -> No
         world.serve(generation, attempt="duplicate")
 
     assert world.clock.slept == pytest.approx(WAIT_FOR_RUNNING_S)
-    assert world.bucket.written(0) == [REQUEST_NAME]
+    assert landed(world.bucket, 0) == [REQUEST_NAME]
 
 
 def test_an_attempt_that_lost_its_lease_writes_nothing_more() -> None:
@@ -290,7 +296,7 @@ def test_a_takeover_after_the_registry_entry_landed_does_not_register_it_twice()
     result = world.serve(generation, now=T0 + LEASE + timedelta(minutes=1), attempt="takeover")
 
     assert result["status"] == "built"
-    assert world.bucket.written(written) == [f"{layout.DATASET_RESULTS}weekly.json"]
+    assert landed(world.bucket, written) == [f"{layout.DATASET_RESULTS}weekly.json"]
     assert world.bucket.generation(layout.REGISTRY) == registry_generation
     assert len(read_registry(world.bucket)["history"]) == 1
 
@@ -309,7 +315,7 @@ def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
     result = world.serve(generation, now=T0 + LEASE + timedelta(seconds=1), attempt="takeover")
 
     assert result["status"] == "built"
-    assert world.bucket.written(written) == [
+    assert landed(world.bucket, written) == [
         *(prefix + name for name in SPLIT_FILES), prefix + layout.DATASET_METADATA, layout.REGISTRY,
         f"{layout.DATASET_RESULTS}weekly.json",
     ]
@@ -368,7 +374,7 @@ def test_a_bad_request_is_quarantined_with_its_reason_and_nothing_is_built(body:
             "source": "build_dataset", "object": world.bucket.uri(REQUEST_NAME),
         }
     ]
-    assert world.bucket.written(written) == [f"{layout.DATASET_RESULTS}weekly.json"]
+    assert landed(world.bucket, written) == [f"{layout.DATASET_RESULTS}weekly.json"]
     assert world.bucket.names(layout.DATASETS) == []
     assert world.bucket.get(layout.REGISTRY) is None
     record = world.record(generation)
@@ -424,7 +430,7 @@ def test_an_object_gone_before_it_was_read_is_finished_as_gone() -> None:
 
     assert result["status"] == "object gone"
     assert result["generation"] == old
-    assert world.bucket.written(written) == []
+    assert landed(world.bucket, written) == []
     assert world.record(old)["status"] == "rejected"
     assert world.quarantine.calls == []
     # The new version brings its own notification and builds.
@@ -454,7 +460,7 @@ def other_writer(now: datetime) -> Any:
 def test_registry_races_keep_every_writer_and_register_the_version_once() -> None:
     world = World()
     generation = world.upload(GOOD_REQUEST)
-    world.bucket.lose_next_races(3, other_writer(T0))
+    world.bucket.lose_next_races(3, other_writer(T0), layout.REGISTRY)
 
     result = world.serve(generation)
 
@@ -468,7 +474,7 @@ def test_registry_races_keep_every_writer_and_register_the_version_once() -> Non
     assert registry["history"][-1]["previous"] == "v_other_3"
     assert registry["current_version"] == result["version_id"]
     # Three writes by the other writer, one landed write of ours.
-    assert world.bucket.written().count(layout.REGISTRY) == 4
+    assert landed(world.bucket).count(layout.REGISTRY) == 4
 
 
 # -- build_dataset from Python ---------------------------------------------------------------------------
@@ -493,14 +499,14 @@ def test_build_dataset_without_a_version_leaves_the_registry_alone() -> None:
     assert "version_id" not in info
     assert bucket.get(layout.REGISTRY) is None
     prefix = layout.dataset_prefix("py-2")
-    assert bucket.written() == [prefix + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)]
+    assert landed(bucket) == [prefix + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)]
 
 
 def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:
     bucket = FakeBucket()
     info = build_dataset(BuildRequest(), "py-3", "python", FakeCases([]), bucket, T0)
     assert info["error"] == "No eligible cases"
-    assert bucket.writes == []
+    assert landed(bucket) == []  # the snapshot was brought up to date, nothing else
 
 
 # -- which events, which ids -----------------------------------------------------------------------------
@@ -581,4 +587,4 @@ def test_any_uploaded_bytes_end_as_a_result_never_a_crash(body: bytes) -> None:
     assert result["status"] in {"built", "rejected", "no eligible cases"}
     assert world.record(generation)["status"] in {"finished", "rejected"}
     if result["status"] == "rejected":
-        assert result["reason"] and not [n for n in world.bucket.written() if n.startswith(layout.DATASETS)]
+        assert result["reason"] and not [n for n in landed(world.bucket) if n.startswith(layout.DATASETS)]

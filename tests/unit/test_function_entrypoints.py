@@ -87,9 +87,13 @@ class FlakyCases(FullCaseStore):
         self._check()
         return super().update_case(case_id, change)
 
-    def build_candidates(self, corrected_only: bool) -> Iterator[Any]:
+    def stream_cases(self, since: Any = None) -> Iterator[Any]:
         self._check()
-        return super().build_candidates(corrected_only)
+        return super().stream_cases(since)
+
+    def cases_changed_since(self, since: Any) -> Iterator[Any]:
+        self._check()
+        return super().cases_changed_since(since)
 
 
 class FlakyMetrics(FakeStore):

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import REQUIRED_COLUMNS, cases_to_table
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata, to_row
 from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest
-from shared.services.dataset_builds import encode_rows, write_dataset
 from shared.snapshot.engine import (
     ROW_SCHEMA,
     EngineSettings,
@@ -34,7 +34,6 @@ from shared.snapshot.engine import (
     finished_metadata,
 )
 from shared.snapshot.parts import (
-    SNAPSHOT_PREFIX,
     LocalPartStore,
     SnapshotPartError,
     fetch_parts,
@@ -44,6 +43,7 @@ from shared.snapshot.parts import (
     write_part,
 )
 from tests.unit.fake_dataset_bucket import FakeBucket
+from tests.unit.reference_build import encode_rows, write_dataset
 from tests.unit.snapshot_cases import START, random_cases, requests
 
 CREATED = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
@@ -204,9 +204,9 @@ def test_parts_without_optional_columns_read_as_absent_values(tmp_path: Path) ->
     old, new = cases[:250], cases[250:]
     store = LocalPartStore(tmp_path / "bucket")
     required_only = cases_to_table(old).select(list(REQUIRED_COLUMNS))
-    store.put(f"{SNAPSHOT_PREFIX}part-20260101T000000000000Z-old.parquet", table_bytes(required_only))
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20260101T000000000000Z-old.parquet", table_bytes(required_only))
     some_optional = cases_to_table(new).drop_columns(["split_bucket", "language", "wer"])
-    store.put(f"{SNAPSHOT_PREFIX}part-20260102T000000000000Z-mid.parquet", table_bytes(some_optional))
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20260102T000000000000Z-mid.parquet", table_bytes(some_optional))
     paths, names = fetch_parts(store, tmp_path / "fetched")
     optional = ("language", "duration_s", "wer", "cer", "normalized_wer", "normalized_cer", "corrected")
     as_read = [{k: v for k, v in case.items() if k not in optional} for case in old]
@@ -227,7 +227,7 @@ def test_a_hand_made_part_with_null_ids_and_flags_builds_without_them(tmp_path: 
     index = table.schema.get_field_index("has_correction")
     table = table.set_column(index, "has_correction", pa.array(flags, pa.bool_()))
     store = LocalPartStore(tmp_path / "bucket")
-    store.put(f"{SNAPSHOT_PREFIX}part-20260101T000000000000Z-hand.parquet", table_bytes(table))
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20260101T000000000000Z-hand.parquet", table_bytes(table))
     paths, names = fetch_parts(store, tmp_path / "fetched")
     expected_cases = [
         {**case, "corrected_transcript": None} if n % 7 == 0 else case
@@ -250,12 +250,12 @@ def test_a_corrupt_part_is_named(tmp_path: Path) -> None:
     write_cases(store, random_cases(1, 20), now=START)
     good = store.get(part_names(store)[0])
     assert good is not None
-    store.put(f"{SNAPSHOT_PREFIX}part-20990101T000000000000Z-garbage.parquet", b"not parquet at all")
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20990101T000000000000Z-garbage.parquet", b"not parquet at all")
     paths, names = fetch_parts(store, tmp_path / "fetched")
     with pytest.raises(SnapshotPartError, match=r"part-20990101T000000000000Z-garbage\.parquet.*not a readable"):
         build(paths, names, BuildRequest())
     store.delete(names[-1])
-    store.put(f"{SNAPSHOT_PREFIX}part-20990102T000000000000Z-cut.parquet", good[: len(good) // 2])
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20990102T000000000000Z-cut.parquet", good[: len(good) // 2])
     paths, names = fetch_parts(store, tmp_path / "fetched2")
     with pytest.raises(SnapshotPartError, match=r"part-20990102T000000000000Z-cut\.parquet"):
         build(paths, names, BuildRequest())
@@ -268,7 +268,7 @@ def test_a_part_with_an_incompatible_column_type_is_named(tmp_path: Path) -> Non
     table = table.set_column(
         table.schema.get_field_index("error_score"), "error_score", pa.array(["0.5"] * 20, pa.string())
     )
-    store.put(f"{SNAPSHOT_PREFIX}part-20990101T000000000000Z-typed.parquet", table_bytes(table))
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20990101T000000000000Z-typed.parquet", table_bytes(table))
     paths, names = fetch_parts(store, tmp_path / "fetched")
     with pytest.raises(SnapshotPartError) as caught:
         build(paths, names, BuildRequest())
@@ -378,7 +378,7 @@ def test_a_reader_between_the_compacted_write_and_the_deletes_sees_the_same_case
     with SnapshotEngine(SETTINGS) as engine:  # compaction's first step only: the new part, nothing deleted
         engine.load_parts(paths, names)
         engine.compact_to(compacted)
-    store.put(f"{SNAPSHOT_PREFIX}part-20261201T000000000000Z-compacted.parquet", compacted.read_bytes())
+    store.put(f"{layout.SNAPSHOT_PARTS}part-20261201T000000000000Z-compacted.parquet", compacted.read_bytes())
     paths, names = fetch_parts(store, tmp_path / "both")
     assert len(names) == 5
     for request in requests(13, 6):
@@ -389,7 +389,7 @@ def test_compaction_of_parts_missing_columns_fills_them(tmp_path: Path) -> None:
     cases = random_cases(14, 120)
     store = LocalPartStore(tmp_path / "bucket")
     old = cases_to_table(cases[:60]).select(list(REQUIRED_COLUMNS))
-    store.put(f"{SNAPSHOT_PREFIX}part-a.parquet", table_bytes(old))
+    store.put(f"{layout.SNAPSHOT_PARTS}part-a.parquet", table_bytes(old))
     write_part(store, cases_to_table(cases[60:]), now=START)
     name = compact(store, now=START + timedelta(days=1), settings=SETTINGS)
     assert name is not None

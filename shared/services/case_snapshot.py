@@ -1,0 +1,130 @@
+"""Use cases of the case snapshot (`learning_data/cases/`): keep it complete, and build datasets over it.
+
+Firestore holds each case for its one-at-a-time writes; the snapshot holds every case as Parquet parts for the
+reads that scan (builds, analysts). Two writers keep it complete:
+
+- bulk imports write the cases they stored as parts themselves (`SnapshotAppender`);
+- everything written one case at a time (events, corrections, the Python API) carries `tail_at`, its commit
+  time; `sync_snapshot` writes the cases changed since the watermark as a part, then moves the watermark. It
+  runs before every build, so a build sees every case stored before its request was uploaded, and on every
+  scheduled `aggregate`. The very first sync (no watermark yet) writes every stored case once.
+
+A case written again appears in a later part; the row with the latest `updated_at` wins on reading, so a
+case written twice (a redelivered import, an overlapping tail) is harmless.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from shared.domain import bucket_layout as layout
+from shared.domain.case_snapshot import cases_to_table
+from shared.domain.dataset_request import BuildRequest
+from shared.domain.trends import as_utc
+from shared.ports import Bucket, CaseStore
+from shared.snapshot.engine import ByteSink, EngineSettings, build_from_snapshot, finished_metadata
+from shared.snapshot.parts import ROWS_PER_PART, fetch_parts, write_cases, write_part
+
+JSONL = "application/x-ndjson"
+
+
+def read_watermark(bucket: Bucket) -> tuple[dict[str, Any] | None, int]:
+    """The sync state (`tail_at`: the latest commit time the snapshot holds) and its object generation."""
+    data, generation = bucket.get_versioned(layout.SNAPSHOT_WATERMARK)
+    return (orjson.loads(data) if data is not None else None), generation
+
+
+def sync_snapshot(cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, Any]:
+    """Write the cases changed since the watermark as parts, then move the watermark; what was written.
+
+    The watermark is the latest `tail_at` read, not the clock: a Firestore query sees every write committed
+    before it runs, so nothing committed at or before that time can be missing. The next read starts at it
+    again (at or after): the cases on the boundary are written twice, which latest-wins makes harmless.
+    """
+    state, generation = read_watermark(bucket)
+    since = as_utc(state.get("tail_at")) if state else None
+    latest: list[datetime] = [since] if since else []
+
+    def watched(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            stamp = as_utc(row.get("tail_at"))
+            if stamp is not None and (not latest or stamp > latest[0]):
+                latest[:] = [stamp]
+            yield row
+
+    rows = cases.stream_cases() if state is None else cases.cases_changed_since(since)
+    parts = write_cases(bucket, watched(rows), now=now, prefix=layout.SNAPSHOT_PARTS)
+    watermark = latest[0].isoformat() if latest else None
+    moved = bucket.put_if_generation(
+        layout.SNAPSHOT_WATERMARK,
+        orjson.dumps({"tail_at": watermark, "synced_at": now.isoformat(), "parts": parts}),
+        generation,
+    )
+    # Lost to a concurrent sync: its watermark stays; ours would differ only by what both wrote anyway.
+    return {"parts": parts, "tail_at": watermark, "first": state is None, "watermark_moved": moved}
+
+
+class SnapshotAppender:
+    """The cases a bulk import stored, written as parts of about `rows_per_part` rows as they come; held as
+    Arrow columns in between, not as the cases' dicts."""
+
+    def __init__(self, bucket: Bucket, now: datetime, rows_per_part: int = ROWS_PER_PART) -> None:
+        self.bucket, self.now, self.rows_per_part = bucket, now, rows_per_part
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+        self.parts: list[str] = []
+
+    def add(self, cases: Sequence[Mapping[str, Any]]) -> None:
+        if cases:
+            self.pending.append(cases_to_table(cases))
+            self.rows += len(cases)
+        if self.rows >= self.rows_per_part:
+            self.flush()
+
+    def flush(self) -> list[str]:
+        """Write what is pending as one part; every part written so far."""
+        if self.pending:
+            table = pa.concat_tables(self.pending)
+            self.parts.append(write_part(self.bucket, table, self.now, prefix=layout.SNAPSHOT_PARTS))
+            self.pending, self.rows = [], 0
+        return self.parts
+
+
+def build_over_snapshot(
+    request: BuildRequest, dataset_id: str, source: str, bucket: Bucket, now: datetime,
+    before_write: Callable[[], None] = lambda: None,
+) -> dict[str, Any] | None:
+    """Build a dataset from the snapshot's parts: the split files streamed to the bucket with their sha256,
+    then `metadata.json` (the dataset is finished once it exists); its metadata, None when no case is eligible.
+
+    `before_write` runs before the first byte is written (a leased build checks it still holds its lease).
+    Memory is DuckDB's limit (EngineSettings) plus the parts' compressed size in the temporary folder.
+    """
+    prefix = layout.dataset_prefix(dataset_id)
+    data_files: dict[str, str] = {}
+
+    def open_split(split: str) -> AbstractContextManager[ByteSink]:
+        if not data_files:
+            before_write()
+        name = f"{prefix}{split}.jsonl"
+        data_files[split] = bucket.uri(name)
+        return bucket.writer(name, JSONL)
+
+    with tempfile.TemporaryDirectory(prefix="stt-build-") as folder:
+        paths, names = fetch_parts(bucket, Path(folder), layout.SNAPSHOT_PARTS)
+        build = build_from_snapshot(paths, request, open_split, dataset_id=dataset_id, created_at=now,
+                                    source=source, settings=EngineSettings.from_env(), names=names)
+    if build.total == 0:
+        return None
+    metadata = finished_metadata(build, bucket.uri(prefix), data_files)
+    bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2),
+               "application/json")
+    return metadata

@@ -1,0 +1,53 @@
+"""The dataset build in plain Python over rows as dicts: the reference the snapshot engine must equal byte for byte.
+
+It was the production build until builds moved onto DuckDB over the case snapshot; the domain rules it applies
+(shared/domain/dataset_build.py, dataset_quality.py) are still the specification of what a dataset holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from shared.domain import bucket_layout as layout
+from shared.domain.dataset_build import SPLITS, dataset_metadata
+from shared.domain.dataset_quality import check_quality
+from shared.domain.dataset_request import BuildRequest
+from shared.domain.versions import file_entry, manifest_checksum
+from shared.ports import Bucket
+
+
+def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+
+
+def write_dataset(
+    dataset_id: str, request: BuildRequest, splits: Mapping[str, list[dict[str, Any]]], source: str,
+    bucket: Bucket, now: datetime,
+) -> dict[str, Any]:
+    """Write the split files, then metadata.json (with checksums and the quality report); the metadata."""
+    prefix = layout.dataset_prefix(dataset_id)
+    files: dict[str, dict[str, Any]] = {}
+    data_files: dict[str, str] = {}
+    for split in SPLITS:
+        data = encode_rows(splits[split])
+        data_files[split] = bucket.put(f"{prefix}{split}.jsonl", data, "application/x-ndjson")
+        files[f"{split}.jsonl"] = file_entry(data, len(splits[split]))
+    metadata = {
+        **dataset_metadata(dataset_id, request, splits, now, source),
+        "gcs_path": bucket.uri(prefix),
+        "data_files": data_files,
+        "files": files,
+        "checksum": manifest_checksum(files),
+        "quality_report": check_quality(splits),
+    }
+    bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2), "application/json")
+    return metadata
+
+
+
+
+
