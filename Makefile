@@ -53,6 +53,7 @@ bench: venv
 	$(PY) bench/ingestion.py
 	$(PY) bench/metrics_path.py
 	$(PY) bench/dataset_build.py
+	$(PY) bench/snapshot_build.py
 
 clean: down
 	rm -rf .local

@@ -34,8 +34,8 @@ locals {
     }
     aggregate = {
       schedule    = "*/30 * * * *"
-      bucket_role = "roles/storage.objectUser" # replaces the metadata/ and learning_data/ exports
-      memory      = "1Gi"
+      bucket_role = "roles/storage.objectUser" # replaces the metadata/ and learning_data/ exports, compacts learning_data/cases/
+      memory      = "2Gi"                      # compacting the case snapshot runs DuckDB (STT_SNAPSHOT_MEMORY_LIMIT)
       timeout_s   = 300
     }
     # Operators and data scientists call it with an identity token (gcloud functions call); never public.

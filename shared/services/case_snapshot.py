@@ -30,10 +30,12 @@ from shared.domain.case_snapshot import cases_to_table
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.trends import as_utc
 from shared.ports import Bucket, CaseStore
-from shared.snapshot.engine import ByteSink, EngineSettings, build_from_snapshot, finished_metadata
+from shared.snapshot.engine import ByteSink, EngineSettings, build_from_snapshot, compact, finished_metadata
 from shared.snapshot.parts import ROWS_PER_PART, fetch_parts, write_cases, write_part
 
 JSONL = "application/x-ndjson"
+# More parts than this are compacted into one by the scheduled upkeep.
+MAX_PARTS = 64
 
 
 def read_watermark(bucket: Bucket) -> tuple[dict[str, Any] | None, int]:
@@ -70,6 +72,15 @@ def sync_snapshot(cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, 
     )
     # Lost to a concurrent sync: its watermark stays; ours would differ only by what both wrote anyway.
     return {"parts": parts, "tail_at": watermark, "first": state is None, "watermark_moved": moved}
+
+
+def maintain_snapshot(cases: CaseStore, bucket: Bucket, now: datetime, max_parts: int = MAX_PARTS) -> dict[str, Any]:
+    """The scheduled upkeep: sync the tail, and compact the parts into one once there are more than `max_parts`
+    (each sync and import adds parts; a build reads every part)."""
+    synced = sync_snapshot(cases, bucket, now)
+    parts = len(bucket.names(layout.SNAPSHOT_PARTS))
+    compacted = compact(bucket, now, EngineSettings.from_env(), layout.SNAPSHOT_PARTS) if parts > max_parts else None
+    return {**synced, "parts_before": parts, "compacted_into": compacted}
 
 
 class SnapshotAppender:

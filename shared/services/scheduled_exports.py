@@ -9,6 +9,7 @@ from shared.domain.json_payload import decode_json
 from shared.errors import BadRequest
 from shared.ports import Bucket, CaseStore, MetricStore
 from shared.services.case_exports import export_cases
+from shared.services.case_snapshot import maintain_snapshot
 from shared.services.metric_exports import export_metadata
 
 # Options a caller may set; anything else is refused so a typo is not silently ignored.
@@ -41,8 +42,10 @@ def parse_body(raw: bytes) -> Any:
 
 
 def run_exports(body: Any, metrics: MetricStore, cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, Any]:
-    """Write the metric exports, report and plot (`metadata/`), then the cases (`learning_data/`); a summary."""
+    """Write the metric exports, report and plot (`metadata/`), bring the case snapshot up to date, then export
+    the cases (`learning_data/`); a summary."""
     summary = export_metadata(metrics, bucket, now, **export_options(body))
+    summary["snapshot"] = maintain_snapshot(cases, bucket, now)
     exported = export_cases(cases, bucket, now)
     summary["objects"].update({name: {"uri": uri} for name, uri in exported["objects"].items()})
     summary["learning_data"] = {"cases": exported["cases"], "corrections": exported["corrections"]}

@@ -236,6 +236,8 @@ def test_aggregate_writes_the_exports_and_answers_a_summary(
     assert report["lineage"]["v1"]["dataset_version_id"] == "ds-1"
     assert bucket.blob("metadata/learning_progress.jsonl").download_as_bytes() == b""
     learning = {blob.name for blob in bucket.list_blobs(prefix="learning_data/")}
+    # The case snapshot is brought up to date too: with no case stored, that is its watermark and no part.
     assert learning == {"learning_data/failed_cases.jsonl", "learning_data/corrections.jsonl",
-                        "learning_data/metadata.json"}
+                        "learning_data/metadata.json", "learning_data/cases_watermark.json"}
     assert summary["learning_data"] == {"cases": 0, "corrections": 0}  # this test stored no case
+    assert summary["snapshot"]["first"] and summary["snapshot"]["parts"] == []

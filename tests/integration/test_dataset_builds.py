@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
+from google.cloud import storage
 
 from shared import DataManager, DataVersionControl, FinetuningDatasetPipeline, IntegratedDataManagementSystem
 from shared.adapters.gcs import BucketStore
@@ -41,6 +43,14 @@ def _store_cases(manager: DataManager, namespace: str, start: int, n: int) -> li
             )
         )
     return ids
+
+
+@pytest.fixture
+def test_settings(stack: StackInfo, test_settings: Settings, namespace: str) -> Settings:
+    """This test's collections and a bucket of its own: a build reads every case of its bucket's snapshot."""
+    own = replace(test_settings, bucket=f"{namespace}-builds")
+    storage.Client(project=own.project).create_bucket(own.bucket)
+    return own
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.dataset_request import BuildRequest
 from shared.services import bulk_import
 from shared.services.bulk_import import run_import
-from shared.services.case_snapshot import read_watermark, sync_snapshot
+from shared.services.case_snapshot import maintain_snapshot, read_watermark, sync_snapshot
 from shared.services.dataset_builds import build_dataset
 from shared.services.ingestion import correct_by_id, store_failure_fields
 from tests.unit.fake_case_store import FullCaseStore
@@ -116,3 +116,21 @@ def test_a_build_sees_imported_cases_and_single_writes_up_to_its_request() -> No
     built = b"".join(bucket.get(f"{layout.dataset_prefix('d-2')}{split}.jsonl") or b"" for split in
                      ("train", "val", "test"))
     assert all(case_id.encode() in built for case_id in late)
+
+
+def test_the_scheduled_upkeep_compacts_parts_that_piled_up_without_losing_a_case() -> None:
+    store, bucket = FullCaseStore(), FakeBucket()
+    ids = []
+    for i in range(4):
+        ids.append(store_failure_fields(event(i), store))
+        sync_snapshot(store, bucket, NOW + timedelta(seconds=i))  # one small part a sync
+    correct_by_id(ids[1], "The number is one.", "ana", None, store)
+    before = snapshot_rows(bucket)
+
+    result = maintain_snapshot(store, bucket, NOW + timedelta(minutes=5), max_parts=2)
+
+    assert result["parts_before"] > 2 and result["compacted_into"] is not None
+    assert bucket.names(layout.SNAPSHOT_PARTS) == [result["compacted_into"]]
+    after = snapshot_rows(bucket)
+    assert set(after) == set(before) == set(ids)
+    assert after[ids[1]]["corrected_transcript"] == "The number is one."
