@@ -65,6 +65,15 @@ class MalformedPush(BadInput):
     """The push body is not a Pub/Sub message envelope."""
 
 
+class SnapshotPartError(BadInput):
+    """A case snapshot part that cannot be read as one (corrupt, or a column of an incompatible type): what a
+    build reads is bad, so it is refused with the part named, never retried; replace or delete the part."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"snapshot part {part}: {reason}")
+        self.part = part
+
+
 # -- not found ----------------------------------------------------------------------------------------------
 
 

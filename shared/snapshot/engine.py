@@ -53,11 +53,11 @@ from shared.domain.dataset_facts import (
 from shared.domain.dataset_quality import ISSUE_CAP, QualityThresholds
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import manifest_checksum
+from shared.errors import SnapshotPartError
 from shared.ports import PartStore
 from shared.snapshot import sql
 from shared.snapshot.parts import (
     PartsInfo,
-    SnapshotPartError,
     check_parts,
     fetch_parts,
     part_name,

@@ -32,20 +32,12 @@ import pyarrow.parquet as pq
 
 from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SNAPSHOT_SCHEMA, cases_to_table, schema_problems
+from shared.errors import SnapshotPartError
 from shared.ports import PartStore
 
 PART_SUFFIX = ".parquet"
 DEFAULT_COMPRESSION = "zstd"  # see bench/snapshot_build.py: smaller than snappy at a small cost in time
 ROWS_PER_PART = 250_000
-
-
-class SnapshotPartError(ValueError):
-    """A snapshot part cannot be read as one: corrupt, or a column of an incompatible type."""
-
-    def __init__(self, part: str, reason: str) -> None:
-        super().__init__(f"snapshot part {part}: {reason}")
-        self.part = part
-        self.reason = reason
 
 
 

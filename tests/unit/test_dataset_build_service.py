@@ -588,3 +588,18 @@ def test_any_uploaded_bytes_end_as_a_result_never_a_crash(body: bytes) -> None:
     assert world.record(generation)["status"] in {"finished", "rejected"}
     if result["status"] == "rejected":
         assert result["reason"] and not [n for n in landed(world.bucket) if n.startswith(layout.DATASETS)]
+
+
+def test_a_corrupt_snapshot_part_refuses_the_build_naming_the_part_and_is_not_retried() -> None:
+    world = World()
+    world.bucket.put(f"{layout.SNAPSHOT_PARTS}part-20990101T000000000000Z-bad.parquet", b"not parquet at all")
+    generation = world.upload({"balance_error_types": False})
+
+    result = world.serve(generation)
+
+    assert result["status"] == "rejected"
+    assert "part-20990101T000000000000Z-bad.parquet" in result["reason"]
+    assert world.record(generation)["status"] == "rejected"  # done: a redelivery acknowledges, no retry loop
+    assert not [name for name in world.bucket.written() if name.startswith(layout.DATASETS)]
+    [kept] = world.quarantine.kept.values()
+    assert "part-20990101T000000000000Z-bad.parquet" in kept["reason"]

@@ -24,6 +24,7 @@ from shared.domain.case_snapshot import REQUIRED_COLUMNS, cases_to_table
 from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata, to_row
 from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest
+from shared.errors import SnapshotPartError
 from shared.snapshot.engine import (
     ROW_SCHEMA,
     EngineSettings,
@@ -35,7 +36,6 @@ from shared.snapshot.engine import (
 )
 from shared.snapshot.parts import (
     LocalPartStore,
-    SnapshotPartError,
     fetch_parts,
     part_names,
     table_bytes,
