@@ -115,6 +115,9 @@ def main() -> None:
     from google.cloud import storage
 
     from shared import DataManager
+    from shared.bootstrap import adapters
+    from shared.clock import utc_now
+    from shared.services.case_snapshot import maintain_snapshot
     from shared.topology import build_topology
     from stack.local_stack import running_stack
 
@@ -123,6 +126,9 @@ def main() -> None:
     functions = (topology.function("ingest_import"), topology.function("build_dataset"))
     with running_stack(settings, functions) as info:
         bucket = storage.Client(project=settings.project).bucket(settings.bucket)
+        # What the first scheduled aggregate does on a new deployment: the snapshot's first sync finds no case,
+        # so nothing is backfilled and the tail starts here (docs/snapshot.md).
+        maintain_snapshot(adapters(settings).cases, adapters(settings).bucket, utc_now())
         imported_s = import_through_stack(bucket, N)
         manager = DataManager(settings)
         for i in range(N, N + TAIL):
