@@ -71,17 +71,20 @@ def build_through_bucket(bucket: object) -> float:
 
 
 def peak_rss_mib(target: str) -> float:
-    """The peak resident memory (VmHWM) of the function process serving `target`, in MiB."""
-    for status in Path("/proc").glob("[0-9]*/cmdline"):
+    """The peak resident memory (VmHWM) of the function serving `target`, in MiB: the largest of its processes
+    (functions-framework may serve through a gunicorn master and a worker)."""
+    peaks = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            argv = status.read_bytes().split(b"\0")
+            argv = cmdline.read_bytes().split(b"\0")
+            status = (cmdline.parent / "status").read_text()
         except OSError:
             continue
         if b"--target" in argv and target.encode() in argv:
-            for line in (status.parent / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    raise SystemExit(f"no running function process serves {target}")
+            peaks += [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")]
+    if not peaks:
+        raise SystemExit(f"no running function process serves {target}")
+    return max(peaks)
 
 
 def floor_child(parts_dir: str) -> None:

@@ -61,7 +61,8 @@ class CaseStore(Quarantine, Protocol):
 
     def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
         """Cases whose last single write (event, correction, Python API; not a bulk import) committed at or after
-        `since` (None: every such case), each with that commit time as `tail_at`."""
+        `since` (None: every such case), each with that commit time as `tail_at`; the fields a snapshot row is
+        made of at least (domain/case_snapshot.py SOURCE_FIELDS)."""
 
 
     def counter_shards(self) -> list[dict[str, Any]]:

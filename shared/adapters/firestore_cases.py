@@ -19,6 +19,7 @@ from shared.adapters.clients import firestore_client
 from shared.adapters.firestore_counters import N_SHARDS, QUARANTINE, SHARDS, increment_shards, keep_quarantined
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
+from shared.domain.case_snapshot import SOURCE_FIELDS
 from shared.domain.cases import CounterDelta
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.ports import Bucket, CaseStore
@@ -161,7 +162,9 @@ class FirestoreCaseStore(CaseStore):
         """The cases written one at a time (events, corrections, the Python API) whose last such write committed
         at or after `since` (None: all of them), each with that commit time as `tail_at`."""
         floor = since or datetime(1970, 1, 1, tzinfo=UTC)
-        for snapshot in self.cases.where(filter=firestore.FieldFilter(TAIL_FIELD, ">=", floor)).stream():
+        query = self.cases.where(filter=firestore.FieldFilter(TAIL_FIELD, ">=", floor))
+        # Only what a snapshot row is made of: not the correction history, which can be most of a document.
+        for snapshot in query.select([*SOURCE_FIELDS, TAIL_FIELD]).stream():
             yield snapshot.to_dict()
 
 

@@ -76,6 +76,9 @@ OPTIONAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in OPTIONAL_FIELDS)
 _TEXT_COLUMNS = ("audio_path", "original_transcript", "speaker_id", "model_version", "language", "error_types_source")
 _NUMBER_COLUMNS = ("error_score", "duration_s", "wer", "cer", "normalized_wer", "normalized_cer")
 _SIGN_FLIP = 1 << 63
+# Every stored-case field a snapshot row is made of: a reader of the cases for the snapshot reads only these.
+SOURCE_FIELDS = ("case_id", "corrected_transcript", "error_types", "created_at", "updated_at", "corrected",
+                 *_TEXT_COLUMNS, *_NUMBER_COLUMNS)
 
 
 def split_bucket(key: str) -> float:
