@@ -34,9 +34,9 @@ class CaseStore(Quarantine, Protocol):
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         """Create-if-absent with its counters, atomically; False when the case already exists."""
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
-        """Create many cases in one atomic write; the ids that already existed (not written), each with the
-        `import_id` that stored it (None when no import did)."""
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
+        """Create many cases in one atomic write; the ids that already existed (not written), each with where it
+        came from: its `import_id` and `import_line` (absent when no import stored it)."""
 
     def update_case(self, case_id: str, change: CaseChange) -> dict[str, Any] | None:
         """Read-modify-write one case; the case after the change, None when it does not exist."""
@@ -45,7 +45,13 @@ class CaseStore(Quarantine, Protocol):
         """Record a finished bulk import's result."""
 
     def import_result(self, import_id: str) -> dict[str, Any] | None:
-        """A finished bulk import's result, or None."""
+        """A finished bulk import's result, or None (never started, or still running)."""
+
+    def save_import_progress(self, import_id: str, progress: dict[str, Any]) -> None:
+        """Record how far a running import got (a checkpoint), replacing the previous one."""
+
+    def import_progress(self, import_id: str) -> dict[str, Any] | None:
+        """A running (or interrupted) import's last checkpoint, or None."""
 
     def get_case(self, case_id: str) -> dict[str, Any] | None:
         """One case, or None."""
@@ -192,6 +198,9 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
 
     def copy(self, source: str, destination: str) -> str:
         """Copy one object; the destination's gs:// URI."""
+
+    def compose(self, sources: Sequence[str], destination: str, content_type: str = ...) -> str:
+        """`destination` made of the sources' bytes in order (at most 32), without downloading them; its URI."""
 
     def reader(self, name: str, generation: int | None = None) -> AbstractContextManager[BinaryIO]:
         """A seekable stream of the object (of one generation); ObjectGone when that version no longer exists."""

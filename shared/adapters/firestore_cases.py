@@ -28,6 +28,8 @@ MAX_BATCH = 500  # Firestore's limit of writes in one commit
 # The commit time of a case's last single write (not set by bulk imports, which write the snapshot themselves):
 # the case snapshot's tail reads the cases changed since its watermark by it (an index read in Firestore).
 TAIL_FIELD = "tail_at"
+# Where an imported case came from: a redelivered import knows its own lines from another's.
+ORIGIN_FIELDS = ["import_id", "import_line"]
 
 
 class FirestoreCaseStore(CaseStore):
@@ -57,15 +59,15 @@ class FirestoreCaseStore(CaseStore):
             return False
         return True
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
         """Create many cases (at most MAX_BATCH - 1) in one atomic write; the ids that already existed, each with
-        the import that stored it (None: not an import).
+        the import and line that stored it (empty when no import did).
 
         Optimistic: a fresh batch commits in one round trip. When any case exists the commit fails whole, so
         the existing ids are read and the rest written again (repeated if a concurrent writer raced us).
         """
         pending = list(items)
-        existing: dict[str, str | None] = {}
+        existing: dict[str, dict[str, Any]] = {}
         while pending:
             batch = self.client.batch()
             total = CounterDelta()
@@ -78,8 +80,8 @@ class FirestoreCaseStore(CaseStore):
                 return existing
             except (AlreadyExists, Conflict):
                 refs = [self.cases.document(case_id) for case_id, _, _ in pending]
-                found = {snap.id: (snap.to_dict() or {}).get("import_id")
-                         for snap in self.client.get_all(refs, field_paths=["import_id"]) if snap.exists}
+                found = {snap.id: snap.to_dict() or {}
+                         for snap in self.client.get_all(refs, field_paths=ORIGIN_FIELDS) if snap.exists}
                 existing |= found
                 pending = [item for item in pending if item[0] not in found]
         return existing
@@ -123,11 +125,25 @@ class FirestoreCaseStore(CaseStore):
         return keep_quarantined(self.client, self.settings, quarantine_id, record)
 
     def save_import(self, import_id: str, summary: dict[str, Any]) -> None:
-        """Record a finished bulk import's result (replacing an earlier, interrupted run's)."""
-        self.imports.document(import_id).set({**summary, "finished_at": firestore.SERVER_TIMESTAMP})
+        """Record a finished bulk import's result (replacing its checkpoints)."""
+        record = {**summary, "state": "finished", "finished_at": firestore.SERVER_TIMESTAMP}
+        self.imports.document(import_id).set(record)
 
     def import_result(self, import_id: str) -> dict[str, Any] | None:
         """A finished bulk import's result, or None."""
+        record = self._import(import_id)
+        return record if record is not None and record.get("state") != "running" else None
+
+    def save_import_progress(self, import_id: str, progress: dict[str, Any]) -> None:
+        """Record a running import's checkpoint."""
+        self.imports.document(import_id).set({**progress, "state": "running", "saved_at": firestore.SERVER_TIMESTAMP})
+
+    def import_progress(self, import_id: str) -> dict[str, Any] | None:
+        """A running import's last checkpoint, or None."""
+        record = self._import(import_id)
+        return record if record is not None and record.get("state") == "running" else None
+
+    def _import(self, import_id: str) -> dict[str, Any] | None:
         snapshot = self.imports.document(import_id).get()
         return snapshot.to_dict() if snapshot.exists else None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta, case_counters, new_case
 from shared.domain.failure_event import derive_case_id, parse_failure_event
+from shared.domain.trends import as_utc
 from shared.errors import InvalidEvent, ObjectGone
 from shared.json_encoding import json_default
 from shared.ports import Bucket, CaseStore
@@ -39,9 +40,13 @@ IMPORT_WRITERS = 2
 # touches gRPC, logging or the clients, so no lock copied mid-flight is ever taken in the child.
 _FORK = multiprocessing.get_context("fork")
 REJECTS_KEPT_INLINE = 1000
+# A running import saves how far it got this often, so a redelivery (a crash, a timeout) resumes there.
+CHECKPOINT_LINES = 50_000
 # Rejected lines held in memory before they are streamed to their object.
 REJECTS_IN_MEMORY = 4 * 1024 * 1024
 JSONL = "application/x-ndjson"
+# GCS joins at most this many objects in one compose.
+MAX_COMPOSE = 32
 
 
 @dataclass
@@ -57,6 +62,26 @@ class ImportReport:
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "rejects"} | {"rejects": self.rejects}
+
+    @classmethod
+    def resumed(cls, import_id: str, checkpoint: Mapping[str, Any] | None) -> ImportReport:
+        """The report as a checkpoint left it (its `lines` are the lines done), or a new one."""
+        if checkpoint is None:
+            return cls(import_id=import_id)
+        return cls(import_id, int(checkpoint["line"]), int(checkpoint["accepted"]), int(checkpoint["duplicates"]),
+                   int(checkpoint["rejected"]), list(checkpoint.get("rejects") or []))
+
+
+@dataclass
+class _ChunkJob:
+    """One chunk of the file, settled in file order: its batch's commit, its rejected lines and the lines whose
+    case an earlier line of the file already had; `last_line` is the last line it covers (blank ones too)."""
+
+    write: Future[dict[str, dict[str, Any]]] | None
+    batch: list[tuple[str, dict[str, Any], CounterDelta]]
+    rejects: list[PreparedLine]
+    repeats: int
+    last_line: int
 
 
 @dataclass(frozen=True)
@@ -86,17 +111,23 @@ def prepare_lines(numbered: list[tuple[int, bytes]], import_id: str, stamp: date
     return prepared
 
 
-def _chunks(lines: Iterable[bytes], report: ImportReport) -> Iterator[list[tuple[int, bytes]]]:
+def _chunks(
+    lines: Iterable[bytes], report: ImportReport, after_line: int
+) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
+    """Chunks of numbered non-blank lines after `after_line` (a checkpoint's), each with the last line it covers."""
     chunk: list[tuple[int, bytes]] = []
+    number = after_line
     for number, raw in enumerate(lines, start=1):
+        if number <= after_line:
+            continue
         report.lines += 1
         if raw.strip():  # a blank line (often the last) is no event
             chunk.append((number, raw))
         if len(chunk) >= IMPORT_BATCH:
-            yield chunk
+            yield chunk, number
             chunk = []
-    if chunk:
-        yield chunk
+    if chunk or number > after_line:
+        yield chunk, number
 
 
 def import_failures(
@@ -106,56 +137,75 @@ def import_failures(
     on_reject: Callable[[int, bytes, str], None] | None = None,
     now: datetime | None = None,
     on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
+    *,
+    report: ImportReport | None = None,
+    on_checkpoint: Callable[[int, ImportReport], None] | None = None,
+    checkpoint_every: int = CHECKPOINT_LINES,
 ) -> ImportReport:
     """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once.
 
-    `on_stored` gets each committed batch's cases as stored: the new ones, and those an interrupted earlier
-    attempt of this same import had committed (they count as accepted, not as duplicates).
+    Lines are settled in file order: `on_reject` and `on_stored` (each committed batch's cases as stored) are
+    called for everything up to a line before anything after it, and `on_checkpoint(line, report)` every
+    `checkpoint_every` lines, when every line up to `line` is counted, kept or rejected. A `report` from a
+    checkpoint resumes after its line. A case a line stored in an earlier, interrupted attempt of this same import
+    counts as accepted again, not as a duplicate (the stored case says which import and line made it).
     """
-    report = ImportReport(import_id=import_id)
+    report = report or ImportReport(import_id=import_id)
+    resume_after = report.lines
+    report.lines = resume_after
     seen: set[str] = set()
     stamp = now or utc_now()
-    parsing: deque[Future[list[PreparedLine]]] = deque()
-    writing: deque[tuple[Future[dict[str, str | None]], list[tuple[str, dict[str, Any], CounterDelta]]]] = deque()
+    parsing: deque[tuple[Future[list[PreparedLine]], int]] = deque()
+    jobs: deque[_ChunkJob] = deque()
+    checkpointed = [resume_after]
 
-    def settle(job: tuple[Future[dict[str, str | None]], list[tuple[str, dict[str, Any], CounterDelta]]]) -> None:
-        existing = job[0].result()
-        ours = [case_id for case_id, owner in existing.items() if owner == import_id]
-        report.duplicates += len(existing) - len(ours)
-        report.accepted += len(job[1]) - len(existing) + len(ours)
+    def settle(job: _ChunkJob) -> None:
+        existing = job.write.result() if job.write is not None else {}
+        lines_of = {case_id: case.get("import_line") for case_id, case, _ in job.batch}
+        ours = [case_id for case_id, origin in existing.items()
+                if origin.get("import_id") == import_id and origin.get("import_line") == lines_of[case_id]]
+        report.duplicates += job.repeats + len(existing) - len(ours)
+        report.accepted += len(job.batch) - len(existing) + len(ours)
+        for line in job.rejects:
+            report.rejected += 1
+            if len(report.rejects) < REJECTS_KEPT_INLINE:
+                report.rejects.append({"line": line.number, "reason": line.reason})
+            if on_reject is not None:
+                on_reject(line.number, line.raw or b"", line.reason or "")
         if on_stored is not None:
-            stored = [case for case_id, case, _ in job[1] if case_id not in existing]
+            stored = [case for case_id, case, _ in job.batch if case_id not in existing]
             on_stored(stored + [case for case_id in ours if (case := store.get_case(case_id)) is not None])
+        if on_checkpoint is not None and job.last_line - checkpointed[0] >= checkpoint_every:
+            checkpointed[0] = job.last_line
+            on_checkpoint(job.last_line, report)
 
-    def collect(prepared: list[PreparedLine], writers: ThreadPoolExecutor) -> None:
+    def collect(prepared: list[PreparedLine], last_line: int, writers: ThreadPoolExecutor) -> None:
         # Batches never conflict with each other: a case id goes into one batch only (`seen`).
-        batch = []
+        batch, rejects, repeats = [], [], 0
         for line in prepared:
             if line.case_id is None:
-                report.rejected += 1
-                if len(report.rejects) < REJECTS_KEPT_INLINE:
-                    report.rejects.append({"line": line.number, "reason": line.reason})
-                if on_reject is not None:
-                    on_reject(line.number, line.raw or b"", line.reason or "")
+                rejects.append(line)
             elif line.case_id in seen:
-                report.duplicates += 1
+                repeats += 1
             else:
                 seen.add(line.case_id)
                 batch.append((line.case_id, line.case or {}, line.delta or CounterDelta()))
-        if batch:
-            writing.append((writers.submit(store.create_cases, batch), batch))
-        while len(writing) > IMPORT_WRITERS:
-            settle(writing.popleft())
+        write = writers.submit(store.create_cases, batch) if batch else None
+        jobs.append(_ChunkJob(write, batch, rejects, repeats, last_line))
+        while len(jobs) > IMPORT_WRITERS:
+            settle(jobs.popleft())
 
     with ProcessPoolExecutor(max_workers=1, mp_context=_FORK) as parser, ThreadPoolExecutor(IMPORT_WRITERS) as writers:
-        for chunk in _chunks(lines, report):
-            parsing.append(parser.submit(prepare_lines, chunk, import_id, stamp))
+        for chunk, last_line in _chunks(lines, report, resume_after):
+            parsing.append((parser.submit(prepare_lines, chunk, import_id, stamp), last_line))
             while len(parsing) > 2:  # a bounded look-ahead: the file is never all in memory
-                collect(parsing.popleft().result(), writers)
+                future, line = parsing.popleft()
+                collect(future.result(), line, writers)
         while parsing:
-            collect(parsing.popleft().result(), writers)
-        while writing:
-            settle(writing.popleft())
+            future, line = parsing.popleft()
+            collect(future.result(), line, writers)
+        while jobs:
+            settle(jobs.popleft())
     return report
 
 
@@ -187,64 +237,110 @@ def _as_text(value: Any) -> Any:
 
 
 class RejectSink:
-    """The rejected lines of an import as JSON lines, kept in memory up to `spill_bytes`, then streamed to their
-    object; so a file of millions of bad lines is written whole without being held."""
+    """The rejected lines of an import as JSON lines, in segments: one per checkpoint, each held in memory up to
+    `spill_bytes` and then streamed to its object, and joined into one object (server-side) when the import ends.
+    So a file of millions of bad lines is written whole without being held, and a resumed import keeps the
+    segments its checkpoints recorded."""
 
-    def __init__(self, bucket: Bucket, name: str, spill_bytes: int = REJECTS_IN_MEMORY) -> None:
-        self.bucket, self.name, self.spill_bytes = bucket, name, spill_bytes
+    def __init__(
+        self, bucket: Bucket, name: str, segments: Sequence[str] = (), spill_bytes: int | None = None
+    ) -> None:
+        self.bucket, self.name = bucket, name
+        self.spill_bytes = REJECTS_IN_MEMORY if spill_bytes is None else spill_bytes
+        self.segments = list(segments)
         self.buffer = io.BytesIO()
         self.stack = ExitStack()
         self.stream: BinaryIO | None = None
+        self.next_segment = self._segment_name(len(self.segments))
+
+    def _segment_name(self, index: int) -> str:
+        return f"{self.name}.segments/{index:06d}.jsonl"
 
     def add(self, number: int, raw: bytes, reason: str) -> None:
         line = orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}) + b"\n"
         if self.stream is None and self.buffer.tell() + len(line) > self.spill_bytes:
-            self.stream = self.stack.enter_context(self.bucket.writer(self.name, JSONL))
+            self.stream = self.stack.enter_context(self.bucket.writer(self.next_segment, JSONL))
             self.stream.write(self.buffer.getvalue())
             self.buffer = io.BytesIO()
         (self.stream or self.buffer).write(line)
 
-    def close(self) -> str | None:
-        """Finish the object; its URI, or None when no line was rejected."""
+    def cut(self) -> list[str]:
+        """End the current segment (written whole now); every segment so far, for a checkpoint."""
         if self.stream is not None:
             self.stack.close()
-            return self.bucket.uri(self.name)
-        if self.buffer.tell():
-            return self.bucket.put(self.name, self.buffer.getvalue(), JSONL)
-        return None
+            self.stream = None
+        elif self.buffer.tell():
+            self.bucket.put(self.next_segment, self.buffer.getvalue(), JSONL)
+            self.buffer = io.BytesIO()
+        else:
+            return list(self.segments)
+        self.segments.append(self.next_segment)
+        self.next_segment = self._segment_name(len(self.segments))
+        return list(self.segments)
+
+    def close(self) -> str | None:
+        """Join the segments into the one object; its URI, or None when no line was rejected."""
+        segments = self.cut()
+        if not segments:
+            return None
+        joined = segments[:MAX_COMPOSE]
+        self.bucket.compose(joined, self.name, JSONL)
+        for start in range(MAX_COMPOSE, len(segments), MAX_COMPOSE - 1):
+            self.bucket.compose([self.name, *segments[start:start + MAX_COMPOSE - 1]], self.name, JSONL)
+        for leftover in self.bucket.names(f"{self.name}.segments/"):  # a dead attempt's ones included
+            self.bucket.delete(leftover)
+        return self.bucket.uri(self.name)
 
     def abandon(self) -> None:
-        """Cancel a streamed object (the import failed: its retry writes the rejects again)."""
+        """Cancel a segment being streamed (the import failed: its retry writes those rejects again)."""
         self.stack.__exit__(RuntimeError, RuntimeError("import failed"), None)
 
 
 def run_import(
-    object_name: str, generation: str | int | None, ledger: CaseStore, bucket: Bucket
+    object_name: str, generation: str | int | None, ledger: CaseStore, bucket: Bucket,
+    checkpoint_every: int = CHECKPOINT_LINES,
 ) -> dict[str, Any]:
-    """Import one object version; returns the per-file result (also kept in Firestore and the bucket)."""
+    """Import one object version, resuming after its last checkpoint when an attempt was interrupted; returns the
+    per-file result (also kept in Firestore and the bucket)."""
     import_id = object_version_id(object_name, generation)
     done = ledger.import_result(import_id)
     if done is not None:
         return {**done, "status": "already imported"}
+    checkpoint = ledger.import_progress(import_id)
+    # Every attempt stamps the cases as the first did: a case is the same whoever stores it.
+    stamp = as_utc(checkpoint["stamp"]) if checkpoint else None
+    stamp = stamp or utc_now()
+    where = {"object": bucket.uri(object_name), "generation": str(generation)}
     base = layout.import_result_base(object_name)
-    rejects = RejectSink(bucket, f"{base}.rejected.jsonl")
-    snapshot = SnapshotAppender(bucket, utc_now())
+    rejects = RejectSink(bucket, f"{base}.rejected.jsonl", (checkpoint or {}).get("reject_segments") or ())
+    snapshot = SnapshotAppender(bucket, stamp, parts=(checkpoint or {}).get("snapshot_parts") or ())
+
+    def save_progress(line: int, report: ImportReport) -> None:
+        counts = {key: value for key, value in report.summary().items() if key != "lines"}
+        ledger.save_import_progress(import_id, {
+            **counts, **where, "line": line, "stamp": stamp.isoformat(),
+            "reject_segments": rejects.cut(), "snapshot_parts": snapshot.flush(),
+        })
+
     gen = int(generation) if generation else None
     try:
         with _object_lines(bucket, object_name, gen) as lines:
-            report = import_failures(lines, import_id, ledger, on_reject=rejects.add, on_stored=snapshot.add)
+            report = import_failures(
+                lines, import_id, ledger, on_reject=rejects.add, now=stamp, on_stored=snapshot.add,
+                report=ImportReport.resumed(import_id, checkpoint), on_checkpoint=save_progress,
+                checkpoint_every=checkpoint_every,
+            )
         # Before the result is saved: a crash until then redelivers the import, which writes these again.
         parts = snapshot.flush()
     except ObjectGone:
         rejects.abandon()
         # Deleted or overwritten before we read it: a newer version brings its own notification.
-        return {"status": "object gone", "object": bucket.uri(object_name), "generation": str(generation),
-                "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+        return {"status": "object gone", **where, "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
     except BaseException:
         rejects.abandon()
         raise
-    summary: dict[str, Any] = {**report.summary(), "object": bucket.uri(object_name), "generation": str(generation),
-                               "snapshot_parts": parts}
+    summary: dict[str, Any] = {**report.summary(), **where, "snapshot_parts": parts,
+                               "resumed_after_line": int(checkpoint["line"]) if checkpoint else None}
     rejected_uri = rejects.close()
     if rejected_uri is not None:
         summary["rejected_lines_uri"] = rejected_uri

@@ -87,11 +87,13 @@ class SnapshotAppender:
     """The cases a bulk import stored, written as parts of about `rows_per_part` rows as they come; held as
     Arrow columns in between, not as the cases' dicts."""
 
-    def __init__(self, bucket: Bucket, now: datetime, rows_per_part: int = ROWS_PER_PART) -> None:
+    def __init__(
+        self, bucket: Bucket, now: datetime, rows_per_part: int = ROWS_PER_PART, parts: Sequence[str] = ()
+    ) -> None:
         self.bucket, self.now, self.rows_per_part = bucket, now, rows_per_part
         self.pending: list[pa.Table] = []
         self.rows = 0
-        self.parts: list[str] = []
+        self.parts: list[str] = list(parts)  # written by earlier attempts of the same import
 
     def add(self, cases: Sequence[Mapping[str, Any]]) -> None:
         if cases:

@@ -83,3 +83,40 @@ def test_only_single_writes_are_in_the_tail(stack: StackInfo, test_settings: Set
 
 def _case_id(store, audio_path: str) -> str:  # type: ignore[no-untyped-def]
     return next(case["case_id"] for case in store.stream_cases() if case["audio_path"] == audio_path)
+
+
+def test_a_killed_import_resumes_from_its_firestore_checkpoint_and_joins_its_rejects_on_gcs(
+    bucket: BucketStore, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+
+    from shared.adapters.firestore_cases import FirestoreCaseStore
+    from shared.services import bulk_import
+
+    monkeypatch.setattr(bulk_import, "IMPORT_BATCH", 25)
+
+    class Dies(FirestoreCaseStore):
+        calls_left = 12
+
+        def create_cases(self, items):  # type: ignore[no-untyped-def]
+            Dies.calls_left -= 1
+            if Dies.calls_left == 0:
+                raise SystemExit("killed")
+            return super().create_cases(items)
+
+    rows = [{"audio_path": f"gs://stt-audio/ck/{i}.wav", "original_transcript": f"ROW {i}"} if i % 3
+            else {"audio_path": "bad"} for i in range(1_500)]
+    bucket.put("imports/ck.jsonl", b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    generation = bucket.bucket.get_blob("imports/ck.jsonl").generation  # type: ignore[union-attr]
+    store = Dies(test_settings, overflow=bucket)
+    with pytest.raises(SystemExit):
+        run_import("imports/ck.jsonl", generation, store, bucket, checkpoint_every=25)
+    Dies.calls_left = -1
+
+    result = run_import("imports/ck.jsonl", generation, store, bucket, checkpoint_every=25)
+
+    assert result["resumed_after_line"] and (result["accepted"], result["rejected"]) == (1_000, 500)
+    rejects = [orjson.loads(line) for line in (bucket.get("import_results/ck.rejected.jsonl") or b"").splitlines()]
+    assert [r["line"] for r in rejects] == list(range(1, 1_501, 3))
+    assert bucket.names("import_results/ck.rejected.jsonl.segments/") == []
+    assert store.import_result(result["import_id"])["accepted"] == 1_000  # type: ignore[index]

@@ -36,9 +36,10 @@ class InMemoryCaseStore(CaseStore):
         self.counters.add(delta)
         return True
 
-    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, str | None]:
+    def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
         # As the Firestore adapter: a bulk write sets no tail_at (imports write the snapshot themselves).
-        existing = {case_id: self.cases[case_id].get("import_id") for case_id, _, _ in items if case_id in self.cases}
+        existing = {case_id: {k: v for k, v in self.cases[case_id].items() if k in ("import_id", "import_line")}
+                    for case_id, _, _ in items if case_id in self.cases}
         for case_id, case, delta in items:
             if case_id not in existing:
                 self.cases[case_id] = copy.deepcopy(case)
@@ -74,10 +75,18 @@ class FullCaseStore(InMemoryCaseStore):
         self.imports: dict[str, dict[str, Any]] = {}
 
     def save_import(self, import_id: str, summary: dict[str, Any]) -> None:
-        self.imports[import_id] = copy.deepcopy(summary)
+        self.imports[import_id] = {**copy.deepcopy(summary), "state": "finished"}
 
     def import_result(self, import_id: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.imports.get(import_id))
+        record = self.imports.get(import_id)
+        return copy.deepcopy(record) if record is not None and record["state"] == "finished" else None
+
+    def save_import_progress(self, import_id: str, progress: dict[str, Any]) -> None:
+        self.imports[import_id] = {**copy.deepcopy(progress), "state": "running"}
+
+    def import_progress(self, import_id: str) -> dict[str, Any] | None:
+        record = self.imports.get(import_id)
+        return copy.deepcopy(record) if record is not None and record["state"] == "running" else None
 
     def get_case(self, case_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.cases.get(case_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -147,6 +147,12 @@ class FakeBucket(Bucket):
     def keep(self, name: str, data: bytes) -> str:
         self.put_once(name, data)
         return self.uri(name)
+
+    def compose(self, sources: Sequence[str], destination: str, content_type: str = "application/octet-stream") -> str:
+        assert len(sources) <= 32, "GCS composes at most 32 objects at once"
+        parts = [self.get(name) for name in sources]
+        assert all(part is not None for part in parts), f"a source of {destination} is missing"
+        return self.put(destination, b"".join(part or b"" for part in parts), content_type)
 
     @contextmanager
     def writer(self, name: str, content_type: str = "application/octet-stream") -> Iterator[io.BytesIO]:

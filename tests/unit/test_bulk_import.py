@@ -112,3 +112,76 @@ def test_awkward_files_are_read_line_by_line(data: bytes, expected: tuple[int, i
     bucket, store = FakeBucket(), FullCaseStore()
     result = run_import("imports/a.jsonl", upload(bucket, "imports/a.jsonl", data), store, bucket)
     assert (result["lines"], result["accepted"], result["rejected"]) == expected
+
+
+def mixed_file(n: int) -> list[object]:
+    """n lines: events, every 7th a reject, every 11th repeating an earlier event, a blank line now and then."""
+    rows: list[object] = []
+    for i in range(n):
+        if i % 7 == 3:
+            rows.append({"audio_path": f"gs://b/{i}.wav"})
+        elif i % 11 == 5:
+            rows.append(event(i - 5))
+        else:
+            rows.append(event(i))
+    return rows
+
+
+def with_blanks(data: bytes) -> bytes:
+    return data.replace(b'\n{"audio_path": "gs://stt-audio/imp/40.wav"', b'\n\n{"audio_path": "gs://stt-audio/imp/40.wav"')
+
+
+class DiesAfter(FullCaseStore):
+    """A case store whose process dies (SystemExit) at the `calls`-th bulk write."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls_left = calls
+
+    def create_cases(self, items):  # type: ignore[no-untyped-def]
+        self.calls_left -= 1
+        if self.calls_left == 0:
+            raise SystemExit("the function instance was killed")
+        return super().create_cases(items)
+
+
+def test_an_import_killed_midway_resumes_at_its_checkpoint_and_ends_exactly_as_a_clean_run() -> None:
+    data = with_blanks(jsonl(mixed_file(3_000)))
+    clean_bucket, clean_store = FakeBucket(), FullCaseStore()
+    clean = run_import("imports/m.jsonl", upload(clean_bucket, "imports/m.jsonl", data), clean_store, clean_bucket,
+                       checkpoint_every=400)
+
+    bucket, store = FakeBucket(), DiesAfter(calls=4)
+    generation = upload(bucket, "imports/m.jsonl", data)
+    with pytest.raises(SystemExit):
+        run_import("imports/m.jsonl", generation, store, bucket, checkpoint_every=400)
+    [checkpoint] = [r for r in store.imports.values() if r["state"] == "running"]
+    assert checkpoint["line"] >= 400 and checkpoint["reject_segments"] and checkpoint["snapshot_parts"]
+    store.calls_left = -1  # the redelivery's instance stays up
+
+    resumed = run_import("imports/m.jsonl", generation, store, bucket, checkpoint_every=400)
+
+    counts = ("lines", "accepted", "duplicates", "rejected", "rejects")
+    assert {k: resumed[k] for k in counts} == {k: clean[k] for k in counts}
+    assert resumed["resumed_after_line"] == checkpoint["line"]
+    assert bucket.get("import_results/m.rejected.jsonl") == clean_bucket.get("import_results/m.rejected.jsonl")
+    assert bucket.names("import_results/m.rejected.jsonl.segments/") == []
+    assert store.cases.keys() == clean_store.cases.keys()
+    assert store.counters == clean_store.counters  # every case counted once
+    parts = [pq.read_table(io.BytesIO(bucket.get(name) or b"")) for name in resumed["snapshot_parts"]]
+    assert sorted(row for part in parts for row in part.column("case_id").to_pylist()) == sorted(store.cases)
+
+
+def test_more_reject_segments_than_one_compose_joins_are_joined_in_line_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk_import, "IMPORT_BATCH", 20)  # a checkpoint, so a segment, every 20 lines
+    rows: list[object] = [{"audio_path": f"gs://b/{i}.wav"} if i % 2 else event(i) for i in range(1_400)]
+    bucket, store = FakeBucket(), FullCaseStore()
+    result = run_import("imports/r.jsonl", upload(bucket, "imports/r.jsonl", jsonl(rows)), store, bucket,
+                        checkpoint_every=20)
+    segments = {name for name in bucket.written() if ".rejected.jsonl.segments/" in name}
+    assert len(segments) > 2 * bulk_import.MAX_COMPOSE
+    rejects = rejected_lines(bucket, "import_results/r")
+    assert result["rejected"] == len(rejects) == 700
+    assert [r["line"] for r in rejects] == list(range(2, 1_401, 2))
