@@ -8,19 +8,19 @@ describes files that are not there yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shared.domain import bucket_layout as layout
 from shared.domain.statistics import summarize
-from shared.domain.versions import file_entry
 from shared.json_encoding import dumps_json
-from shared.ports import CaseStore, ObjectWriter
+from shared.ports import Bucket, CaseStore
 
 JSONL = "application/x-ndjson"
-
-
 
 
 def correction_rows(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -29,24 +29,53 @@ def correction_rows(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"case_id": case.get("case_id"), **entry}
 
 
-def export_cases(store: CaseStore, objects: ObjectWriter, now: datetime) -> dict[str, Any]:
-    """Write the three exports; a summary of the objects written."""
-    cases: list[bytes] = []
-    corrections: list[bytes] = []
-    for case in store.stream_cases():
-        cases.append(dumps_json(case) + b"\n")  # encoded at once: a line is smaller than its document
-        corrections.extend(dumps_json(row) + b"\n" for row in correction_rows(case))
-    files = {
-        layout.FAILED_CASES: (b"".join(cases), len(cases)),
-        layout.CORRECTIONS: (b"".join(corrections), len(corrections)),
-    }
-    written = {name: objects.put(name, data, JSONL) for name, (data, _) in files.items()}
+class _Tally:
+    """What was streamed into one export file: its sha256, bytes and rows, as the manifest records them."""
+
+    def __init__(self) -> None:
+        self.digest, self.bytes, self.rows = hashlib.sha256(), 0, 0
+
+    def add(self, line: bytes) -> bytes:
+        self.digest.update(line)
+        self.bytes += len(line)
+        self.rows += 1
+        return line
+
+    def entry(self) -> dict[str, Any]:
+        return {"sha256": self.digest.hexdigest(), "bytes": self.bytes, "rows": self.rows}
+
+
+def export_cases(
+    store: CaseStore, bucket: Bucket, now: datetime, source: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Stream the three exports to the bucket (never held in memory); a summary of the objects written.
+
+    With `source` (what else the cases are made of now, e.g. the case snapshot's watermark and parts), nothing is
+    written when the statistics and `source` are what the last export recorded: nothing changed since.
+    """
+    statistics = summarize(store.counter_shards())
+    made_of = orjson.loads(dumps_json({"statistics": statistics, **(source or {})}))
+    last = bucket.get(layout.LEARNING_METADATA)
+    previous = orjson.loads(last) if last is not None else {}
+    if source is not None and previous.get("source") == made_of:
+        return {"exported_at": previous.get("exported_at"), "objects": {}, "skipped": "nothing changed since",
+                "cases": previous["files"][layout.FAILED_CASES]["rows"],
+                "corrections": previous["files"][layout.CORRECTIONS]["rows"]}
+    tallies = {layout.FAILED_CASES: _Tally(), layout.CORRECTIONS: _Tally()}
+    with bucket.writer(layout.FAILED_CASES, JSONL) as cases, bucket.writer(layout.CORRECTIONS, JSONL) as corrections:
+        for case in store.stream_cases():
+            cases.write(tallies[layout.FAILED_CASES].add(dumps_json(case) + b"\n"))
+            for row in correction_rows(case):
+                corrections.write(tallies[layout.CORRECTIONS].add(dumps_json(row) + b"\n"))
+    written = {name: bucket.uri(name) for name in tallies}
     metadata = {
         "exported_at": now,
-        "statistics": summarize(store.counter_shards()),
-        "files": {name: file_entry(data, rows) for name, (data, rows) in files.items()},
+        "statistics": statistics,
+        "files": {name: tally.entry() for name, tally in tallies.items()},
+        "source": made_of,
     }
-    written[layout.LEARNING_METADATA] = objects.put(
+    written[layout.LEARNING_METADATA] = bucket.put(
         layout.LEARNING_METADATA, dumps_json(metadata, indent=True), "application/json"
     )
-    return {"exported_at": now.isoformat(), "objects": written, "cases": len(cases), "corrections": len(corrections)}
+    return {"exported_at": now.isoformat(), "objects": written, "cases": tallies[layout.FAILED_CASES].rows,
+            "corrections": tallies[layout.CORRECTIONS].rows}

@@ -49,25 +49,32 @@ def sync_snapshot(cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, 
 
     The watermark is the latest `tail_at` read, not the clock: a Firestore query sees every write committed
     before it runs, so nothing committed at or before that time can be missing. The next read starts at it
-    again (at or after): the cases on the boundary are written twice, which latest-wins makes harmless.
+    again (at or after, in case another write committed at that same instant); the cases already read at
+    exactly the watermark are recorded with it and skipped, so a sync with nothing new writes no part.
     """
     state, generation = read_watermark(bucket)
     since = as_utc(state.get("tail_at")) if state else None
-    latest: list[datetime] = [since] if since else []
+    seen_at_since = set((state or {}).get("at_watermark") or [])
+    latest: list[Any] = [since, set(seen_at_since)]  # the latest tail_at read, and the cases read at it
 
-    def watched(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def new_rows(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
             stamp = as_utc(row.get("tail_at"))
-            if stamp is not None and (not latest or stamp > latest[0]):
-                latest[:] = [stamp]
+            if stamp is not None and stamp == since and row.get("case_id") in seen_at_since:
+                continue
+            if stamp is not None and (latest[0] is None or stamp > latest[0]):
+                latest[:] = [stamp, set()]
+            if stamp is not None and stamp == latest[0]:
+                latest[1].add(row.get("case_id"))
             yield row
 
     rows = cases.stream_cases() if state is None else cases.cases_changed_since(since)
-    parts = write_cases(bucket, watched(rows), now=now, prefix=layout.SNAPSHOT_PARTS)
-    watermark = latest[0].isoformat() if latest else None
+    parts = write_cases(bucket, new_rows(rows), now=now, prefix=layout.SNAPSHOT_PARTS)
+    watermark = latest[0].isoformat() if latest[0] is not None else None
     moved = bucket.put_if_generation(
         layout.SNAPSHOT_WATERMARK,
-        orjson.dumps({"tail_at": watermark, "synced_at": now.isoformat(), "parts": parts}),
+        orjson.dumps({"tail_at": watermark, "at_watermark": sorted(latest[1]), "synced_at": now.isoformat(),
+                      "parts": parts}),
         generation,
     )
     # Lost to a concurrent sync: its watermark stays; ours would differ only by what both wrote anyway.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.domain import bucket_layout as layout
 from shared.domain.json_payload import decode_json
 from shared.errors import BadRequest
 from shared.ports import Bucket, CaseStore, MetricStore
@@ -45,8 +46,9 @@ def run_exports(body: Any, metrics: MetricStore, cases: CaseStore, bucket: Bucke
     """Write the metric exports, report and plot (`metadata/`), bring the case snapshot up to date, then export
     the cases (`learning_data/`); a summary."""
     summary = export_metadata(metrics, bucket, now, **export_options(body))
-    summary["snapshot"] = maintain_snapshot(cases, bucket, now)
-    exported = export_cases(cases, bucket, now)
+    summary["snapshot"] = snapshot = maintain_snapshot(cases, bucket, now)
+    source = {"snapshot": {"tail_at": snapshot["tail_at"], "parts": sorted(bucket.names(layout.SNAPSHOT_PARTS))}}
+    exported = export_cases(cases, bucket, now, source)
     summary["objects"].update({name: {"uri": uri} for name, uri in exported["objects"].items()})
-    summary["learning_data"] = {"cases": exported["cases"], "corrections": exported["corrections"]}
+    summary["learning_data"] = {key: exported[key] for key in ("cases", "corrections", "skipped") if key in exported}
     return summary

@@ -134,3 +134,28 @@ def test_the_scheduled_upkeep_compacts_parts_that_piled_up_without_losing_a_case
     after = snapshot_rows(bucket)
     assert set(after) == set(before) == set(ids)
     assert after[ids[1]]["corrected_transcript"] == "The number is one."
+
+
+def test_a_sync_with_nothing_new_writes_no_part_and_the_export_is_skipped() -> None:
+    from shared.services.case_exports import export_cases
+    from shared.services.scheduled_exports import run_exports
+    from tests.unit.test_metrics_service import FakeStore
+
+    store, bucket, metrics = FullCaseStore(), FakeBucket(), FakeStore()
+    store_failure_fields(event(1), store)
+    first = run_exports({}, metrics, store, bucket, NOW)
+    assert first["learning_data"] == {"cases": 1, "corrections": 0}
+    assert sync_snapshot(store, bucket, NOW)["parts"] == []  # the boundary case was read already
+
+    again = run_exports({}, metrics, store, bucket, NOW + timedelta(minutes=30))
+    assert again["learning_data"]["skipped"] == "nothing changed since"
+    assert again["snapshot"]["parts"] == []
+
+    case_id = store_failure_fields(event(2), store)
+    correct_by_id(case_id, "The number is two, corrected.", "ana", None, store)
+    third = run_exports({}, metrics, store, bucket, NOW + timedelta(hours=1))
+    assert third["learning_data"] == {"cases": 2, "corrections": 1}
+    exported = [orjson.loads(line) for line in (bucket.get(layout.FAILED_CASES) or b"").splitlines()]
+    assert {case["case_id"] for case in exported} == set(store.cases)
+    # Without a source (DataManager.sync_to_gcs), an export always writes.
+    assert "skipped" not in export_cases(store, bucket, NOW + timedelta(hours=2))
