@@ -9,11 +9,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_type_hints
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from shared.config import Settings
+from shared.domain.json_payload import json_kind, shown_input
 from shared.errors import BadRequest, SttdataError, http_status
 from shared.json_encoding import json_default
 
@@ -80,11 +82,33 @@ def _resolve(
         raise BadRequest(f"unknown op {op!r}; known: {sorted(OPERATIONS)}")
     owner = instances.get(OPERATIONS[op]) or _instance(OPERATIONS[op], settings)
     method = getattr(owner, op)
+    signature = inspect.signature(method)
     try:
-        inspect.signature(method).bind(**arguments)
+        signature.bind(**arguments)
     except TypeError as exc:
-        raise BadRequest(f"{op}: {exc}; signature: {op}{inspect.signature(method)}") from None
-    return op, method, arguments
+        raise BadRequest(f"{op}: {exc}; signature: {op}{signature}") from None
+    return op, method, _typed(op, method, signature, arguments)
+
+
+def _typed(
+    op: str, method: Callable[..., Any], signature: inspect.Signature, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """The arguments checked against the method's annotations (strictly: "5" is no integer); BadRequest names
+    the first one of the wrong type."""
+    hints = get_type_hints(method)
+    checked = dict(arguments)
+    for name, value in arguments.items():
+        parameter = signature.parameters.get(name)
+        hint = hints.get(name) if parameter is not None and parameter.kind is not parameter.VAR_KEYWORD else None
+        if hint is None:
+            continue
+        try:
+            checked[name] = TypeAdapter(hint).validate_python(value, strict=True)
+        except ValidationError:
+            wanted = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise BadRequest(f"{op}: {name} must be {wanted}, got {json_kind(value)} {shown_input(value)}; "
+                             f"signature: {op}{signature}") from None
+    return checked
 
 
 def _instance(class_name: str, settings: Settings) -> Any:

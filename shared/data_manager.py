@@ -13,7 +13,7 @@ from shared.domain.case_table import case_frame
 from shared.domain.statistics import summarize
 from shared.ports import CaseStore
 from shared.services.case_exports import export_cases
-from shared.services.ingestion import correct_by_id, store_failure_fields
+from shared.services.ingestion import DEFAULT_LIST, correct_by_id, list_limit, store_failure_fields
 
 
 class DataManager:
@@ -56,13 +56,14 @@ class DataManager:
         """The stored case (every field as given plus case_id, created_at, corrections, scores), or None."""
         return self.store.get_case(case_id)
 
-    def get_failed_cases_by_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Cases whose error types include `error_type`, newest first."""
-        return self.store.cases_with_error_type(error_type, limit)
+    def get_failed_cases_by_error_type(self, error_type: str, limit: int = DEFAULT_LIST) -> list[dict[str, Any]]:
+        """Cases whose error types include `error_type`, newest first, at most `limit` (1..MAX_LIST; all of
+        them: export_to_dataframe or the case snapshot)."""
+        return self.store.cases_with_error_type(error_type, list_limit(limit))
 
-    def get_corrected_cases(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Cases that have a corrected transcript, newest first."""
-        return self.store.corrected_cases(limit)
+    def get_corrected_cases(self, limit: int = DEFAULT_LIST) -> list[dict[str, Any]]:
+        """Cases that have a corrected transcript, newest first, at most `limit` (1..MAX_LIST)."""
+        return self.store.corrected_cases(list_limit(limit))
 
     def get_statistics(self) -> dict[str, Any]:
         """Totals, correction rate, error-type distribution, average error score, per model version, quarantined."""

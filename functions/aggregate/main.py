@@ -12,9 +12,10 @@ from flask import Request
 
 from shared.bootstrap import adapters
 from shared.clock import utc_now
-from shared.errors import SttdataError, http_status
+from shared.domain.json_payload import decode_body
+from shared.errors import BadRequest, SttdataError, http_status
 from shared.observability import get_logger
-from shared.services.scheduled_exports import parse_body, run_exports
+from shared.services.scheduled_exports import run_exports
 
 log = get_logger("aggregate")
 
@@ -27,7 +28,7 @@ def aggregate(request: Request) -> tuple[dict[str, Any], int]:
         return {"error": "use POST with a JSON body, e.g. {}"}, 405
     a = adapters()
     try:
-        summary = run_exports(parse_body(request.get_data()), a.metrics, a.cases, a.bucket, utc_now())
+        summary = run_exports(decode_body(request.get_data(), BadRequest), a.metrics, a.cases, a.bucket, utc_now())
     except SttdataError as exc:
         log.warning("bad request", extra={"reason": exc.reason})
         return {"error": exc.reason}, http_status(exc)

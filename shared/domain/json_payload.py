@@ -104,6 +104,17 @@ def decode_json_object(
     return value
 
 
+# An HTTP request body larger than this is refused unread.
+MAX_BODY_BYTES = 1_000_000
+
+
+def decode_body(raw: bytes, error: Callable[[str], Exception], max_bytes: int = MAX_BODY_BYTES) -> Any:
+    """An HTTP request body as JSON whatever its content type (None when empty); `error` says why it is not."""
+    if not raw.strip():
+        return None
+    return decode_json(raw, what="the body", max_bytes=max_bytes, error=error)
+
+
 def validation_message(item: Mapping[str, Any]) -> str:
     """A pydantic error item's message, without the ``Value error, `` prefix of a validator's ValueError."""
     return str(item["msg"]).removeprefix("Value error, ")

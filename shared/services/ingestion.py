@@ -15,7 +15,7 @@ import orjson
 from shared.clock import utc_now
 from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
 from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
-from shared.errors import InvalidEvent, NotFound
+from shared.errors import BadInput, InvalidEvent, NotFound
 from shared.json_encoding import json_default
 from shared.ports import CaseStore
 from shared.services.outcome import Outcome
@@ -71,6 +71,18 @@ def correct_case(
     if store.update_case(correction.case_id, change) is None:
         return None
     return Outcome("corrected" if applied["changed"] else "duplicate", case_id=correction.case_id)
+
+
+# Lists of cases answer at most this many (a page of whole cases stays far below an HTTP answer's 32 MiB).
+DEFAULT_LIST = 100
+MAX_LIST = 1000
+
+
+def list_limit(limit: int) -> int:
+    """`limit` when it is a page size a list may answer; BadInput says the range otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        raise BadInput(f"limit must be an integer from 1 to {MAX_LIST}, got {limit!r}")
+    return limit
 
 
 def store_failure_fields(fields: Mapping[str, Any], store: CaseStore) -> str:

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import bucket_layout as layout
-from shared.domain.json_payload import decode_json
 from shared.errors import BadRequest
 from shared.ports import Bucket, CaseStore, MetricStore
 from shared.services.case_exports import export_cases
@@ -15,7 +14,6 @@ from shared.services.metric_exports import export_metadata
 
 # Options a caller may set; anything else is refused so a typo is not silently ignored.
 OPTIONS = {"plot_metric": str, "window": int, "threshold": float, "min_history": int, "regression_metrics": list}
-MAX_BODY_BYTES = 64 * 1024
 _WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list"}
 
 
@@ -33,13 +31,6 @@ def export_options(body: Any) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
             raise BadRequest(f"{name} must be {_WORDS[kind]}")
     return dict(body)
-
-
-def parse_body(raw: bytes) -> Any:
-    """A request body as JSON, whatever its content type (None when empty); BadRequest when it is not JSON."""
-    if not raw.strip():
-        return None
-    return decode_json(raw, what="the body", max_bytes=MAX_BODY_BYTES, error=BadRequest)
 
 
 def run_exports(body: Any, metrics: MetricStore, cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_batch_create_reports_existing_and_counts_only_new(stack: StackInfo, tes
     store = FirestoreCaseStore(test_settings)
     one = CounterDelta(total_cases=1)
     assert store.create_cases([("a", {"x": 1}, one), ("b", {"x": 2}, one)]) == {}
-    assert store.create_cases([("b", {"x": 3}, one), ("c", {"x": 4}, one)]) == {"b": None}
+    assert store.create_cases([("b", {"x": 3}, one), ("c", {"x": 4}, one)]) == {"b": {}}
     assert store.get_case("b") == {"x": 2}
     assert DataManager(test_settings).get_statistics()["total_cases"] == 3
 

@@ -699,7 +699,13 @@ def test_api_store_correction_of_an_unknown_case_is_404(world: World, api_client
     [
         ({"json": {"op": "drop_everything"}}, "unknown op 'drop_everything'"),
         ({"json": {"op": "get_failed_case", "case": "x"}}, "get_failed_case"),
-        ({"data": b"{not json", "content_type": "application/json"}, "the body must be a JSON object"),
+        ({"data": b"{not json", "content_type": "application/json"}, "the body is not valid JSON"),
+        ({"data": b"[" * 100_000 + b"]" * 100_000, "content_type": "application/json"}, "nested too deeply"),
+        ({"data": b'{"op": "get_statistics", "pad": "' + b"x" * 1_000_001 + b'"}'}, "over the limit"),
+        ({"json": {"op": "get_failed_case", "case_id": 123}}, "case_id must be str, got number 123"),
+        ({"json": {"op": "get_corrected_cases", "limit": 0}}, "limit must be an integer from 1 to 1000"),
+        ({"json": {"op": "get_corrected_cases", "limit": "5"}}, "limit must be int"),
+        ({"json": ["get_statistics"]}, "the body must be a JSON object"),
     ],
 )
 def test_api_answers_400_for_a_bad_call(
