@@ -187,6 +187,9 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
     def get(self, name: str, generation: int | None = None) -> bytes | None:
         """The object's bytes (of one generation, when given), or None when absent."""
 
+    def size(self, name: str, generation: int | None = None) -> int | None:
+        """The object's size in bytes (of one generation, when given) without reading it, or None when absent."""
+
     def writer(self, name: str, content_type: str = ...) -> AbstractContextManager[BinaryIO]:
         """A stream that becomes the object `name` when its block ends cleanly (an error writes nothing)."""
 

@@ -105,6 +105,11 @@ class BucketStore(Bucket):
         target.compose([self.bucket.blob(name) for name in sources])
         return self.uri(destination)
 
+    def size(self, name: str, generation: int | None = None) -> int | None:
+        """The object's size in bytes without reading it (its metadata), or None when absent."""
+        blob = self.bucket.get_blob(name, generation=generation)
+        return None if blob is None else int(blob.size or 0)
+
     def get(self, name: str, generation: int | None = None) -> bytes | None:
         """The object's bytes (of one generation, when given), or None when absent."""
         try:

@@ -17,6 +17,9 @@ from shared.domain.json_payload import Payload, decode_json_object, shown_input,
 from shared.errors import InvalidBuildRequest
 
 MAX_REQUEST_BYTES = 64 * 1024
+# Far above any dataset one build writes (the snapshot engine is measured at 1M rows), far below what breaks
+# JSON or an int64: a request asking more is a mistake, refused before anything is written.
+MAX_SAMPLES = 1_000_000_000
 RATIO_TOLERANCE = 1e-6
 MAX_VERSION_NAME = 64
 MAX_PARENT_VERSION = 128
@@ -60,7 +63,9 @@ class BuildRequest(BaseModel):
     train_ratio: float = _ratio(0.8, "share of groups in train")
     val_ratio: float = _ratio(0.1, "share of groups in val")
     test_ratio: float = _ratio(0.1, "share of groups in test")
-    max_samples: int | None = Field(default=None, gt=0, description="at most this many rows over all splits")
+    max_samples: int | None = Field(
+        default=None, gt=0, le=MAX_SAMPLES, description="at most this many rows over all splits"
+    )
     balance_error_types: bool = Field(
         default=True, description="take as many cases of each primary error type as of the rarest one"
     )

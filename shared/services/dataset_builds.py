@@ -22,7 +22,7 @@ import orjson
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
-from shared.domain.dataset_request import BuildRequest, parse_build_request
+from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
@@ -112,7 +112,14 @@ def _serve(
     quarantine: Quarantine, now: datetime, lease: Lease,
 ) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
-    raw = bucket.get(object_name, int(generation) if generation else None)
+    gen = int(generation) if generation else None
+    size = bucket.size(object_name, gen)
+    if size is not None and size > MAX_REQUEST_BYTES:  # refused unread: an upload of any size lands here
+        reason = f"build request is {size} bytes, over the limit of {MAX_REQUEST_BYTES} bytes"
+        quarantine.quarantine(f"build_dataset-{build_id}", b"", reason, "build_dataset", object=base["object"],
+                              size_bytes=size)
+        return "rejected", {**base, "status": "rejected", "reason": reason}
+    raw = bucket.get(object_name, gen) if size is not None else None
     if raw is None:
         # Deleted or overwritten before we read it: a newer version brings its own notification.
         return "gone", {**base, "status": "object gone"}

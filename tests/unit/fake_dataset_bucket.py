@@ -148,6 +148,10 @@ class FakeBucket(Bucket):
         self.put_once(name, data)
         return self.uri(name)
 
+    def size(self, name: str, generation: int | None = None) -> int | None:
+        data = self.get(name, generation)
+        return None if data is None else len(data)
+
     def compose(self, sources: Sequence[str], destination: str, content_type: str = "application/octet-stream") -> str:
         assert len(sources) <= 32, "GCS composes at most 32 objects at once"
         parts = [self.get(name) for name in sources]

@@ -603,3 +603,28 @@ def test_a_corrupt_snapshot_part_refuses_the_build_naming_the_part_and_is_not_re
     assert not [name for name in world.bucket.written() if name.startswith(layout.DATASETS)]
     [kept] = world.quarantine.kept.values()
     assert "part-20990101T000000000000Z-bad.parquet" in kept["reason"]
+
+
+def test_an_oversized_request_object_is_refused_unread() -> None:
+    world = World()
+    generation = world.upload(b'{"version_name": "big", "pad": "' + b"x" * 100_000 + b'"}')
+    get = world.bucket.get
+
+    def get_but_not_the_request(name: str, generation: int | None = None) -> bytes | None:
+        assert name != REQUEST_NAME, "the request object was downloaded"
+        return get(name, generation)
+
+    world.bucket.get = get_but_not_the_request  # type: ignore[method-assign]
+    result = world.serve(generation)
+
+    assert result["status"] == "rejected" and "over the limit of 65536 bytes" in result["reason"]
+    [kept] = world.quarantine.kept.values()
+    assert kept["raw"] == b"" and kept["size_bytes"] > 100_000
+
+
+def test_a_max_samples_beyond_any_dataset_is_refused_before_anything_is_written() -> None:
+    world = World()
+    generation = world.upload(b'{"max_samples": 1e20}')
+    result = world.serve(generation)
+    assert result["status"] == "rejected" and "max_samples" in result["reason"]
+    assert not [name for name in world.bucket.written() if name.startswith(layout.DATASETS)]
