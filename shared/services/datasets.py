@@ -17,8 +17,10 @@ import orjson
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
-from shared.errors import BadInput, NotFound
+from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
+
+HASH_CHUNK = 8 * 1024 * 1024  # bytes read per step when hashing an object
 
 
 def read_metadata(bucket: Bucket, dataset_id: str) -> dict[str, Any] | None:
@@ -46,15 +48,24 @@ def read_rows(bucket: Bucket, dataset_id: str) -> dict[str, list[dict[str, Any]]
             for split, data in read_split_files(bucket, dataset_id).items()}
 
 
+def object_sha256(bucket: Bucket, name: str, chunk_bytes: int = HASH_CHUNK) -> str | None:
+    """The object's sha256, read through ``bucket.reader`` a chunk at a time (never the whole object in
+    memory); None when it is missing."""
+    digest = hashlib.sha256()
+    try:
+        with bucket.reader(name) as stream:
+            while chunk := stream.read(chunk_bytes):
+                digest.update(chunk)
+    except ObjectGone:
+        return None
+    return digest.hexdigest()
+
+
 def changed_files(bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The recorded files (name -> {"sha256": ...}) that are missing or differ now, by name."""
+    """The recorded files (name -> {"sha256": ...}) that are missing or differ now, by name; each is hashed
+    as a stream, so a verification holds one chunk, not one file."""
     prefix = layout.dataset_prefix(dataset_id)
-    changed = []
-    for name, entry in sorted(recorded.items()):
-        data = bucket.get(prefix + name)
-        if data is None or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            changed.append(name)
-    return changed
+    return [name for name, entry in sorted(recorded.items()) if object_sha256(bucket, prefix + name) != entry["sha256"]]
 
 
 def list_datasets(bucket: Bucket) -> list[dict[str, Any]]:
