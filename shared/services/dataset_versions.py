@@ -12,10 +12,9 @@ from typing import Any
 
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
-from shared.domain.dataset_quality import check_quality
 from shared.errors import BadInput
 from shared.ports import Bucket
-from shared.services.datasets import changed_files, finished_metadata, read_rows
+from shared.services.datasets import changed_files, dataset_quality, finished_metadata, read_rows
 from shared.services.version_registry import read_registry, register_version, update_registry
 
 
@@ -29,7 +28,7 @@ def create_version(
     """
     found = finished_metadata(bucket, dataset_id)
     if run_quality_check:
-        found = {**found, "quality_report": check_quality(read_rows(bucket, dataset_id))}
+        found = {**found, "quality_report": dataset_quality(bucket, dataset_id)}
     return register_version(bucket, found, version_name, parent_version, now, metadata)
 
 

@@ -410,6 +410,62 @@ METADATA_TYPES = "SELECT t AS name, count(*) AS n FROM (SELECT unnest(error_type
 METADATA_SCORES = "SELECT error_score FROM stt_rows WHERE error_score IS NOT NULL ORDER BY seq"
 
 
+# -- a finished dataset's split files (shared/snapshot/dataset_files.py) -------------------------------------
+
+# The fields check_quality reads, as raw JSON (null when absent), from each line that is a JSON object.
+_FIELDS = ("audio", "text", "case_id", "original_transcript", "speaker_id", "has_correction", "error_score", "split")
+_SHAPE = "{" + ", ".join(f'"{name}": "JSON"' for name in _FIELDS) + "}"
+
+
+def _json_string(field: str) -> str:
+    """SQL for _Row.of's reading of a field: the string, or '' when absent or not a string."""
+    return f"CASE WHEN json_type(f.{field}) = 'VARCHAR' THEN f.{field} ->> '$' ELSE '' END"
+
+
+SPLIT_LINES_TABLE = "CREATE OR REPLACE TEMP TABLE stt_split_lines (split VARCHAR, line JSON)"
+# One file's lines in file order (a malformed line is null, a blank one is skipped); append in dataset order.
+SPLIT_LINES_INSERT = """
+INSERT INTO stt_split_lines
+SELECT $split, json FROM read_ndjson_objects($path, ignore_errors = true)
+"""
+# stt_rows as the engine's quality path reads it, plus each row's raw score and split for the replayed rows and
+# its case_id as case_splits keys it (str() of the value, for the comparison of versions).
+ROWS_FROM_SPLIT_LINES = f"""
+CREATE OR REPLACE TEMP TABLE stt_rows AS
+SELECT
+    {_json_string('audio')} AS audio,
+    {_json_string('text')} AS text,
+    {_json_string('case_id')} AS case_id,
+    {_json_string('original_transcript')} AS original_transcript,
+    {_json_string('speaker_id')} AS speaker_id,
+    coalesce(CAST(f.has_correction AS VARCHAR) = 'true', false) AS has_correction,
+    CASE WHEN f.error_score IS NULL OR json_type(f.error_score) = 'NULL' THEN NULL
+         WHEN json_type(f.error_score) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN CAST(f.error_score AS DOUBLE)
+         ELSE CAST('NaN' AS DOUBLE) END AS error_score,
+    CASE WHEN json_type(f.split) = 'VARCHAR' THEN f.split ->> '$' END AS split_field,
+    split,
+    CAST(f.error_score AS VARCHAR) AS score_json,
+    CAST(f.split AS VARCHAR) AS split_json,
+    has_case_id,
+    CASE WHEN json_type(f.case_id) = 'VARCHAR' THEN f.case_id ->> '$' ELSE CAST(f.case_id AS VARCHAR) END
+        AS case_json,
+    rowid + 1 AS seq,
+    row_number() OVER (PARTITION BY split ORDER BY rowid) - 1 AS pos
+FROM (
+    SELECT rowid, split, json_transform(line, '{_SHAPE}') AS f, json_exists(line, '$.case_id') AS has_case_id
+    FROM stt_split_lines
+    WHERE json_type(line) = 'OBJECT'
+) AS raw
+"""  # nosec B608
+
+
+# The raw score and split of the rows a report replays, by (split, pos).
+RAW_OF_ROWS = """
+SELECT split, pos, score_json, split_json FROM stt_rows
+WHERE struct_pack(s := split, p := pos) IN (SELECT unnest($keys))
+"""
+
+
 def floor_copy(source_sql: str, target: str) -> str:
     """The benchmark's floor: DuckDB's bare read, latest row, score filter, stored split, JSON COPY per split."""
     escaped = target.replace("'", "''")
@@ -443,6 +499,8 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "metadata_types": METADATA_TYPES,
         "metadata_scores": METADATA_SCORES,
         "rows_from_input": ROWS_FROM_INPUT,
+        "split_lines_insert": SPLIT_LINES_INSERT,
+        "rows_from_split_lines": ROWS_FROM_SPLIT_LINES,
         "compacted": compacted(src, columns, "compacted.parquet"),
         "floor_copy": floor_copy(src, "floor"),
     }

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
+
 from shared.domain import bucket_layout as layout
+from shared.domain.dataset_build import SPLITS
+from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.versions import file_entry
 from shared.errors import ObjectGone
-from shared.services.datasets import changed_files, object_sha256
+from shared.services.datasets import (
+    changed_files,
+    dataset_quality,
+    object_sha256,
+    read_metadata,
+    read_split_files,
+    validate_dataset,
+)
+from shared.snapshot.dataset_files import quality_of_files
 from tests.unit.fake_dataset_bucket import FakeBucket
+from tests.unit.test_snapshot_engine import SETTINGS, random_splits
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
 
 
 class ChunkCountingBucket(FakeBucket):
@@ -72,3 +92,119 @@ def test_an_intact_dataset_has_no_changed_files() -> None:
     recorded = put_files(bucket, "ds", {"train.jsonl": b"x\n" * 100, "val.jsonl": b"", "test.jsonl": b"y\n"})
     bucket.gets_allowed = False
     assert changed_files(bucket, "ds", recorded) == []
+
+
+# -- quality and validation over split files on DuckDB -----------------------------------------------------------
+
+
+def split_bytes(splits: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+    return {split: b"".join(orjson.dumps(row) + b"\n" for row in rows) for split, rows in splits.items()}
+
+
+def files_report(tmp_path: Path, data: dict[str, bytes | None]) -> dict[str, Any]:
+    paths: dict[str, Path | None] = {}
+    for split, content in data.items():
+        paths[split] = None
+        if content is not None:
+            paths[split] = tmp_path / f"{split}.jsonl"
+            paths[split].write_bytes(content)  # type: ignore[union-attr]
+    return quality_of_files(paths, SETTINGS)
+
+
+def python_report(data: dict[str, bytes | None]) -> dict[str, Any]:
+    return check_quality({split: validate_lines(split, (content or b"").splitlines())[0]
+                          for split, content in data.items()})
+
+
+@pytest.mark.parametrize(("seed", "count"), [(1, 30), (2, 400), (3, 1500), (4, 5)])
+def test_quality_of_split_files_equals_check_quality_of_read_rows(tmp_path: Path, seed: int, count: int) -> None:
+    data: dict[str, bytes | None] = dict(split_bytes(random_splits(seed, count)))
+    assert files_report(tmp_path, data) == python_report(data)
+
+
+ODD_LINES = [
+    b'{"audio": 5, "text": "x\\u00e9", "error_score": "0.5", "split": 7, "case_id": 3}',
+    b"[1, 2]",
+    b"7",
+    b"{bad json",
+    b"   ",
+    b"",
+    b'{"audio": "a.wav", "text": "hi", "error_score": true, "has_correction": 1, "split": null}',
+    b'{"audio": "a.wav", "text": "hi", "error_score": 1, "has_correction": true, "original_transcript": "hi"}',
+    b'{"case_id": "c1", "audio": "b.flac", "text": "ok", "error_score": -0.0, "split": "val", "speaker_id": []}',
+    b'{"case_id": "c1", "audio": "b.flac", "text": "ok", "error_score": 2, "split": "train", "speaker_id": "s"}',
+    b'{"case_id": "c2", "audio": {"x": 1}, "text": null, "error_score": 0.25, "split": "test"}',
+    b'"just a string"',
+    b"{}",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quality_of_odd_lines_equals_check_quality(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = split_bytes(random_splits(seed, 60))
+    data: dict[str, bytes | None] = {}
+    for split in SPLITS:
+        lines = rows[split].splitlines() + [rng.choice(ODD_LINES) for _ in range(rng.randrange(40))]
+        rng.shuffle(lines)
+        data[split] = b"\n".join(lines) + rng.choice([b"", b"\n", b"\r\n"])
+    data[rng.choice(SPLITS)] = rng.choice([None, b"", data["train"]])
+    assert files_report(tmp_path, data) == python_report(data)
+
+
+def test_quality_of_edge_files(tmp_path: Path) -> None:
+    for data in ({"train": None, "val": None, "test": None}, {"train": b"", "val": b"\n\n", "test": b"{bad"}):
+        assert files_report(tmp_path, dict(data)) == python_report(dict(data))
+
+
+def reference_validation(bucket: FakeBucket, dataset_id: str) -> dict[str, Any]:
+    """validate_dataset as it was before issue #13: every split file's rows in memory."""
+    metadata = read_metadata(bucket, dataset_id)
+    issues: list[str] = [] if metadata else [f"missing required file: {layout.DATASET_METADATA}"]
+    recorded = (metadata or {}).get("files", {})
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split, data in read_split_files(bucket, dataset_id).items():
+        name = f"{split}.jsonl"
+        if data is None:
+            issues.append(f"missing required file: {name}")
+            splits[split] = []
+            continue
+        if name in recorded and hashlib.sha256(data).hexdigest() != recorded[name]["sha256"]:
+            issues.append(f"{name}: sha256 differs from metadata.json (changed after the build)")
+        splits[split], line_problems = validate_lines(split, data.splitlines())
+        issues.extend(line_problems)
+    quality = check_quality(splits)
+    issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
+    return {
+        "dataset_id": dataset_id, "validated_at": T0.isoformat(), "is_valid": not issues, "issues": issues,
+        "warnings": quality["quality_metrics"]["warnings"],
+        "statistics": {split: {"num_samples": len(rows)} for split, rows in splits.items()}, "quality": quality,
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_validate_dataset_equals_the_in_memory_validation(seed: int) -> None:
+    rng = random.Random(seed)
+    bucket = ChunkCountingBucket()
+    files = {f"{split}.jsonl": data for split, data in split_bytes(random_splits(seed, 300)).items()}
+    recorded = put_files(bucket, "ds", files)
+    prefix = layout.dataset_prefix("ds")
+    if seed % 2:
+        bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps({"dataset_id": "ds", "files": recorded}))
+    odd = b"\n".join(rng.choice(ODD_LINES) for _ in range(rng.randrange(1, 200))) + b"\n"
+    bucket.put(prefix + rng.choice(SPLIT_FILES), odd + files["train.jsonl"])  # changed after the build
+    if seed >= 3:
+        bucket.delete(prefix + rng.choice(SPLIT_FILES))
+    bucket.gets_allowed = False
+    validated = validate_dataset(bucket, "ds", T0, SETTINGS)
+    bucket.gets_allowed = True
+    assert validated == reference_validation(bucket, "ds")
+    assert validated["issues"]
+
+
+def test_dataset_quality_reads_the_files_as_streams() -> None:
+    bucket = ChunkCountingBucket()
+    splits = random_splits(7, 200)
+    put_files(bucket, "ds", {f"{split}.jsonl": data for split, data in split_bytes(splits).items()})
+    bucket.gets_allowed = False
+    assert dataset_quality(bucket, "ds", SETTINGS) == check_quality(splits)
