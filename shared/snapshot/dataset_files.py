@@ -1,5 +1,5 @@
-"""A finished dataset's split files on DuckDB: its quality report, its line issues and its case ids, without
-holding its rows.
+"""A finished dataset's split files on DuckDB: its quality report, its line issues and the comparison of two
+datasets' cases, without holding their rows.
 
 The split files are streamed from the bucket to local files (``fetch_split_files``, hashing them on the way),
 read by DuckDB's ``read_ndjson_objects`` (one raw JSON text per line; a malformed line is a null, blank lines
@@ -17,6 +17,11 @@ Where DuckDB and orjson read a line differently, the report can differ from ``ch
   calls the line invalid and read_rows skips it.
 
 The line issues (validate_lines' messages) come from a Python pass over the local file, one line at a time.
+
+``compare_case_files`` is ``versions.compare_cases`` of two datasets' ``case_splits`` maps: each dataset's
+latest split per case_id (``str()`` of the value, so a number or null is keyed as Python keys it; the same two
+reading differences apply) and a full join of the two, counted in SQL; only the first ``MOVED_IDS_CAP`` moved
+ids reach Python.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+from duckdb import func, sqltypes
 
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_facts import report_from_facts
 from shared.domain.dataset_quality import QualityThresholds, line_issues
+from shared.domain.versions import MOVED_IDS_CAP
 from shared.errors import ObjectGone
 from shared.ports import Bucket
 from shared.snapshot import sql
@@ -127,6 +135,31 @@ def quality_of_files(
     with SnapshotEngine(settings) as engine:
         load_split_files(engine, files)
         return loaded_quality_report(engine, thresholds)
+
+
+def _udf_python_str(texts: pa.Array) -> pa.Array:
+    """str() of each raw JSON value, as case_splits keys a case_id that is not a string."""
+    return pa.array([str(orjson.loads(text)) for text in texts.to_pylist()], pa.string())
+
+
+def compare_case_files(
+    files1: Mapping[str, Path | None], files2: Mapping[str, Path | None], settings: EngineSettings | None = None,
+) -> dict[str, Any]:
+    """versions.compare_cases of two datasets' local split files (their case_splits maps), joined on DuckDB."""
+    with SnapshotEngine(settings) as engine:
+        con = engine.con
+        con.create_function("stt_python_str", _udf_python_str, [sqltypes.VARCHAR], sqltypes.VARCHAR,
+                            type=func.ARROW)
+        con.execute("SET preserve_insertion_order = true")  # rowid is then the order of the lines
+        con.execute(sql.CASE_LINES_TABLE)
+        for version, files in ((1, files1), (2, files2)):
+            for split in SPLITS:
+                path = files.get(split)
+                if path is not None and path.stat().st_size:
+                    con.execute(sql.CASE_LINES_INSERT, {"version": version, "split": split, "path": str(path)})
+        con.execute("SET preserve_insertion_order = false")
+        added, removed, kept, moved, moved_ids = con.execute(sql.CASE_DIFF, {"cap": MOVED_IDS_CAP}).fetchall()[0]
+    return {"added": added, "removed": removed, "kept": kept, "moved": moved, "moved_case_ids": list(moved_ids)}
 
 
 def file_line_issues(split: str, path: Path | None) -> list[str]:

@@ -466,6 +466,42 @@ WHERE struct_pack(s := split, p := pos) IN (SELECT unnest($keys))
 """
 
 
+# Each case_id line of two datasets' split files (version 1 and 2), in file order, for compare_cases.
+CASE_LINES_TABLE = "CREATE OR REPLACE TEMP TABLE stt_case_lines (version TINYINT, split VARCHAR, case_id JSON)"
+CASE_LINES_INSERT = """
+INSERT INTO stt_case_lines
+SELECT $version, $split, json -> '$.case_id'
+FROM read_ndjson_objects($path, ignore_errors = true)
+WHERE json_type(json) = 'OBJECT' AND json_exists(json, '$.case_id')
+"""
+# versions.compare_cases of the two datasets' case -> split maps (case_splits: str() of each case_id, the last
+# row of a case_id wins), without building the maps: a full join of each dataset's latest split per case.
+CASE_DIFF = """
+WITH keyed AS (
+    SELECT version, split, rowid AS line,
+        CASE json_type(case_id)
+            WHEN 'VARCHAR' THEN case_id ->> '$'
+            WHEN 'NULL' THEN 'None'
+            WHEN 'BOOLEAN' THEN CASE WHEN CAST(case_id AS VARCHAR) = 'true' THEN 'True' ELSE 'False' END
+            ELSE stt_python_str(CAST(case_id AS VARCHAR)) END AS case_key
+    FROM stt_case_lines
+),
+latest AS (SELECT version, case_key, arg_max(split, line) AS split FROM keyed GROUP BY version, case_key),
+joined AS (
+    SELECT coalesce(a.case_key, b.case_key) AS case_key, a.split AS split1, b.split AS split2
+    FROM (SELECT * FROM latest WHERE version = 1) AS a
+    FULL JOIN (SELECT * FROM latest WHERE version = 2) AS b ON a.case_key = b.case_key
+)
+SELECT
+    count(*) FILTER (WHERE split1 IS NULL) AS added,
+    count(*) FILTER (WHERE split2 IS NULL) AS removed,
+    count(*) FILTER (WHERE split1 IS NOT NULL AND split2 IS NOT NULL) AS kept,
+    count(*) FILTER (WHERE split1 <> split2) AS moved,
+    coalesce(min(case_key, $cap) FILTER (WHERE split1 <> split2), []) AS moved_case_ids
+FROM joined
+"""
+
+
 def floor_copy(source_sql: str, target: str) -> str:
     """The benchmark's floor: DuckDB's bare read, latest row, score filter, stored split, JSON COPY per split."""
     escaped = target.replace("'", "''")
@@ -501,6 +537,8 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "rows_from_input": ROWS_FROM_INPUT,
         "split_lines_insert": SPLIT_LINES_INSERT,
         "rows_from_split_lines": ROWS_FROM_SPLIT_LINES,
+        "case_lines_insert": CASE_LINES_INSERT,
+        "case_diff": CASE_DIFF,
         "compacted": compacted(src, columns, "compacted.parquet"),
         "floor_copy": floor_copy(src, "floor"),
     }

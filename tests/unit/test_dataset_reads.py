@@ -15,10 +15,12 @@ import orjson
 import pytest
 
 from shared.domain import bucket_layout as layout
+from shared.domain import versions
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.versions import file_entry
 from shared.errors import ObjectGone
+from shared.services.dataset_versions import case_splits, compare_versions, create_version
 from shared.services.datasets import (
     changed_files,
     dataset_quality,
@@ -27,6 +29,7 @@ from shared.services.datasets import (
     read_split_files,
     validate_dataset,
 )
+from shared.services.version_registry import read_registry
 from shared.snapshot.dataset_files import quality_of_files
 from tests.unit.fake_dataset_bucket import FakeBucket
 from tests.unit.test_snapshot_engine import SETTINGS, random_splits
@@ -208,3 +211,74 @@ def test_dataset_quality_reads_the_files_as_streams() -> None:
     put_files(bucket, "ds", {f"{split}.jsonl": data for split, data in split_bytes(splits).items()})
     bucket.gets_allowed = False
     assert dataset_quality(bucket, "ds", SETTINGS) == check_quality(splits)
+
+
+# -- compare_versions: the cases joined on DuckDB ------------------------------------------------------------------
+
+CASE_ID_LINES = [
+    b'{"case_id": 5, "audio": "a.wav"}', b'{"case_id": null}', b'{"case_id": true}', b'{"case_id": false}',
+    b'{"case_id": 1.5}', b'{"case_id": 100000.0}', b'{"case_id": 1e5}', b'{"case_id": -0}', b'{"case_id": [1, "x"]}',
+    b'{"case_id": {"k": 1}}', b'{"case_id": "5"}', b'{"case_id": "None"}', b'{"no_case": 1}', b"[1]", b"{bad",
+    b'{"case_id": "dup-\\u00e9"}', b'{"case_id": "\xc3\xa9t\xc3\xa9"}', b'{"case_id": "Z"}', b'{"case_id": "a"}',
+]
+
+
+def write_dataset(bucket: FakeBucket, dataset_id: str, splits: dict[str, list[bytes]]) -> None:
+    files = {f"{split}.jsonl": b"".join(line + b"\n" for line in lines) for split, lines in splits.items()}
+    recorded = put_files(bucket, dataset_id, files)
+    metadata = {"dataset_id": dataset_id, "gcs_path": bucket.uri(layout.dataset_prefix(dataset_id)),
+                "files": recorded, "quality_report": {}, "split_sizes": {s: len(v) for s, v in splits.items()}}
+    bucket.put(layout.dataset_prefix(dataset_id) + layout.DATASET_METADATA, orjson.dumps(metadata))
+
+
+def random_version_pair(seed: int) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
+    """Two datasets' lines: the second drops, adds and moves cases, repeats some across splits, adds odd ones."""
+    rng = random.Random(seed)
+    rows = [line for lines in split_bytes(random_splits(seed, 300)).values() for line in lines.splitlines()]
+    first: dict[str, list[bytes]] = {split: [] for split in SPLITS}
+    second: dict[str, list[bytes]] = {split: [] for split in SPLITS}
+    for line in rows:
+        split = rng.choice(SPLITS)
+        roll = rng.random()
+        if roll < 0.8:
+            first[split].append(line)
+            second[split if rng.random() < (0.9 if seed % 2 else 0.6) else rng.choice(SPLITS)].append(line)
+        elif roll < 0.9:
+            first[split].append(line)
+        else:
+            second[split].append(line)
+    for lines in (*first.values(), *second.values()):
+        lines.extend(rng.choice(CASE_ID_LINES) for _ in range(rng.randrange(8)))
+        rng.shuffle(lines)
+    if seed % 3 == 0:
+        second[rng.choice(SPLITS)] = []
+    return first, second
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compare_versions_equals_the_comparison_of_case_maps(seed: int) -> None:
+    bucket = ChunkCountingBucket()
+    first, second = random_version_pair(seed)
+    write_dataset(bucket, "ds1", first)
+    write_dataset(bucket, "ds2", second)
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
+    v2 = create_version(bucket, "ds2", "two", None, v1, False, T0)
+    if seed == 5:
+        bucket.delete(layout.dataset_prefix("ds2") + "val.jsonl")  # a missing file has no cases
+    expected = versions.compare_versions(
+        read_registry(bucket), v1, v2, case_splits(bucket, "ds1"), case_splits(bucket, "ds2")
+    )
+    bucket.gets_allowed = False
+    compared = compare_versions(bucket, v1, v2, SETTINGS)
+    assert compared == expected
+    assert compared["cases"]["added"] > 0 and compared["cases"]["moved"] > (20 if seed % 2 == 0 else 0)
+
+
+def test_compare_versions_of_a_version_with_itself() -> None:
+    bucket = ChunkCountingBucket()
+    first, _ = random_version_pair(1)
+    write_dataset(bucket, "ds1", first)
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
+    cases = compare_versions(bucket, v1, v1, SETTINGS)["cases"]
+    assert cases == versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds1"))
+    assert cases["moved"] == 0 and cases["moved_case_ids"] == []
