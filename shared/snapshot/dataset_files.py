@@ -2,12 +2,13 @@
 datasets' cases, without holding their rows.
 
 The split files are streamed from the bucket to local files (``fetch_split_files``, hashing them on the way),
-read by DuckDB's ``read_ndjson_objects`` (one raw JSON text per line; a malformed line is a null, blank lines
-are skipped) and turned into the engine's ``stt_rows`` with check_quality's normalisation (a field that is not
-a string counts as "", ``has_correction`` only when it is JSON true, an ``error_score`` that is not a number
-fails the range rule). The engine's quality path then counts every rule in SQL; the few rows its report names
-get their raw ``error_score`` and ``split`` back, so the messages are check_quality's own (a string score is
-shown as ``'0.5'``, not as a number).
+read by DuckDB's JSON reader (each field the rules read as raw JSON; blank lines skipped; a file with a line
+that is malformed or not an object is read again line by line with ``read_ndjson_objects``, which tells those
+apart from an object without the fields) and turned into the engine's ``stt_rows`` with check_quality's
+normalisation (a field that is not a string counts as "", ``has_correction`` only when it is JSON true, an
+``error_score`` that is not a number fails the range rule). The engine's quality path then counts every rule
+in SQL; the few rows its report names get their raw ``error_score`` and ``split`` back, so the messages are
+check_quality's own (a string score is shown as ``'0.5'``, not as a number).
 
 Where DuckDB and orjson read a line differently, the report can differ from ``check_quality(read_rows(...))``
 (tests/unit/test_dataset_reads.py checks equality on everything else):
@@ -90,21 +91,37 @@ def _python_value(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _read_lines(
+    engine: SnapshotEngine, table: str, path: Path | None, fields: tuple[str, ...] = sql.SPLIT_FIELDS
+) -> None:
+    """One split file's lines as ``table``, in file order: DuckDB's JSON reader, or each line parsed whole when
+    the file has a line that reader cannot tell from an object without the fields."""
+    con = engine.con
+    if path is None or not path.stat().st_size:
+        con.execute(sql.empty_split_lines(table, fields))
+        return
+    con.execute(sql.split_lines_fast(table, fields), {"path": str(path)})
+    if con.execute(sql.unreadable_lines(table)).fetchall()[0][0]:
+        con.execute(sql.split_lines_exact(table, fields), {"path": str(path)})
+
+
+def _lines_tables(engine: SnapshotEngine, prefix: str, files: Mapping[str, Path | None],
+                  fields: tuple[str, ...] = sql.SPLIT_FIELDS) -> dict[str, str]:
+    """Each split file's lines as a table named ``<prefix>_<split>``; the tables by split, in dataset order."""
+    tables = {split: f"{prefix}_{split}" for split in SPLITS}
+    engine.con.execute("SET preserve_insertion_order = true")  # rowid is then the line's place in its file
+    try:
+        for split, table in tables.items():
+            _read_lines(engine, table, files.get(split), fields)
+    finally:
+        engine.con.execute("SET preserve_insertion_order = false")
+    return tables
+
+
 def load_split_files(engine: SnapshotEngine, files: Mapping[str, Path | None]) -> dict[str, int]:
     """Fill the engine's ``stt_rows`` with the rows of local split files (a missing file has none), each row in
     the split whose file holds it; the number of rows of each split."""
-    con = engine.con
-    con.execute("SET preserve_insertion_order = true")  # rowid is then the order of the lines
-    try:
-        con.execute(sql.SPLIT_LINES_TABLE)
-        for split in SPLITS:
-            path = files.get(split)
-            if path is not None and path.stat().st_size:
-                con.execute(sql.SPLIT_LINES_INSERT, {"split": split, "path": str(path)})
-        con.execute(sql.ROWS_FROM_SPLIT_LINES)
-        con.execute("DROP TABLE stt_split_lines")
-    finally:
-        con.execute("SET preserve_insertion_order = false")
+    engine.con.execute(sql.rows_from_split_lines(_lines_tables(engine, "stt_lines", files)))
     return engine.count_splits()
 
 
@@ -147,18 +164,14 @@ def compare_case_files(
 ) -> dict[str, Any]:
     """versions.compare_cases of two datasets' local split files (their case_splits maps), joined on DuckDB."""
     with SnapshotEngine(settings) as engine:
-        con = engine.con
-        con.create_function("stt_python_str", _udf_python_str, [sqltypes.VARCHAR], sqltypes.VARCHAR,
-                            type=func.ARROW)
-        con.execute("SET preserve_insertion_order = true")  # rowid is then the order of the lines
-        con.execute(sql.CASE_LINES_TABLE)
+        engine.con.create_function("stt_python_str", _udf_python_str, [sqltypes.VARCHAR], sqltypes.VARCHAR,
+                                   type=func.ARROW)
+        tables = {}
         for version, files in ((1, files1), (2, files2)):
-            for split in SPLITS:
-                path = files.get(split)
-                if path is not None and path.stat().st_size:
-                    con.execute(sql.CASE_LINES_INSERT, {"version": version, "split": split, "path": str(path)})
-        con.execute("SET preserve_insertion_order = false")
-        added, removed, kept, moved, moved_ids = con.execute(sql.CASE_DIFF, {"cap": MOVED_IDS_CAP}).fetchall()[0]
+            for split, table in _lines_tables(engine, f"stt_cases_{version}", files, ("case_id",)).items():
+                tables[(version, split)] = table
+        query = sql.case_diff(tables)
+        added, removed, kept, moved, moved_ids = engine.con.execute(query, {"cap": MOVED_IDS_CAP}).fetchall()[0]
     return {"added": added, "removed": removed, "kept": kept, "moved": moved, "moved_case_ids": list(moved_ids)}
 
 

@@ -282,3 +282,33 @@ def test_compare_versions_of_a_version_with_itself() -> None:
     cases = compare_versions(bucket, v1, v1, SETTINGS)["cases"]
     assert cases == versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds1"))
     assert cases["moved"] == 0 and cases["moved_case_ids"] == []
+
+
+def is_object_line(line: bytes, key: str | None = None) -> bool:
+    try:
+        parsed = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and parsed != {} and (key is None or parsed.get(key) is not None)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_odd_objects_alone_take_duckdbs_json_reader_and_agree(tmp_path: Path, seed: int) -> None:
+    """Odd values but every line an object with some field: no file is read again line by line."""
+    rng = random.Random(seed)
+    odd = [line for line in ODD_LINES if is_object_line(line)]
+    rows = split_bytes(random_splits(seed, 80))
+    data: dict[str, bytes | None] = {
+        split: b"\n".join(rows[split].splitlines() + [rng.choice(odd) for _ in range(20)]) + b"\n" for split in SPLITS
+    }
+    assert files_report(tmp_path, data) == python_report(data)
+    bucket = ChunkCountingBucket()
+    odd_ids = [line for line in CASE_ID_LINES if is_object_line(line, "case_id")]
+    first = {split: (data[split] or b"").splitlines() + odd_ids[:5] for split in SPLITS}
+    second = {split: (data[split] or b"").splitlines()[::2] + odd_ids[3:] for split in reversed(SPLITS)}
+    write_dataset(bucket, "ds1", first)
+    write_dataset(bucket, "ds2", {split: second[split] for split in SPLITS})
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
+    v2 = create_version(bucket, "ds2", "two", None, v1, False, T0)
+    expected = versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds2"))
+    assert compare_versions(bucket, v1, v2, SETTINGS)["cases"] == expected
