@@ -9,6 +9,8 @@ another split. Then, each in a fresh process so its peak RSS is its own:
   ``check_quality(read_rows(...))``, every row as a dict;
 - compare: the cases of ``compare_versions`` (both datasets' files fetched, joined on DuckDB) against today's
   ``compare_cases(case_splits(...), case_splits(...))``;
+- read-floor: DuckDB's bare ``read_json`` of the first dataset's files, every field the quality rules read
+  extracted as JSON text and summed up (nothing kept): the floor of any check that parses the lines;
 - verify: ``changed_files`` (each file hashed through the reader in 8 MiB chunks) against today's whole-file
   ``get`` and sha256, with the floor of a raw ``hashlib.file_digest`` of the same files.
 
@@ -103,6 +105,7 @@ def child(work: str, root: Path, recorded: dict[str, Any]) -> None:
     from shared.ports import Bucket
     from shared.services.dataset_versions import case_splits
     from shared.services.datasets import changed_files, dataset_quality, read_rows
+    from shared.snapshot import sql
     from shared.snapshot.dataset_files import compare_case_files, fetch_split_files
     from shared.snapshot.engine import EngineSettings
 
@@ -121,6 +124,18 @@ def child(work: str, root: Path, recorded: dict[str, Any]) -> None:
             result["cases"] = compare_case_files(fetched[0], fetched[1], settings)
     elif work == "compare-today":
         result["cases"] = versions.compare_cases(case_splits(bucket, DATASETS[0]), case_splits(bucket, DATASETS[1]))
+    elif work == "read-floor":
+        import duckdb
+
+        folder = root / layout.dataset_prefix(DATASETS[0])
+        con = duckdb.connect(config={"memory_limit": SETTINGS["memory_limit"], "threads": SETTINGS["threads"]})
+        columns = "{" + ", ".join(f"{name}: 'JSON'" for name in sql.SPLIT_FIELDS) + "}"
+        touched = " + ".join(f"sum(length(CAST({name} AS VARCHAR)))" for name in sql.SPLIT_FIELDS)  # every field
+        result["rows"] = con.execute(
+            f"SELECT count(*), {touched} FROM read_json($paths, format = 'newline_delimited', "
+            f"records = true, columns = {columns})", {"paths": [str(folder / f"{split}.jsonl") for split in SPLITS]},
+        ).fetchall()[0][0]
+        con.close()
     elif work == "verify":
         result["changed"] = changed_files(bucket, DATASETS[0], recorded[DATASETS[0]])
     elif work == "verify-today":
@@ -152,7 +167,7 @@ def main() -> None:
         recorded = seed(root)
         seeded = time.perf_counter() - started
         mib = sum(path.stat().st_size for path in root.rglob("*.jsonl")) / 2**20 / 2
-        works = ["quality", "compare", "verify", "verify-floor"]
+        works = ["quality", "read-floor", "compare", "verify", "verify-floor"]
         works += ["quality-today", "compare-today", "verify-today"] if BASELINE else []
         runs = {work: measured(work, root, recorded) for work in works}
     if BASELINE:
@@ -174,6 +189,7 @@ def main() -> None:
         ["measure", "sttdata", "baseline", "ratio", "target"],
         [
             *row(f"quality report ({runs['quality']['rows']:,} rows)", "quality", "quality-today", "<= 3 s"),
+            *row("quality report vs DuckDB's bare JSON read (floor)", "quality", "read-floor", ""),
             *row("compare cases of two versions", "compare", "compare-today", "<= 10 s"),
             *row("rollback verification (today's get + sha256)", "verify", "verify-today", ""),
             *row("rollback verification (raw sha256 floor)", "verify", "verify-floor", "<= 1.5x"),
@@ -181,7 +197,7 @@ def main() -> None:
     )
     print(f"cases: {runs['compare']['cases']}")
     print("baseline: today's in-memory functions (every row as a dict, whole files by get) in a fresh process;"
-          " floor: hashlib.file_digest of the same files")
+          " floors: DuckDB's bare read_json of the same files, hashlib.file_digest of them")
 
 
 if __name__ == "__main__":
