@@ -19,8 +19,8 @@ from shared.domain import versions
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
 from shared.domain.versions import file_entry
-from shared.errors import ObjectGone
-from shared.services.dataset_versions import case_splits, compare_versions, create_version
+from shared.errors import BadInput, ObjectGone
+from shared.services.dataset_versions import case_splits, compare_versions, create_version, rollback
 from shared.services.datasets import (
     changed_files,
     dataset_quality,
@@ -139,6 +139,8 @@ ODD_LINES = [
     b'{"case_id": "c2", "audio": {"x": 1}, "text": null, "error_score": 0.25, "split": "test"}',
     b'"just a string"',
     b"{}",
+    b'{"audio": "u.wav", "text": "invalid utf-8 \xff\xfe", "case_id": "u1"}',
+    b'{"wer": 0.5}',
 ]
 
 
@@ -312,3 +314,21 @@ def test_odd_objects_alone_take_duckdbs_json_reader_and_agree(tmp_path: Path, se
     v2 = create_version(bucket, "ds2", "two", None, v1, False, T0)
     expected = versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds2"))
     assert compare_versions(bucket, v1, v2, SETTINGS)["cases"] == expected
+
+
+def test_rollback_verifies_the_files_as_streams_and_names_what_changed() -> None:
+    bucket = ChunkCountingBucket()
+    first, second = random_version_pair(2)
+    write_dataset(bucket, "ds1", first)
+    write_dataset(bucket, "ds2", second)
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
+    create_version(bucket, "ds2", "two", None, v1, False, T0)
+    prefix = layout.dataset_prefix("ds1")
+    bucket.gets_allowed = False
+    assert rollback(bucket, v1, None, T0)["verified_files"] == sorted(SPLIT_FILES)
+    bucket.gets_allowed = True
+    bucket.put(prefix + "val.jsonl", b"tampered\n")
+    bucket.delete(prefix + "test.jsonl")
+    bucket.gets_allowed = False
+    with pytest.raises(BadInput, match=f"{prefix}test.jsonl, {prefix}val.jsonl missing or changed"):
+        rollback(bucket, v1, None, T0)
