@@ -14,9 +14,8 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
-from shared.domain.dataset_quality import check_quality
 from shared.services import dataset_versions
-from shared.services.datasets import read_rows
+from shared.services.datasets import dataset_quality
 from shared.services.version_registry import read_registry
 
 
@@ -68,7 +67,7 @@ class DataVersionControl:
 
     def check_quality(self, dataset_path: str) -> dict[str, Any]:
         """The quality report of a dataset's rows as they are now."""
-        return check_quality(read_rows(self.adapters.bucket, self._dataset_id(dataset_path)))
+        return dataset_quality(self.adapters.bucket, self._dataset_id(dataset_path))
 
     def rollback_to_version(self, version_id: str, target_path: str | None = None) -> dict[str, Any]:
         """Make `version_id` the current version again, after checking its files are intact.

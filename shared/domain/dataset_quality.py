@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -362,12 +362,11 @@ def _line_problems(row: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate_lines(
-    split: str, lines: Iterable[bytes], max_issues: int = LINE_ISSUE_CAP
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Parse JSONL lines into rows; name each bad line (1-based, blank lines skipped but counted)."""
-    rows: list[dict[str, Any]] = []
-    issues: list[str] = []
+def _parsed_lines(
+    split: str, lines: Iterable[bytes], issues: list[str], max_issues: int
+) -> Iterator[dict[str, Any]]:
+    """Each JSON-object line's row, in order, one at a time; each bad line's problems go to ``issues`` (1-based
+    line numbers, blank lines skipped but counted; past ``max_issues`` one "... and N more" entry)."""
     total_issues = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -378,8 +377,8 @@ def validate_lines(
             problems = ["not valid JSON"]
         else:
             if isinstance(parsed, dict):
-                rows.append(parsed)
                 problems = _line_problems(parsed)
+                yield parsed
             else:
                 problems = [f"not a JSON object (a {type(parsed).__name__})"]
         for problem in problems:
@@ -388,4 +387,20 @@ def validate_lines(
                 issues.append(f"{split} line {number}: {problem}")
     if total_issues > len(issues):
         issues.append(f"{split}: ... and {total_issues - len(issues)} more line issues")
+
+
+def validate_lines(
+    split: str, lines: Iterable[bytes], max_issues: int = LINE_ISSUE_CAP
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Parse JSONL lines into rows; name each bad line (1-based, blank lines skipped but counted)."""
+    issues: list[str] = []
+    rows = list(_parsed_lines(split, lines, issues, max_issues))
     return rows, issues
+
+
+def line_issues(split: str, lines: Iterable[bytes], max_issues: int = LINE_ISSUE_CAP) -> list[str]:
+    """validate_lines' issues alone, holding one line at a time (the rows are parsed and dropped)."""
+    issues: list[str] = []
+    for _ in _parsed_lines(split, lines, issues, max_issues):
+        pass
+    return issues

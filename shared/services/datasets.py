@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
-from shared.domain.dataset_quality import check_quality, validate_lines
-from shared.errors import BadInput, NotFound
+from shared.domain.dataset_quality import validate_lines
+from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
+from shared.snapshot.dataset_files import fetch_split_files, file_line_issues, quality_of_files
+from shared.snapshot.engine import EngineSettings
+
+HASH_CHUNK = 8 * 1024 * 1024  # bytes read per step when hashing an object
 
 
 def read_metadata(bucket: Bucket, dataset_id: str) -> dict[str, Any] | None:
@@ -46,15 +52,24 @@ def read_rows(bucket: Bucket, dataset_id: str) -> dict[str, list[dict[str, Any]]
             for split, data in read_split_files(bucket, dataset_id).items()}
 
 
+def object_sha256(bucket: Bucket, name: str, chunk_bytes: int = HASH_CHUNK) -> str | None:
+    """The object's sha256, read through ``bucket.reader`` a chunk at a time (never the whole object in
+    memory); None when it is missing."""
+    digest = hashlib.sha256()
+    try:
+        with bucket.reader(name) as stream:
+            while chunk := stream.read(chunk_bytes):
+                digest.update(chunk)
+    except ObjectGone:
+        return None
+    return digest.hexdigest()
+
+
 def changed_files(bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The recorded files (name -> {"sha256": ...}) that are missing or differ now, by name."""
+    """The recorded files (name -> {"sha256": ...}) that are missing or differ now, by name; each is hashed
+    as a stream, so a verification holds one chunk, not one file."""
     prefix = layout.dataset_prefix(dataset_id)
-    changed = []
-    for name, entry in sorted(recorded.items()):
-        data = bucket.get(prefix + name)
-        if data is None or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            changed.append(name)
-    return changed
+    return [name for name, entry in sorted(recorded.items()) if object_sha256(bucket, prefix + name) != entry["sha256"]]
 
 
 def list_datasets(bucket: Bucket) -> list[dict[str, Any]]:
@@ -66,23 +81,36 @@ def list_datasets(bucket: Bucket) -> list[dict[str, Any]]:
     return sorted(infos, key=lambda info: str(info.get("created_at")), reverse=True)
 
 
-def validate_dataset(bucket: Bucket, dataset_id: str, now: datetime) -> dict[str, Any]:
-    """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage."""
+def dataset_quality(bucket: Bucket, dataset_id: str, settings: EngineSettings | None = None) -> dict[str, Any]:
+    """check_quality's report of the dataset's rows as they are now, counted on DuckDB over local copies of its
+    split files (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows."""
+    with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
+        files = fetch_split_files(bucket, dataset_id, Path(tmp))
+        paths = {split: file.path for split, file in files.items()}
+        return quality_of_files(paths, settings or EngineSettings.from_env())
+
+
+def validate_dataset(
+    bucket: Bucket, dataset_id: str, now: datetime, settings: EngineSettings | None = None
+) -> dict[str, Any]:
+    """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage.
+
+    Each split file is streamed to a local copy (hashed on the way), its lines checked one at a time, and the
+    quality report counted on DuckDB over the copies; no split's rows are held in memory."""
     metadata = read_metadata(bucket, dataset_id)
     issues: list[str] = [] if metadata else [f"missing required file: {layout.DATASET_METADATA}"]
     recorded = (metadata or {}).get("files", {})
-    splits: dict[str, list[dict[str, Any]]] = {}
-    for split, data in read_split_files(bucket, dataset_id).items():
-        name = f"{split}.jsonl"
-        if data is None:
-            issues.append(f"missing required file: {name}")
-            splits[split] = []
-            continue
-        if name in recorded and hashlib.sha256(data).hexdigest() != recorded[name]["sha256"]:
-            issues.append(f"{name}: sha256 differs from metadata.json (changed after the build)")
-        splits[split], line_issues = validate_lines(split, data.splitlines())
-        issues.extend(line_issues)
-    quality = check_quality(splits)
+    with tempfile.TemporaryDirectory(prefix="stt-validate-") as tmp:
+        files = fetch_split_files(bucket, dataset_id, Path(tmp))
+        for split, file in files.items():
+            if file.path is None:
+                issues.append(f"missing required file: {file.name}")
+                continue
+            if file.name in recorded and file.sha256 != recorded[file.name]["sha256"]:
+                issues.append(f"{file.name}: sha256 differs from metadata.json (changed after the build)")
+            issues.extend(file_line_issues(split, file.path))
+        paths = {split: file.path for split, file in files.items()}
+        quality = quality_of_files(paths, settings or EngineSettings.from_env())
     issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
     return {
         "dataset_id": dataset_id,
@@ -90,7 +118,7 @@ def validate_dataset(bucket: Bucket, dataset_id: str, now: datetime) -> dict[str
         "is_valid": not issues,
         "issues": issues,
         "warnings": quality["quality_metrics"]["warnings"],
-        "statistics": {split: {"num_samples": len(rows)} for split, rows in splits.items()},
+        "statistics": {split: {"num_samples": quality["split_sizes"][split]} for split in SPLITS},
         "quality": quality,
     }
 

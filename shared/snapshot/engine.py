@@ -255,6 +255,10 @@ class SnapshotEngine:
         self.con.unregister("stt_input")
         return self._count_splits()
 
+    def count_splits(self) -> dict[str, int]:
+        """The size of each split of ``stt_rows`` as loaded by another module (shared/snapshot/dataset_files.py)."""
+        return self._count_splits()
+
     def _count_splits(self) -> dict[str, int]:
         counts = dict(self.con.sql("SELECT split, count(*) FROM stt_rows GROUP BY split").fetchall())
         unknown = set(counts) - set(SPLITS)

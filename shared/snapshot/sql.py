@@ -410,6 +410,148 @@ METADATA_TYPES = "SELECT t AS name, count(*) AS n FROM (SELECT unnest(error_type
 METADATA_SCORES = "SELECT error_score FROM stt_rows WHERE error_score IS NOT NULL ORDER BY seq"
 
 
+# -- a finished dataset's split files (shared/snapshot/dataset_files.py) -------------------------------------
+
+# The fields check_quality reads, as raw JSON (null when absent or null), from each line that is a JSON object.
+SPLIT_FIELDS = ("audio", "text", "case_id", "original_transcript", "speaker_id", "has_correction", "error_score",
+                "split")
+
+
+def _json_string(column: str) -> str:
+    """SQL for _Row.of's reading of a raw JSON field: the string, or '' when absent or not a string (a JSON
+    string's text starts with a quote; only one with a backslash needs JSON's unescaping)."""
+    text = f"CAST({column} AS VARCHAR)"
+    return (
+        f"CASE WHEN NOT coalesce(starts_with({text}, '\"'), false) THEN '' "
+        f"WHEN contains({text}, '\\') THEN {column} ->> '$' "
+        f"ELSE substr({text}, 2, length({text}) - 2) END"
+    )
+
+
+# A split file's row in the columns the engine's quality path reads (check_quality's normalisation of each raw
+# JSON field), plus its raw score and split for the rows a report replays.
+_ROW_COLUMNS = f"""
+    {_json_string('audio')} AS audio,
+    {_json_string('text')} AS text,
+    {_json_string('case_id')} AS case_id,
+    {_json_string('original_transcript')} AS original_transcript,
+    {_json_string('speaker_id')} AS speaker_id,
+    coalesce(CAST(has_correction AS VARCHAR) = 'true', false) AS has_correction,
+    CASE WHEN error_score IS NULL OR json_type(error_score) = 'NULL' THEN NULL
+         WHEN json_type(error_score) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN CAST(error_score AS DOUBLE)
+         ELSE CAST('NaN' AS DOUBLE) END AS error_score,
+    CASE WHEN starts_with(CAST(split AS VARCHAR), '"') THEN split ->> '$' END AS split_field,
+    CAST(error_score AS VARCHAR) AS score_json,
+    CAST(split AS VARCHAR) AS split_json"""
+
+
+def _lines_columns(fields: tuple[str, ...]) -> str:
+    """The columns a lines table keeps: the quality path's row, or only the raw case_id (for comparisons)."""
+    return _ROW_COLUMNS if fields == SPLIT_FIELDS else ", ".join(fields)
+
+
+def split_lines_fast(table: str, fields: tuple[str, ...] = SPLIT_FIELDS) -> str:
+    """One split file's lines as ``table`` (file order = rowid) with DuckDB's JSON reader, each field read as
+    raw JSON.
+
+    A line that is malformed or not an object comes out as a row of nulls, like an object with none of the
+    fields: such a row is marked ``unreadable``, and a file that has any is read again with
+    ``split_lines_exact``."""
+    columns = ", ".join(f"{name}: 'JSON'" for name in fields)
+    unreadable = " AND ".join(f"{name} IS NULL" for name in fields)
+    return f"""
+CREATE OR REPLACE TEMP TABLE {table} AS
+SELECT {_lines_columns(fields)}, {unreadable} AS unreadable
+FROM read_json($path, format = 'newline_delimited', records = true, columns = {{{columns}}},
+               ignore_errors = true)
+"""  # nosec B608
+
+
+def unreadable_lines(table: str) -> str:
+    """How many lines of a ``split_lines_fast`` table its reader could not tell from an object."""
+    return f"SELECT count(*) FROM {table} WHERE unreadable"  # nosec B608
+
+
+def split_lines_exact(table: str, fields: tuple[str, ...] = SPLIT_FIELDS) -> str:
+    """``split_lines_fast`` for a file with unreadable lines: each line parsed whole, only JSON objects kept
+    (a case_id line only when the key is there, as case_splits reads it; a null one stays JSON null)."""
+    keep = "json_type(json) = 'OBJECT'"
+    if fields == ("case_id",):
+        keep += " AND json_exists(json, '$.case_id')"
+    values = ", ".join(f"json -> '$.{name}' AS {name}" for name in fields)
+    return f"""
+CREATE OR REPLACE TEMP TABLE {table} AS
+SELECT {_lines_columns(fields)}, false AS unreadable
+FROM (SELECT {values} FROM read_ndjson_objects($path, ignore_errors = true) WHERE {keep}) AS lines
+"""  # nosec B608
+
+
+def empty_split_lines(table: str, fields: tuple[str, ...] = SPLIT_FIELDS) -> str:
+    """``table`` for a missing or empty file (no rows, the columns of the others)."""
+    nulls = ", ".join(f"CAST(NULL AS JSON) AS {name}" for name in fields)
+    return f"""
+CREATE OR REPLACE TEMP TABLE {table} AS
+SELECT {_lines_columns(fields)}, false AS unreadable FROM (SELECT {nulls}) AS lines WHERE false
+"""  # nosec B608
+
+
+def rows_from_split_lines(tables: Mapping[str, str]) -> str:
+    """stt_rows as the engine's quality path reads it: a view over each split's lines table (split -> table,
+    in dataset order). seq orders the rows split by split, then in file order; pos is the row's place in its
+    file (a table's rowid: the tables are written in file order)."""
+    union = "\nUNION ALL ".join(
+        f"SELECT * EXCLUDE (unreadable), '{split}' AS split, {number} * 4294967296 + rowid + 1 AS seq, rowid AS pos "
+        f"FROM {table}"  # nosec B608
+        for number, (split, table) in enumerate(tables.items())
+    )
+    return f"CREATE OR REPLACE TEMP VIEW stt_rows AS\n{union}"
+
+
+# The raw score and split of the rows a report replays, by (split, pos).
+RAW_OF_ROWS = """
+SELECT split, pos, score_json, split_json FROM stt_rows
+WHERE struct_pack(s := split, p := pos) IN (SELECT unnest($keys))
+"""
+
+# versions.compare_cases of two datasets' case -> split maps (case_splits: str() of each case_id, the last
+# row of a case_id wins), without building the maps: a full join of each dataset's latest split per case.
+# The case lines: (version, split, line, case_id JSON) of both datasets.
+CASE_DIFF = """
+WITH keyed AS (
+    SELECT version, split, line,
+        CASE json_type(case_id)
+            WHEN 'VARCHAR' THEN case_id ->> '$'
+            WHEN 'NULL' THEN 'None'
+            WHEN 'BOOLEAN' THEN CASE WHEN CAST(case_id AS VARCHAR) = 'true' THEN 'True' ELSE 'False' END
+            ELSE stt_python_str(CAST(case_id AS VARCHAR)) END AS case_key
+    FROM ({case_lines}) AS lines
+),
+latest AS (SELECT version, case_key, arg_max(split, line) AS split FROM keyed GROUP BY version, case_key),
+joined AS (
+    SELECT coalesce(a.case_key, b.case_key) AS case_key, a.split AS split1, b.split AS split2
+    FROM (SELECT * FROM latest WHERE version = 1) AS a
+    FULL JOIN (SELECT * FROM latest WHERE version = 2) AS b ON a.case_key = b.case_key
+)
+SELECT
+    count(*) FILTER (WHERE split1 IS NULL) AS added,
+    count(*) FILTER (WHERE split2 IS NULL) AS removed,
+    count(*) FILTER (WHERE split1 IS NOT NULL AND split2 IS NOT NULL) AS kept,
+    count(*) FILTER (WHERE split1 <> split2) AS moved,
+    coalesce(min(case_key, $cap) FILTER (WHERE split1 <> split2), []) AS moved_case_ids
+FROM joined
+"""
+
+
+def case_diff(tables: Mapping[tuple[int, str], str]) -> str:
+    """CASE_DIFF over the case_id lines tables of both datasets ((version, split) -> table, in dataset order)."""
+    union = "\n        UNION ALL ".join(
+        f"SELECT {version} AS version, '{split}' AS split, {number} * 4294967296 + rowid AS line, case_id "
+        f"FROM {table}"  # nosec B608
+        for number, ((version, split), table) in enumerate(tables.items())
+    )
+    return CASE_DIFF.replace("{case_lines}", union)
+
+
 def floor_copy(source_sql: str, target: str) -> str:
     """The benchmark's floor: DuckDB's bare read, latest row, score filter, stored split, JSON COPY per split."""
     escaped = target.replace("'", "''")
@@ -443,6 +585,11 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "metadata_types": METADATA_TYPES,
         "metadata_scores": METADATA_SCORES,
         "rows_from_input": ROWS_FROM_INPUT,
+        "split_lines_fast": split_lines_fast("stt_lines_train"),
+        "split_lines_exact": split_lines_exact("stt_lines_train"),
+        "case_lines_exact": split_lines_exact("stt_cases_1_train", ("case_id",)),
+        "rows_from_split_lines": rows_from_split_lines({"train": "stt_lines_train", "val": "stt_lines_val"}),
+        "case_diff": case_diff({(1, "train"): "stt_cases_1_train", (2, "train"): "stt_cases_2_train"}),
         "compacted": compacted(src, columns, "compacted.parquet"),
         "floor_copy": floor_copy(src, "floor"),
     }
