@@ -149,8 +149,10 @@ class FakeBucket(Bucket):
         return self.uri(name)
 
     def size(self, name: str, generation: int | None = None) -> int | None:
-        data = self.get(name, generation)
-        return None if data is None else len(data)
+        stored = self.objects.get(name)  # the object's metadata: its bytes are not read
+        if stored is None or (generation is not None and stored.generation != generation):
+            return None
+        return len(stored.data)
 
     def compose(self, sources: Sequence[str], destination: str, content_type: str = "application/octet-stream") -> str:
         assert len(sources) <= 32, "GCS composes at most 32 objects at once"
