@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from tenacity import Retrying, stop_after_attempt, wait_exponential
+
 from shared.errors import BuildInProgress, LeaseLost
 from shared.ports import BuildLedger
 
@@ -22,6 +24,8 @@ LEASE = timedelta(seconds=60)
 # How long a duplicate delivery waits for the running attempt before it gives up (and is retried): below the
 # function's 540 s timeout, so the wait ends with an answer, not a killed instance.
 WAIT_FOR_RUNNING_S = 420.0
+# A renewal that errs is tried this often (within a quarter of the renewal period) before the lease counts as lost.
+RENEW_ATTEMPTS = 3
 POLL_S = 5.0
 
 
@@ -60,9 +64,21 @@ class Lease:
 
     def _renew_until_stopped(self) -> None:
         while not self._stop.wait(self.renew_every_s):
-            if not self.ledger.renew(self.build_id, self.attempt, self.clock() + LEASE):
+            if not self._renewed():
                 self.lost = True
                 return
+
+    def _renewed(self) -> bool:
+        """One renewal, retried while the ledger errs (a 503 must not end the heartbeat); False once it refused
+        or kept failing for RENEW_ATTEMPTS, so the attempt stops before another may have taken the build."""
+        try:
+            pause = wait_exponential(multiplier=self.renew_every_s / 16, max=self.renew_every_s / 4)
+            for attempt in Retrying(stop=stop_after_attempt(RENEW_ATTEMPTS), wait=pause, reraise=True):
+                with attempt:
+                    return self.ledger.renew(self.build_id, self.attempt, self.clock() + LEASE)
+        except Exception:
+            return False
+        return False
 
     def check(self) -> None:
         """Raise LeaseLost when another attempt has taken the build over."""

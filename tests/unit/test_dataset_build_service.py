@@ -628,3 +628,43 @@ def test_a_max_samples_beyond_any_dataset_is_refused_before_anything_is_written(
     result = world.serve(generation)
     assert result["status"] == "rejected" and "max_samples" in result["reason"]
     assert not [name for name in world.bucket.written() if name.startswith(layout.DATASETS)]
+
+
+class ErringLedger(FakeLedger):
+    """A ledger whose renewals raise (a 503) the first `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.renewals = 0
+
+    def renew(self, build_id: str, attempt: str, until: datetime) -> bool:
+        self.renewals += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("503 Service Unavailable")
+        return super().renew(build_id, attempt, until)
+
+
+def _held(ledger: ErringLedger, beats: int) -> Lease:
+    ledger.claim("b1", "a1", T0, LEASE)
+    lease = Lease(ledger, "b1", "a1", lambda: T0, renew_every_s=0.01)
+    with lease.kept():
+        deadline = time.monotonic() + 5
+        while ledger.renewals < beats and time.monotonic() < deadline and not lease.lost:
+            time.sleep(0.01)
+    return lease
+
+
+def test_a_renewal_that_errs_once_is_retried_and_the_lease_is_kept() -> None:
+    ledger = ErringLedger(failures=1)
+    lease = _held(ledger, beats=4)
+    assert ledger.renewals >= 4 and not lease.lost
+    lease.check()
+
+
+def test_renewals_that_keep_failing_mark_the_lease_lost_so_the_attempt_stops() -> None:
+    lease = _held(ErringLedger(failures=10**6), beats=10**6)
+    assert lease.lost
+    with pytest.raises(LeaseLost):
+        lease.check()
