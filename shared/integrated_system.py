@@ -74,7 +74,7 @@ class IntegratedDataManagementSystem:
 
     def generate_comprehensive_report(self, output_path: str | None = None) -> dict[str, Any]:
         """Statistics, the performance report, data quality and recommendations; with `output_path` (an
-        object name in the bucket, e.g. "reports/weekly.json") also written there."""
+        object under `reports/`, e.g. "reports/weekly.json" or "weekly.json") also written there."""
         a = self.adapters
         report = system_report.comprehensive_report(a.cases, a.metrics, a.bucket, utc_now())
         if output_path:

@@ -72,8 +72,8 @@ class DataVersionControl:
     def rollback_to_version(self, version_id: str, target_path: str | None = None) -> dict[str, Any]:
         """Make `version_id` the current version again, after checking its files are intact.
 
-        With `target_path` (a prefix in the bucket, e.g. "finetuning_datasets/current/"), its files are also
-        copied there, for a trainer that reads a fixed path.
+        With `target_path` (a prefix under `restores/`, e.g. "restores/current/" or just "current"), its files
+        are also copied there, for a trainer that reads a fixed path.
         """
         return dataset_versions.rollback(self.adapters.bucket, version_id, target_path, utc_now())
 

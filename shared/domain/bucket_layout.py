@@ -13,7 +13,6 @@ from shared.errors import BadInput
 # Uploads that start work.
 REQUESTS = "dataset-requests/"
 IMPORTS = "imports/"
-TRIGGER_PREFIXES = (REQUESTS, IMPORTS)
 IMPORT_SUFFIXES = (".jsonl", ".parquet")
 
 # What that work writes.
@@ -42,11 +41,10 @@ LEARNING_PROGRESS = f"{METADATA}learning_progress.jsonl"
 INFERENCE_STATS = f"{METADATA}inference_stats.jsonl"
 PERFORMANCE_REPORT = f"{METADATA}performance_report.json"
 
-# Where reports asked for through the api go.
+# The only prefixes written on request (the api's reports and restores): everything else is written by its own
+# use case, so no caller can overwrite a dataset, the registry or an upload that starts work.
 REPORTS = "reports/"
-
-# A restore never writes where an upload starts work or where the system keeps its records.
-PROTECTED_PREFIXES = (*TRIGGER_PREFIXES, REGISTRY.rsplit("/", 1)[0] + "/")
+RESTORES = "restores/"
 
 
 def dataset_prefix(dataset_id: str) -> str:
@@ -98,9 +96,21 @@ def metric_plot_name(metric: str) -> str:
     return f"{METADATA}{metric}_trend.png"
 
 
+def _under(prefix: str, path: str, what: str) -> str:
+    """`path` as an object name under `prefix` (a bare name means one there); BadInput for anywhere else."""
+    name = path.removeprefix("/")
+    if not name.startswith(prefix) and "/" not in name:
+        name = prefix + name
+    if not name.startswith(prefix) or ".." in name.split("/") or "//" in name or name == prefix:
+        raise BadInput(f"{what} {path!r} is not allowed: only a name under {prefix} (no '..', no empty parts)")
+    return name
+
+
 def restore_prefix(target_path: str) -> str:
-    """A restore's target prefix, ending with "/"; BadInput under a protected prefix or with '..'."""
-    target = target_path.removeprefix("/").rstrip("/") + "/"
-    if ".." in target.split("/") or target.startswith(PROTECTED_PREFIXES):
-        raise BadInput(f"target_path {target_path!r} is not allowed: not under {list(PROTECTED_PREFIXES)}, no '..'")
-    return target
+    """A restore's target, a prefix under `restores/` ending with "/" (`current` means `restores/current/`)."""
+    return _under(RESTORES, target_path.rstrip("/"), "target_path") + "/"
+
+
+def report_name(output_path: str) -> str:
+    """Where a report asked for goes: an object under `reports/` (`weekly.json` means `reports/weekly.json`)."""
+    return _under(REPORTS, output_path, "output_path")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.domain import bucket_layout as layout
 from shared.domain import versions
 from shared.domain.recommendations import assess_quality, recommendations
 from shared.domain.statistics import summarize
@@ -68,5 +69,5 @@ def comprehensive_report(cases: CaseStore, metrics: MetricStore, bucket: Bucket,
 
 
 def save_report(bucket: Bucket, output_path: str, report: Mapping[str, Any]) -> str:
-    """Write a report as JSON to `output_path` in the bucket; its gs:// URI."""
-    return bucket.put(output_path, dumps_json(dict(report), indent=True), "application/json")
+    """Write a report as JSON under `reports/` (BadInput for any other place); its gs:// URI."""
+    return bucket.put(layout.report_name(output_path), dumps_json(dict(report), indent=True), "application/json")

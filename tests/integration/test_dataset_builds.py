@@ -132,15 +132,15 @@ def test_versions_compare_lineage_and_roll_back(
     assert diff["checksum_match"] is False and added > 0
     assert diff["cases"]["added"] == added and diff["cases"]["removed"] == 0 and diff["cases"]["moved"] == 0
 
-    for unsafe in ("dataset-requests/", "imports/x", "data_versions", f"tmp/{namespace}/../../imports"):
+    for unsafe in ("dataset-requests/x", "imports/x", "data_versions/v", "restores/../imports", f"tmp/{namespace}/x"):
         with pytest.raises(ValueError, match="not allowed"):  # refused before anything is written
             control.rollback_to_version(built["version_id"], target_path=unsafe)
-    rolled = control.rollback_to_version(built["version_id"], target_path=f"tmp/{namespace}/current")
+    rolled = control.rollback_to_version(built["version_id"], target_path=f"restores/{namespace}/current")
     assert rolled["current_version"] == built["version_id"]
     registry = orjson.loads(BucketStore(test_settings).get("data_versions/version_registry.json") or b"{}")
     assert registry["current_version"] == built["version_id"]
     assert registry["history"][-1]["action"] == "rollback"
-    copied = BucketStore(test_settings).get(f"tmp/{namespace}/current/train.jsonl")
+    copied = BucketStore(test_settings).get(f"restores/{namespace}/current/train.jsonl")
     original = BucketStore(test_settings).get(f"{dataset_prefix(built['dataset_id'])}train.jsonl")
     assert copied == original
 
@@ -174,11 +174,11 @@ def test_integrated_system_reports_on_everything(built: dict, test_settings: Set
         f"gs://stt-audio/{namespace}/int.wav", "THE END", error_score=0.7, inference_time=0.4
     )
     assert system.add_correction(case_id, "The end.", correction_method="reviewer-1")
-    report = system.generate_comprehensive_report(output_path=f"tmp/{namespace}/report.json")
+    report = system.generate_comprehensive_report(output_path=f"reports/{namespace}/report.json")
     assert report["system_statistics"]["data_management"]["total_cases"] == 82
     assert report["system_statistics"]["available_datasets"] >= 1
     assert report["system_statistics"]["version_control"]["total_versions"] >= 1
-    assert report["saved_to"].endswith(f"tmp/{namespace}/report.json")
+    assert report["saved_to"].endswith(f"/reports/{namespace}/report.json")
     assert any("Fewer than 100" in advice for advice in report["recommendations"])
 
 
