@@ -77,6 +77,15 @@ def new_case(event: FailureEvent, case_id: str, message_id: str | None, now: dat
     }
 
 
+# What makes a case the case it is: a producer's case_id given again with other values here is a mistake.
+IDENTITY_FIELDS = ("audio_path", "original_transcript", "model_version", "occurred_at")
+
+
+def conflicting_fields(stored: dict[str, Any], event: FailureEvent) -> list[str]:
+    """The identity fields in which `event` differs from the case stored under its case_id (none: a redelivery)."""
+    return [name for name in IDENTITY_FIELDS if stored.get(name) != getattr(event, name)]
+
+
 def case_counters(case: dict[str, Any]) -> CounterDelta:
     """What a newly stored case adds to the statistics."""
     delta = CounterDelta(total_cases=1, corrected_cases=int(bool(case.get("corrected"))))

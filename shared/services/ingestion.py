@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 
 from shared.clock import utc_now
-from shared.domain.cases import CounterDelta, already_applied, apply_correction, case_counters, new_case
+from shared.domain.cases import (
+    CounterDelta,
+    already_applied,
+    apply_correction,
+    case_counters,
+    conflicting_fields,
+    new_case,
+)
 from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
 from shared.errors import BadInput, InvalidEvent, NotFound
 from shared.json_encoding import json_default
@@ -28,7 +35,25 @@ def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime
     except InvalidEvent as exc:
         store.quarantine(f"record_failure-{message_id}", data, exc.reason, "record_failure", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
-    return store_event(event, message_id, store, now)
+    outcome = store_event(event, message_id, store, now)
+    reason = _reused_case_id(event, outcome, store)
+    if reason is not None:
+        store.quarantine(f"record_failure-{message_id}", data, reason, "record_failure", message_id=message_id,
+                         case_id=outcome.case_id)
+        return Outcome("quarantined", case_id=outcome.case_id, reason=reason)
+    return outcome
+
+
+def _reused_case_id(event: FailureEvent, outcome: Outcome, store: CaseStore) -> str | None:
+    """Why a duplicate is no redelivery: the producer gave a stored case_id to a different event; else None."""
+    if outcome.status != "duplicate" or event.case_id is None:
+        return None  # a derived case_id is a hash of the identity fields: a duplicate of it is the same event
+    stored = store.get_case(event.case_id)
+    differing = conflicting_fields(stored, event) if stored is not None else []
+    if not differing:
+        return None
+    return (f"case_id {event.case_id!r} reused with different content: {', '.join(differing)} "
+            "differ from the stored case")
 
 
 def store_event(event: FailureEvent, message_id: str | None, store: CaseStore, now: datetime | None = None) -> Outcome:
@@ -88,7 +113,11 @@ def list_limit(limit: int) -> int:
 def store_failure_fields(fields: Mapping[str, Any], store: CaseStore) -> str:
     """Validate the fields of a failure event (as the Python API takes them) and store the case; its id."""
     event = parse_failure_event(orjson.dumps(dict(fields), default=json_default))
-    return str(store_event(event, None, store).case_id)
+    outcome = store_event(event, None, store)
+    reason = _reused_case_id(event, outcome, store)
+    if reason is not None:
+        raise InvalidEvent(reason)
+    return str(outcome.case_id)
 
 
 def correct_by_id(

@@ -16,7 +16,7 @@ from shared.domain.metric_records import MetricRecord, parse_metric_record, reco
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.domain.trends import as_utc
 from shared.errors import InvalidMetricRecord, UnstorableRecord
-from shared.ports import MetricStore, ObjectWriter
+from shared.ports import Bucket, MetricStore
 from shared.services.outcome import Outcome
 
 QUARANTINE_SOURCE = "record_metrics"
@@ -52,7 +52,7 @@ def record_metric(
     publish_time: str | None,
     store: MetricStore,
     now: datetime,
-    objects: ObjectWriter | None = None,
+    objects: Bucket | None = None,
     topic: str | None = None,
 ) -> Outcome:
     """Validate and store one pushed record; bad input goes to the quarantine and is acknowledged."""
@@ -71,16 +71,17 @@ def quarantine(
     data: bytes,
     message_id: str,
     reason: str,
-    objects: ObjectWriter | None = None,
+    objects: Bucket | None = None,
     topic: str | None = None,
 ) -> Outcome:
-    """Keep the raw payload and the reason (the shape every source shares); an oversize one goes whole to the bucket."""
+    """Keep the raw payload and the reason (the shape every source shares); an oversize one goes whole to the
+    bucket, written once (a redelivery finds it kept: the role may create objects, not replace them)."""
     raw = bytes(data)
     raw_uri = None
     quarantine_id = f"{QUARANTINE_SOURCE}-{message_id}"
     if needs_whole_copy(raw) and objects is not None:
         name = layout.quarantine_copy_name(QUARANTINE_SOURCE, quarantine_id)
-        raw_uri = objects.put(name, raw, "application/octet-stream")
+        raw_uri = objects.keep(name, raw)
     kept = quarantine_record(raw, reason, QUARANTINE_SOURCE, raw_uri, topic=topic, message_id=message_id)
     store.quarantine(quarantine_id, kept)
     return Outcome("quarantined", reason=reason)

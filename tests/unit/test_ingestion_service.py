@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from shared.errors import ObjectGone
 from shared.services.bulk_import import import_failures, run_import
 from shared.services.ingestion import record_correction, record_failure
-from tests.unit.fake_case_store import InMemoryCaseStore
+from tests.unit.fake_case_store import FullCaseStore, InMemoryCaseStore
 
 EVENT = {
     "audio_path": "gs://stt-audio/a.wav",
@@ -152,3 +152,19 @@ def test_an_import_whose_object_vanished_is_acknowledged_not_retried() -> None:
     result = run_import("imports/x.jsonl", "7", ledger, _GoneBucket())
     assert result["status"] == "object gone"
     assert ledger.saved == {}
+
+
+def test_a_producer_case_id_reused_for_another_event_is_quarantined_with_the_reason() -> None:
+    store = FullCaseStore()
+    first = {"case_id": "utt-1", "audio_path": "gs://stt-audio/1.wav", "original_transcript": "ONE"}
+    assert record_failure(orjson.dumps(first), "m1", store).status == "stored"
+    assert record_failure(orjson.dumps(first), "m2", store).status == "duplicate"  # a redelivery: nothing kept
+
+    other = {**first, "audio_path": "gs://stt-audio/2.wav", "original_transcript": "TWO"}
+    outcome = record_failure(orjson.dumps(other), "m3", store)
+
+    assert outcome.status == "quarantined"
+    assert outcome.reason == ("case_id 'utt-1' reused with different content: audio_path, original_transcript "
+                              "differ from the stored case")
+    assert store.rejects["record_failure-m3"]["raw"] == orjson.dumps(other)
+    assert store.cases["utt-1"]["audio_path"] == "gs://stt-audio/1.wav"  # the stored case is untouched

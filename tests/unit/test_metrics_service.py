@@ -88,6 +88,11 @@ class FakeObjects:
         self.objects[name] = data
         return f"gs://b/{name}"
 
+    def keep(self, name: str, data: bytes) -> str:
+        """As BucketStore.keep: written once, a second write of the name changes nothing."""
+        self.objects.setdefault(name, data)
+        return f"gs://b/{name}"
+
 
 def test_undated_record_takes_the_publish_time() -> None:
     store = FakeStore()
@@ -109,6 +114,10 @@ def test_oversize_payload_is_kept_whole_in_the_bucket() -> None:
     assert kept["raw_truncated"] is True and kept["raw_uri"] == "gs://b/quarantine/record_metrics/record_metrics-m9.bin"
     assert objects.objects["quarantine/record_metrics/record_metrics-m9.bin"] == raw
     assert kept["size_bytes"] == len(raw) and kept["topic"] == "training-metrics"
+    # A redelivery keeps what is there: the function's role may create objects, not replace them.
+    objects.objects["quarantine/record_metrics/record_metrics-m9.bin"] = b"first copy"
+    assert record_metric(raw, "m9", None, store, NOW, objects, topic="training-metrics").status == "quarantined"
+    assert objects.objects["quarantine/record_metrics/record_metrics-m9.bin"] == b"first copy"
 
 
 def _perf(store: FakeStore, wer: float, message_id: str | None = None) -> None:
