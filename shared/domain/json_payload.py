@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,7 +83,7 @@ def decode_json(
     except UnicodeDecodeError as exc:
         raise error(f"{what} is not UTF-8 text (byte {exc.start + skipped} is invalid)") from None
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_constant=None if allow_nan else reject_constant,
             object_pairs_hook=reject_duplicates if reject_duplicate_keys else None,
@@ -91,6 +92,32 @@ def decode_json(
         raise error(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise error(f"{what} is not acceptable JSON: nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):  # the only way a string of valid UTF-8 JSON can hold one
+        _refuse_lone_surrogates(value, what, error)
+    return value
+
+
+# A \uD800..\uDFFF escape: half of a pair, or a lone surrogate that is no text at all.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_lone_surrogates(value: Any, what: str, error: Callable[[str], Exception]) -> None:
+    """Refuse a string (key or value, at any depth) holding an unpaired surrogate: it cannot be encoded as UTF-8,
+    so no store (Firestore, a JSON export) can keep it; refused here, it is quarantined instead of retried."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = ord(item[exc.start])
+                raise error(f"{what} holds a lone surrogate \\u{code:04x} in a string: that is not text") from None
 
 
 def decode_json_object(

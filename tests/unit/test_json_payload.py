@@ -122,3 +122,17 @@ def test_validation_error_pieces() -> None:
     long = shown_input("x" * 200)
     assert len(long) == 80
     assert long.endswith("...")
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"extra": {"note": "bad \\ud800 here"}}',
+    b'{"list": ["\\udfff"]}',
+    b'{"\\ud834": "a lone high surrogate as a key"}',
+])
+def test_a_lone_surrogate_anywhere_is_refused_as_no_text(raw: bytes) -> None:
+    with pytest.raises(Refused, match="lone surrogate"):
+        decode_json(raw, what="thing", max_bytes=1_000, error=Refused)
+
+
+def test_a_surrogate_pair_is_the_character_it_encodes() -> None:
+    assert decode_json(b'{"t": "\\ud83d\\ude00"}', what="thing", max_bytes=100, error=Refused) == {"t": "\U0001f600"}

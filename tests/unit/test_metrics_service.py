@@ -212,3 +212,11 @@ def test_aggregate_accepts_report_options() -> None:
     options = {"window": 3, "threshold": 0.1, "plot_metric": "cer", "regression_metrics": ["wer"]}
     assert export_options(options) == options
     assert export_options(None) == {}
+
+
+def test_a_record_with_a_lone_surrogate_is_quarantined_not_retried() -> None:
+    store = FakeStore()
+    raw = b'{"kind": "inference_stats", "model_version": "v1", "requests": 3, "note": "\\ud800"}'
+    outcome = record_metric(raw, "m-s", None, store, NOW)
+    assert outcome.status == "quarantined" and "lone surrogate" in (outcome.reason or "")
+    assert "record_metrics-m-s" in store.quarantined
