@@ -152,7 +152,6 @@ def import_failures(
     """
     report = report or ImportReport(import_id=import_id)
     resume_after = report.lines
-    report.lines = resume_after
     seen: set[str] = set()
     stamp = now or utc_now()
     parsing: deque[tuple[Future[list[PreparedLine]], int]] = deque()

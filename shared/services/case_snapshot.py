@@ -85,9 +85,13 @@ def maintain_snapshot(cases: CaseStore, bucket: Bucket, now: datetime, max_parts
     """The scheduled upkeep: sync the tail, and compact the parts into one once there are more than `max_parts`
     (each sync and import adds parts; a build reads every part)."""
     synced = sync_snapshot(cases, bucket, now)
-    parts = len(bucket.names(layout.SNAPSHOT_PARTS))
-    compacted = compact(bucket, now, EngineSettings.from_env(), layout.SNAPSHOT_PARTS) if parts > max_parts else None
-    return {**synced, "parts_before": parts, "compacted_into": compacted}
+    names = bucket.names(layout.SNAPSHOT_PARTS)
+    before, compacted = len(names), None
+    if before > max_parts:
+        compacted = compact(bucket, now, EngineSettings.from_env(), layout.SNAPSHOT_PARTS)
+        names = bucket.names(layout.SNAPSHOT_PARTS)
+    # part_names: what the snapshot is made of now, so the exports need not list the parts again.
+    return {**synced, "parts_before": before, "compacted_into": compacted, "part_names": names}
 
 
 class SnapshotAppender:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.domain import bucket_layout as layout
 from shared.errors import BadRequest
 from shared.ports import Bucket, CaseStore, MetricStore
 from shared.services.case_exports import export_cases
@@ -38,7 +37,7 @@ def run_exports(body: Any, metrics: MetricStore, cases: CaseStore, bucket: Bucke
     the cases (`learning_data/`); a summary."""
     summary = export_metadata(metrics, bucket, now, **export_options(body))
     summary["snapshot"] = snapshot = maintain_snapshot(cases, bucket, now)
-    source = {"snapshot": {"tail_at": snapshot["tail_at"], "parts": sorted(bucket.names(layout.SNAPSHOT_PARTS))}}
+    source = {"snapshot": {"tail_at": snapshot["tail_at"], "parts": sorted(snapshot["part_names"])}}
     exported = export_cases(cases, bucket, now, source)
     summary["objects"].update({name: {"uri": uri} for name, uri in exported["objects"].items()})
     summary["learning_data"] = {key: exported[key] for key in ("cases", "corrections", "skipped") if key in exported}
