@@ -25,7 +25,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta, case_counters, new_case
 from shared.domain.failure_event import derive_case_id, parse_failure_event
 from shared.domain.trends import as_utc
-from shared.errors import InvalidEvent, ObjectGone
+from shared.errors import BadInput, InvalidEvent, ObjectGone
 from shared.json_encoding import json_default
 from shared.ports import Bucket, CaseStore
 from shared.services.bucket_objects import is_new_object, object_version_id
@@ -219,11 +219,19 @@ def parquet_lines(stream: BinaryIO) -> Iterator[bytes]:
     Imports validate JSON lines; a row goes through the same parser, so a Parquet file is refused or accepted
     row by row exactly as its JSONL export would be (timestamps become ISO text, nulls are left out).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(stream)
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowException, OSError) as exc:
+        raise BadInput(f"not a readable Parquet file: {exc}") from None
     for group in range(parquet.num_row_groups):
-        for row in parquet.read_row_group(group).to_pylist():
+        try:
+            rows = parquet.read_row_group(group).to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise BadInput(f"row group {group} of the Parquet file cannot be read: {exc}") from None
+        for row in rows:
             yield orjson.dumps({k: v for k, v in row.items() if v is not None}, default=_as_text)
 
 
@@ -335,6 +343,12 @@ def run_import(
         rejects.abandon()
         # Deleted or overwritten before we read it: a newer version brings its own notification.
         return {"status": "object gone", **where, "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+    except BadInput as exc:  # the file as a whole cannot be read (a corrupt Parquet file): a result, not a retry
+        rejects.abandon()
+        refused = {**where, "import_id": import_id, "status": "rejected", "reason": exc.reason}
+        bucket.put(f"{base}.json", orjson.dumps(refused, option=orjson.OPT_INDENT_2), "application/json")
+        ledger.save_import(import_id, refused)
+        return refused
     except BaseException:
         rejects.abandon()
         raise
@@ -359,7 +373,7 @@ def _object_lines(bucket: Bucket, name: str, generation: int | None) -> Iterator
 
 
 # What the log line of an import keeps of its result (the whole result is in import_results/ and Firestore).
-_LOGGED = ("object", "lines", "accepted", "duplicates", "rejected")
+_LOGGED = ("object", "lines", "accepted", "duplicates", "rejected", "reason")
 
 
 def serve_notification(attributes: Mapping[str, str], settings: Settings, store: CaseStore, bucket: Bucket) -> Outcome:
@@ -367,4 +381,4 @@ def serve_notification(attributes: Mapping[str, str], settings: Settings, store:
     if not is_import_notification(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_import(attributes["objectId"], attributes.get("objectGeneration"), store, bucket)
-    return Outcome(result["status"], details={key: result[key] for key in _LOGGED})
+    return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

@@ -185,3 +185,14 @@ def test_more_reject_segments_than_one_compose_joins_are_joined_in_line_order(
     rejects = rejected_lines(bucket, "import_results/r")
     assert result["rejected"] == len(rejects) == 700
     assert [r["line"] for r in rejects] == list(range(2, 1_401, 2))
+
+
+def test_a_file_named_parquet_that_is_not_parquet_is_a_rejected_import_not_a_retry() -> None:
+    bucket, store = FakeBucket(), FullCaseStore()
+    result = run_import("imports/x.parquet", upload(bucket, "imports/x.parquet", b"PAR1 not really"), store, bucket)
+    assert result["status"] == "rejected" and "not a readable Parquet file" in result["reason"]
+    assert orjson.loads(bucket.get("import_results/x.json") or b"{}")["reason"] == result["reason"]
+    assert store.cases == {}
+    # A redelivery finds the result: nothing is read or retried again.
+    again = run_import("imports/x.parquet", bucket.generation("imports/x.parquet"), store, bucket)
+    assert again["status"] == "already imported"

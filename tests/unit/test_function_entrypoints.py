@@ -719,3 +719,13 @@ def test_api_answers_400_for_a_bad_call(
 def test_api_refuses_get(world: World, api_client: FlaskClient) -> None:
     response = api_client.get("/")
     assert response.status_code == 405 and "use POST" in response.get_json()["error"]
+
+
+def test_ingest_import_acknowledges_a_corrupt_parquet_file_with_its_reason(
+    world: World, ingest_import_client: FlaskClient
+) -> None:
+    attributes = world.upload("imports/broken.parquet", b"not parquet at all")
+    response = push(ingest_import_client, world, world.settings.topic_bucket_events, b"{}", "n-p", attributes)
+    assert response.status_code in (200, 204)
+    result = orjson.loads(world.bucket.get("import_results/broken.json") or b"{}")
+    assert result["status"] == "rejected" and "Parquet" in result["reason"]
