@@ -138,12 +138,13 @@ def child(work: str, folder: Path, out: Path) -> None:
         request = BuildRequest(**REQUEST) if work == "build" else BuildRequest()  # type: ignore[arg-type]
 
         @contextlib.contextmanager
-        def open_split(split: str) -> Iterator[Any]:
-            with (out / f"{split}.jsonl").open("wb") as file:
+        def open_file(name: str) -> Iterator[Any]:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            with (out / name).open("wb") as file:
                 yield file
 
         build = build_from_snapshot(
-            paths, request, open_split, dataset_id="bench", created_at=datetime.now(UTC), source="bench",
+            paths, request, open_file, dataset_id="bench", created_at=datetime.now(UTC), source="bench",
             settings=settings, names=names,
         )
         data_files = {split: str(out / f"{split}.jsonl") for split in build.split_sizes}
@@ -170,8 +171,8 @@ def child(work: str, folder: Path, out: Path) -> None:
             engine.select(BuildRequest(**ALL_ROWS))  # type: ignore[arg-type]
 
             @contextlib.contextmanager
-            def to_file(split: str) -> Iterator[Any]:
-                with (out / f"{split}.jsonl").open("wb") as file:
+            def to_file(name: str) -> Iterator[Any]:
+                with (out / name).open("wb") as file:
                     yield file
 
             engine.write_splits(to_file)

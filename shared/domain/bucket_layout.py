@@ -52,6 +52,17 @@ def dataset_prefix(dataset_id: str) -> str:
     return f"{DATASETS}{dataset_id}/"
 
 
+def split_file(split: str) -> str:
+    """A split's JSONL file, relative to its dataset's prefix: `train.jsonl`."""
+    return f"{split}.jsonl"
+
+
+def parquet_copy(split: str) -> str:
+    """A split's Parquet copy (the same rows, written by the build beside the JSONL), relative to its dataset's
+    prefix: `parquet/train.parquet`."""
+    return f"parquet/{split}.parquet"
+
+
 def dataset_id_of(path: str, bucket: str) -> str:
     """The dataset id of its id, its object prefix or its gs:// URI."""
     return path.removeprefix(f"gs://{bucket}/").removeprefix(DATASETS).strip("/")

@@ -34,6 +34,7 @@ from shared.snapshot.engine import ByteSink, EngineSettings, build_from_snapshot
 from shared.snapshot.parts import ROWS_PER_PART, fetch_parts, write_cases, write_part
 
 JSONL = "application/x-ndjson"
+PARQUET = "application/vnd.apache.parquet"
 # More parts than this are compacted into one by the scheduled upkeep.
 MAX_PARTS = 64
 
@@ -126,28 +127,29 @@ def build_over_snapshot(
     request: BuildRequest, dataset_id: str, source: str, bucket: Bucket, now: datetime,
     before_write: Callable[[], None] = lambda: None,
 ) -> dict[str, Any] | None:
-    """Build a dataset from the snapshot's parts: the split files streamed to the bucket with their sha256,
-    then `metadata.json` (the dataset is finished once it exists); its metadata, None when no case is eligible.
+    """Build a dataset from the snapshot's parts: the split files and their Parquet copies streamed to the
+    bucket with their sha256, then `metadata.json` (the dataset is finished once it exists); its metadata, None
+    when no case is eligible.
 
     `before_write` runs before the first byte is written (a leased build checks it still holds its lease).
     Memory is DuckDB's limit (EngineSettings) plus the parts' compressed size in the temporary folder.
     """
     prefix = layout.dataset_prefix(dataset_id)
-    data_files: dict[str, str] = {}
+    opened: list[str] = []
 
-    def open_split(split: str) -> AbstractContextManager[ByteSink]:
-        if not data_files:
+    def open_file(name: str) -> AbstractContextManager[ByteSink]:
+        if not opened:
             before_write()
-        name = f"{prefix}{split}.jsonl"
-        data_files[split] = bucket.uri(name)
-        return bucket.writer(name, JSONL)
+        opened.append(name)
+        return bucket.writer(prefix + name, PARQUET if name.endswith(".parquet") else JSONL)
 
     with tempfile.TemporaryDirectory(prefix="stt-build-") as folder:
         paths, names = fetch_parts(bucket, Path(folder), layout.SNAPSHOT_PARTS)
-        build = build_from_snapshot(paths, request, open_split, dataset_id=dataset_id, created_at=now,
+        build = build_from_snapshot(paths, request, open_file, dataset_id=dataset_id, created_at=now,
                                     source=source, settings=EngineSettings.from_env(), names=names)
     if build.total == 0:
         return None
+    data_files = {split: bucket.uri(prefix + layout.split_file(split)) for split in build.split_sizes}
     metadata = finished_metadata(build, bucket.uri(prefix), data_files)
     bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2),
                "application/json")

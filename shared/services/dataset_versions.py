@@ -18,7 +18,7 @@ from shared.errors import BadInput
 from shared.ports import Bucket
 from shared.services.datasets import changed_files, dataset_quality, finished_metadata, read_rows
 from shared.services.version_registry import read_registry, register_version, update_registry
-from shared.snapshot.dataset_files import compare_case_files, fetch_split_files
+from shared.snapshot.dataset_files import compare_case_files, fetch_dataset_rows
 from shared.snapshot.engine import EngineSettings
 
 
@@ -54,16 +54,15 @@ def compare_versions(
     added, removed or (never, by design) moved between splits.
 
     The cases are versions.compare_cases of the two datasets' case_splits, joined on DuckDB over local copies
-    of their split files (shared/snapshot/dataset_files.py) instead of two dicts of every case."""
+    of their Parquet copies, or of their split files when the copies are missing or either changed since the
+    version was made (shared/snapshot/dataset_files.py), instead of two dicts of every case."""
     registry = read_registry(bucket)
-    dataset_ids = [versions.get_version(registry, v)["dataset_id"] for v in (version_id1, version_id2)]
+    entries = [versions.get_version(registry, v) for v in (version_id1, version_id2)]
     comparison = versions.compare_versions(registry, version_id1, version_id2)
     with tempfile.TemporaryDirectory(prefix="stt-compare-") as tmp:
-        fetched = [
-            {split: file.path for split, file in fetch_split_files(bucket, dataset_id, Path(tmp) / str(n)).items()}
-            for n, dataset_id in enumerate(dataset_ids)
-        ]
-        comparison["cases"] = compare_case_files(fetched[0], fetched[1], settings or EngineSettings.from_env())
+        rows = [fetch_dataset_rows(bucket, entry["dataset_id"], entry.get("files", {}), Path(tmp) / str(n))
+                for n, entry in enumerate(entries)]
+        comparison["cases"] = compare_case_files(rows[0], rows[1], settings or EngineSettings.from_env())
     return comparison
 
 

@@ -21,7 +21,13 @@ from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import validate_lines
 from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
-from shared.snapshot.dataset_files import fetch_split_files, file_line_issues, quality_of_files
+from shared.snapshot.dataset_files import (
+    DatasetRows,
+    fetch_dataset_rows,
+    fetch_split_files,
+    file_line_issues,
+    quality_of_rows,
+)
 from shared.snapshot.engine import EngineSettings
 
 HASH_CHUNK = 8 * 1024 * 1024  # bytes read per step when hashing an object
@@ -83,11 +89,12 @@ def list_datasets(bucket: Bucket) -> list[dict[str, Any]]:
 
 def dataset_quality(bucket: Bucket, dataset_id: str, settings: EngineSettings | None = None) -> dict[str, Any]:
     """check_quality's report of the dataset's rows as they are now, counted on DuckDB over local copies of its
-    split files (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows."""
+    Parquet copies when they and its split files are as built, else of its split files
+    (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows."""
+    recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
-        files = fetch_split_files(bucket, dataset_id, Path(tmp))
-        paths = {split: file.path for split, file in files.items()}
-        return quality_of_files(paths, settings or EngineSettings.from_env())
+        rows = fetch_dataset_rows(bucket, dataset_id, recorded, Path(tmp))
+        return quality_of_rows(rows, settings or EngineSettings.from_env())
 
 
 def validate_dataset(
@@ -110,7 +117,11 @@ def validate_dataset(
                 issues.append(f"{file.name}: sha256 differs from metadata.json (changed after the build)")
             issues.extend(file_line_issues(split, file.path))
         paths = {split: file.path for split, file in files.items()}
-        quality = quality_of_files(paths, settings or EngineSettings.from_env())
+        as_built = all(file.sha256 == recorded.get(file.name, {}).get("sha256") for file in files.values())
+        rows = DatasetRows(paths, parquet=False)
+        if as_built:  # then the Parquet copies, if still as built too, hold the same rows and read faster
+            rows = fetch_dataset_rows(bucket, dataset_id, recorded, Path(tmp) / "copies")
+        quality = quality_of_rows(rows, settings or EngineSettings.from_env())
     issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
     return {
         "dataset_id": dataset_id,
@@ -126,14 +137,20 @@ def validate_dataset(
 def huggingface_files(bucket: Bucket, dataset_id: str, output_format: str = "json") -> dict[str, str]:
     """The dataset's files for `datasets.load_dataset(output_format, data_files=...)`, by split.
 
-    The JSONL rows already are Hugging Face's format (audio, text, ...); "parquet" writes a Parquet copy of each
-    split beside them (`parquet/<split>.parquet`) and returns those.
+    The JSONL rows already are Hugging Face's format (audio, text, ...); "parquet" returns the Parquet copies
+    the build wrote beside them (`parquet/<split>.parquet`). A dataset built before the copies gets them
+    written now, from its split files.
     """
     metadata = finished_metadata(bucket, dataset_id)
     if output_format == "json":
         return dict(metadata["data_files"])
     if output_format != "parquet":
         raise BadInput(f"output_format must be 'json' or 'parquet', not {output_format!r}")
+    prefix = layout.dataset_prefix(dataset_id)
+    recorded = metadata.get("files", {})
+    if all(layout.parquet_copy(split) in recorded for split in SPLITS):
+        return {split: bucket.uri(prefix + layout.parquet_copy(split)) for split in SPLITS
+                if recorded[layout.parquet_copy(split)].get("rows")}  # an empty split: Hugging Face skips it too
     import pyarrow.json as pa_json
     import pyarrow.parquet as pq
 
@@ -143,5 +160,5 @@ def huggingface_files(bucket: Bucket, dataset_id: str, output_format: str = "jso
             continue
         sink = io.BytesIO()
         pq.write_table(pa_json.read_json(io.BytesIO(data)), sink)
-        files[split] = bucket.put(f"{layout.dataset_prefix(dataset_id)}parquet/{split}.parquet", sink.getvalue())
+        files[split] = bucket.put(prefix + layout.parquet_copy(split), sink.getvalue())
     return files

@@ -27,9 +27,11 @@ ids reach Python.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ from shared.snapshot import sql
 from shared.snapshot.engine import EngineSettings, SnapshotEngine
 
 COPY_CHUNK = 8 * 1024 * 1024  # bytes per read when copying a split file to a local file
+PARALLEL_READS = 4  # objects of a dataset read at once
 
 
 @dataclass(frozen=True)
@@ -64,26 +67,77 @@ class SplitFile:
         return f"{self.split}.jsonl"
 
 
+def _copy_object(bucket: Bucket, name: str, path: Path | None) -> str | None:
+    """The object's sha256, read through ``bucket.reader`` a chunk at a time and, with a ``path``, copied there
+    on the way; None when the object is missing (nothing is left at ``path`` then)."""
+    digest = hashlib.sha256()
+    try:
+        with bucket.reader(name) as stream, (path.open("wb") if path else contextlib.nullcontext()) as out:
+            while chunk := stream.read(COPY_CHUNK):
+                digest.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+    except ObjectGone:
+        if path:
+            path.unlink(missing_ok=True)
+        return None
+    return digest.hexdigest()
+
+
+def _copy_objects(bucket: Bucket, jobs: Mapping[str, Path | None]) -> dict[str, str | None]:
+    """``_copy_object`` of each object name -> local path (None: hash only), a few at a time: sha256 and the
+    bucket's reads both leave the GIL, so the files of a dataset are read side by side."""
+    with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+        futures = {name: pool.submit(_copy_object, bucket, name, path) for name, path in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def fetch_split_files(bucket: Bucket, dataset_id: str, folder: Path) -> dict[str, SplitFile]:
     """Each split file of the dataset copied to ``folder`` through ``bucket.reader`` a chunk at a time, hashed
     on the way; by split, in dataset order."""
     folder.mkdir(parents=True, exist_ok=True)
     prefix = layout.dataset_prefix(dataset_id)
-    fetched = {}
-    for split in SPLITS:
-        path = folder / f"{split}.jsonl"
-        digest = hashlib.sha256()
-        try:
-            with bucket.reader(f"{prefix}{split}.jsonl") as stream, path.open("wb") as out:
-                while chunk := stream.read(COPY_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-        except ObjectGone:
+    paths = {split: folder / layout.split_file(split) for split in SPLITS}
+    hashes = _copy_objects(bucket, {prefix + layout.split_file(split): paths[split] for split in SPLITS})
+    return {
+        split: SplitFile(split, paths[split] if sha is not None else None, sha)
+        for split, sha in zip(SPLITS, hashes.values(), strict=True)
+    }
+
+
+@dataclass(frozen=True)
+class DatasetRows:
+    """Where a dataset's rows are read from: its Parquet copies, or its split files (local paths by split; None
+    for a missing file)."""
+
+    paths: Mapping[str, Path | None]
+    parquet: bool
+
+
+def fetch_dataset_rows(
+    bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]], folder: Path
+) -> DatasetRows:
+    """The dataset's rows as local files: its Parquet copies when they and its split files are still the bytes
+    its build recorded (``recorded``: metadata.json's ``files``), since the copies then hold exactly the split
+    files' rows; else its split files as they are now (a dataset built before the copies, or changed since).
+
+    The split files are hashed, not copied, on the way to the copies; every object is read once either way
+    except the split files of a dataset that changed, which are read again to be copied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = layout.dataset_prefix(dataset_id)
+    copies = {split: layout.parquet_copy(split) for split in SPLITS}
+    if all(name in recorded for name in copies.values()):
+        paths = {split: folder / f"{split}.parquet" for split in SPLITS}
+        jobs: dict[str, Path | None] = {prefix + layout.split_file(split): None for split in SPLITS}
+        jobs |= {prefix + copies[split]: paths[split] for split in SPLITS}
+        hashes = _copy_objects(bucket, jobs)
+        names = [*(layout.split_file(split) for split in SPLITS), *copies.values()]
+        if all(hashes[prefix + name] == recorded.get(name, {}).get("sha256") for name in names):
+            return DatasetRows(dict(paths), parquet=True)
+        for path in paths.values():
             path.unlink(missing_ok=True)
-            fetched[split] = SplitFile(split, None, None)
-            continue
-        fetched[split] = SplitFile(split, path, digest.hexdigest())
-    return fetched
+    files = fetch_split_files(bucket, dataset_id, folder)
+    return DatasetRows({split: file.path for split, file in files.items()}, parquet=False)
 
 
 def _python_value(text: str | None) -> Any:
@@ -154,22 +208,58 @@ def quality_of_files(
         return loaded_quality_report(engine, thresholds)
 
 
+def load_parquet_copies(engine: SnapshotEngine, files: Mapping[str, Path | None]) -> dict[str, int]:
+    """Fill the engine's ``stt_rows`` with the rows of a dataset's Parquet copies (each row in the split whose
+    copy holds it, in file order), as the build's own rows were; the number of rows of each split."""
+    engine.con.execute(sql.rows_from_parquet_copies(list(files)), _split_paths(files))
+    return engine.count_splits()
+
+
+def _split_paths(files: Mapping[str, Path | None]) -> dict[str, str]:
+    missing = [split for split, path in files.items() if path is None]
+    if missing:
+        raise ValueError(f"no Parquet copy of {missing}")  # fetch_dataset_rows returns copies of every split
+    return {split: str(path) for split, path in files.items()}
+
+
+def quality_of_rows(
+    rows: DatasetRows, settings: EngineSettings | None = None, thresholds: QualityThresholds | None = None,
+) -> dict[str, Any]:
+    """check_quality's report of a dataset's rows, from its Parquet copies (the build's own SQL over the same
+    rows) or its split files."""
+    if not rows.parquet:
+        return quality_of_files(rows.paths, settings, thresholds)
+    with SnapshotEngine(settings) as engine:
+        load_parquet_copies(engine, rows.paths)
+        return engine.quality_report(thresholds)
+
+
 def _udf_python_str(texts: pa.Array) -> pa.Array:
     """str() of each raw JSON value, as case_splits keys a case_id that is not a string."""
     return pa.array([str(orjson.loads(text)) for text in texts.to_pylist()], pa.string())
 
 
 def compare_case_files(
-    files1: Mapping[str, Path | None], files2: Mapping[str, Path | None], settings: EngineSettings | None = None,
+    files1: Mapping[str, Path | None] | DatasetRows, files2: Mapping[str, Path | None] | DatasetRows,
+    settings: EngineSettings | None = None,
 ) -> dict[str, Any]:
-    """versions.compare_cases of two datasets' local split files (their case_splits maps), joined on DuckDB."""
+    """versions.compare_cases of two datasets' rows (their case_splits maps), joined on DuckDB; each side is its
+    split files (local paths by split) or a ``fetch_dataset_rows`` result (the Parquet copies' case_ids, read
+    as a column, need no JSON parsing)."""
     with SnapshotEngine(settings) as engine:
         engine.con.create_function("stt_python_str", _udf_python_str, [sqltypes.VARCHAR], sqltypes.VARCHAR,
                                    type=func.ARROW)
-        tables = {}
-        for version, files in ((1, files1), (2, files2)):
-            for split, table in _lines_tables(engine, f"stt_cases_{version}", files, ("case_id",)).items():
-                tables[(version, split)] = table
+        tables: dict[tuple[int, str], tuple[str, bool]] = {}
+        for version, side in ((1, files1), (2, files2)):
+            rows = side if isinstance(side, DatasetRows) else DatasetRows(side, parquet=False)
+            if rows.parquet:
+                for split, path in _split_paths(rows.paths).items():
+                    table = f"stt_cases_{version}_{split}"
+                    engine.con.execute(sql.parquet_case_ids(table), {"path": path})
+                    tables[(version, split)] = (table, True)
+                continue
+            for split, table in _lines_tables(engine, f"stt_cases_{version}", rows.paths, ("case_id",)).items():
+                tables[(version, split)] = (table, False)
         query = sql.case_diff(tables)
         added, removed, kept, moved, moved_ids = engine.con.execute(query, {"cap": MOVED_IDS_CAP}).fetchall()[0]
     return {"added": added, "removed": removed, "kept": kept, "moved": moved, "moved_case_ids": list(moved_ids)}

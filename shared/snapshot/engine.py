@@ -1,24 +1,25 @@
 """Dataset builds on DuckDB over the case snapshot: the same rows, files, quality report and metadata as
 ``build_splits`` + ``write_dataset`` over the same cases, in memory bounded by a setting, not by the data.
 
-How the build service will call it (shared/services/dataset_builds.py, once the structure refactor lands; the
-Firestore path stays for a snapshot that does not exist yet)::
+How the build service calls it (shared/services/case_snapshot.py)::
 
     with tempfile.TemporaryDirectory() as tmp:
         paths, names = fetch_parts(part_store, Path(tmp))             # parts.py: the bucket's parts as files
         build = build_from_snapshot(
-            paths, request, open_split,                              # open_split(split) -> a context manager
+            paths, request, open_file,                               # open_file(name) -> a context manager
             dataset_id=dataset_id, created_at=now, source=source,    #   whose .write(bytes) streams to
-            settings=EngineSettings.from_env(), names=names,         #   finetuning_datasets/<id>/<split>.jsonl
+            settings=EngineSettings.from_env(), names=names,         #   finetuning_datasets/<id>/<name>
         )
-    if build.total == 0: -> {"error": "No eligible cases", ...} (nothing was kept: open_split is not called)
+    if build.total == 0: -> {"error": "No eligible cases", ...} (nothing was kept: open_file is not called)
     metadata = finished_metadata(build, bucket.uri(prefix), data_files)   # write_dataset's metadata dict
     bucket.put(prefix + "metadata.json", orjson.dumps(metadata, option=orjson.OPT_INDENT_2), ...)
 
 Steps (SQL in sql.py): check every part's footer (a corrupt or incompatible part is named), select the keys of
 the latest eligible sampled rows with their splits, read the selected rows once into ``stt_rows``, stream each
-split's JSONL lines in case_id order to its writer while hashing them, then count the quality rules and the
-metadata's figures over ``stt_rows``. DuckDB spills to ``temp_directory`` past ``memory_limit``.
+split's JSONL lines in case_id order to its writer while hashing them, then the same rows as each split's
+Parquet copy (``parquet/<split>.parquet``: what check_quality and compare_versions read later instead of
+parsing JSON), then count the quality rules and the metadata's figures over ``stt_rows``. DuckDB spills to
+``temp_directory`` past ``memory_limit``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from duckdb import func, sqltypes
 
 from shared.domain import bucket_layout as layout
@@ -63,6 +65,7 @@ from shared.snapshot.parts import (
     part_name,
 )
 
+PARQUET_ROW_GROUP = 100_000  # rows per row group of a Parquet copy: DuckDB reads row groups in parallel
 _LETTER = re.compile(r"[^\W\d_]")  # dataset_quality's rule for "text contains a letter"
 ROW_SCHEMA = pa.schema(
     [
@@ -94,7 +97,36 @@ class ByteSink(Protocol):
     def write(self, data: bytes | memoryview, /) -> Any: ...
 
 
-OpenSplit = Callable[[str], AbstractContextManager[ByteSink]]
+# Opens one file of the dataset for writing, by its name relative to the dataset's prefix (`train.jsonl`).
+OpenFile = Callable[[str], AbstractContextManager[ByteSink]]
+
+
+class _HashingSink:
+    """A write-only stream over a ByteSink that hashes and counts what passes (ParquetWriter asks its tell())."""
+
+    closed = False
+
+    def __init__(self, out: ByteSink) -> None:
+        self.out, self.digest, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.digest.update(data)
+        self.out.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        """Nothing held here: the ByteSink flushes when its context closes."""
+
+    def entry(self, rows: int) -> dict[str, Any]:
+        """The file's manifest entry (versions.file_entry)."""
+        return {"sha256": self.digest.hexdigest(), "bytes": self.size, "rows": rows}
 
 
 @dataclass(frozen=True)
@@ -269,17 +301,17 @@ class SnapshotEngine:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def write_splits(self, open_split: OpenSplit, batch_rows: int = 50_000) -> dict[str, dict[str, Any]]:
-        """Stream each split's JSONL to ``open_split(split)`` (every split, an empty one too, in order); each
-        file's manifest entry (versions.file_entry). One query for all splits: its lines come split by split."""
+    def write_splits(self, open_file: OpenFile, batch_rows: int = 50_000) -> dict[str, dict[str, Any]]:
+        """Stream each split's JSONL to ``open_file("<split>.jsonl")`` (every split, an empty one too, in order);
+        each file's manifest entry (versions.file_entry). One query for all splits: its lines come split by
+        split."""
         files: dict[str, dict[str, Any]] = {}
         reader = self.con.sql(sql.dataset_lines()).to_arrow_reader(batch_rows)
         batches = iter(reader)
         pending: tuple[np.ndarray, pa.Array] | None = None
         for number, split in enumerate(SPLITS):
-            digest = hashlib.sha256()
-            size = 0
-            with open_split(split) as out:
+            with open_file(layout.split_file(split)) as file:
+                out = _HashingSink(file)
                 while True:
                     if pending is None:
                         batch = next(batches, None)
@@ -291,12 +323,27 @@ class SnapshotEngine:
                         break  # this batch starts a later split
                     ends = np.flatnonzero(numbers != number)
                     end = int(ends[0]) if ends.size else len(numbers)
-                    data = _joined_bytes(lines.slice(0, end))
-                    out.write(data)
-                    digest.update(data)
-                    size += len(data)
+                    out.write(_joined_bytes(lines.slice(0, end)))
                     pending = None if end == len(numbers) else (numbers[end:], lines.slice(end))
-            files[f"{split}.jsonl"] = {"sha256": digest.hexdigest(), "bytes": size, "rows": self._sizes[split]}
+            files[layout.split_file(split)] = out.entry(self._sizes[split])
+        return files
+
+    def write_parquet_copies(
+        self, open_file: OpenFile, batch_rows: int = PARQUET_ROW_GROUP
+    ) -> dict[str, dict[str, Any]]:
+        """Write each split's rows as ``open_file("parquet/<split>.parquet")`` (ROW_SCHEMA, the JSONL's order, a
+        row group per ``batch_rows``; an empty split too); each file's manifest entry.
+
+        Written with pyarrow from DuckDB's batches in ``seq`` order, so the same rows give the same bytes."""
+        files: dict[str, dict[str, Any]] = {}
+        for split in SPLITS:
+            reader = self.con.sql(sql.PARQUET_COPY_ROWS, params={"split": split}).to_arrow_reader(batch_rows)
+            with open_file(layout.parquet_copy(split)) as file:
+                out = _HashingSink(file)
+                with pq.ParquetWriter(out, ROW_SCHEMA, compression="zstd") as writer:
+                    for batch in reader:
+                        writer.write_table(pa.Table.from_batches([batch]).cast(ROW_SCHEMA), row_group_size=batch_rows)
+            files[layout.parquet_copy(split)] = out.entry(self._sizes[split])
         return files
 
     # -- the quality report and the metadata -----------------------------------------------------------------
@@ -374,12 +421,13 @@ class SnapshotEngine:
 
 
 def build_from_snapshot(
-    paths: Sequence[Path], request: BuildRequest, open_split: OpenSplit, *, dataset_id: str, created_at: datetime,
+    paths: Sequence[Path], request: BuildRequest, open_file: OpenFile, *, dataset_id: str, created_at: datetime,
     source: str, settings: EngineSettings | None = None, names: Sequence[str] | None = None,
     thresholds: QualityThresholds | None = None,
 ) -> SnapshotBuild:
-    """One build over local parts: split files streamed to ``open_split`` (not called when nothing is
-    selected), then the quality report and the metadata; SnapshotPartError / SnapshotError on a bad snapshot."""
+    """One build over local parts: split files and their Parquet copies streamed to ``open_file`` (not called
+    when nothing is selected), then the quality report and the metadata; SnapshotPartError / SnapshotError on
+    a bad snapshot."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -396,8 +444,10 @@ def build_from_snapshot(
         step("select")
         if not any(sizes.values()):
             return SnapshotBuild(sizes, {}, {}, {}, seconds)
-        files = engine.write_splits(open_split)
+        files = engine.write_splits(open_file)
         step("write_splits")
+        files |= engine.write_parquet_copies(open_file)
+        step("write_parquet")
         report = engine.quality_report(thresholds)
         step("quality")
         metadata = engine.metadata(dataset_id, request, created_at, source)
@@ -446,7 +496,7 @@ def finished_metadata(build: SnapshotBuild, gcs_path: str, data_files: Mapping[s
 
 __all__ = [
     "EngineSettings",
-    "OpenSplit",
+    "OpenFile",
     "SnapshotBuild",
     "SnapshotEngine",
     "SnapshotError",

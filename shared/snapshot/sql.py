@@ -281,6 +281,13 @@ ORDER BY seq
 """  # nosec B608
 
 
+# One split's rows as its Parquet copy holds them (engine.ROW_SCHEMA's columns), in the JSONL's order.
+PARQUET_COPY_ROWS = """
+SELECT audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id,
+    language, model_version, duration_s, wer, cer, split_field AS split
+FROM stt_rows WHERE split = $split ORDER BY seq
+"""
+
 MISSING_SPLITS = "SELECT count(*) FROM stt_keys WHERE split IS NULL"
 
 
@@ -513,20 +520,20 @@ SELECT split, pos, score_json, split_json FROM stt_rows
 WHERE struct_pack(s := split, p := pos) IN (SELECT unnest($keys))
 """
 
-# versions.compare_cases of two datasets' case -> split maps (case_splits: str() of each case_id, the last
-# row of a case_id wins), without building the maps: a full join of each dataset's latest split per case.
-# The case lines: (version, split, line, case_id JSON) of both datasets.
-CASE_DIFF = """
-WITH keyed AS (
-    SELECT version, split, line,
-        CASE json_type(case_id)
+# A case_id line's key as case_splits keys it: str() of the JSON value (Python's spelling of null and booleans).
+_CASE_KEY_OF_JSON = """CASE json_type(case_id)
             WHEN 'VARCHAR' THEN case_id ->> '$'
             WHEN 'NULL' THEN 'None'
             WHEN 'BOOLEAN' THEN CASE WHEN CAST(case_id AS VARCHAR) = 'true' THEN 'True' ELSE 'False' END
-            ELSE stt_python_str(CAST(case_id AS VARCHAR)) END AS case_key
-    FROM ({case_lines}) AS lines
+            ELSE stt_python_str(CAST(case_id AS VARCHAR)) END"""
+
+# versions.compare_cases of two datasets' case -> split maps (case_splits: str() of each case_id, the last
+# row of a case_id wins), without building the maps: a full join of each dataset's latest split per case.
+# The case lines: (version, split, line, case_key) of both datasets.
+CASE_DIFF = """
+WITH latest AS (
+    SELECT version, case_key, arg_max(split, line) AS split FROM ({case_lines}) AS lines GROUP BY version, case_key
 ),
-latest AS (SELECT version, case_key, arg_max(split, line) AS split FROM keyed GROUP BY version, case_key),
 joined AS (
     SELECT coalesce(a.case_key, b.case_key) AS case_key, a.split AS split1, b.split AS split2
     FROM (SELECT * FROM latest WHERE version = 1) AS a
@@ -542,14 +549,39 @@ FROM joined
 """
 
 
-def case_diff(tables: Mapping[tuple[int, str], str]) -> str:
-    """CASE_DIFF over the case_id lines tables of both datasets ((version, split) -> table, in dataset order)."""
+def parquet_case_ids(table: str) -> str:
+    """A Parquet copy's case_ids as ``table`` (case_key, line_no: the row's place in its file)."""
+    return f"""
+CREATE OR REPLACE TEMP TABLE {table} AS
+SELECT case_id AS case_key, file_row_number AS line_no FROM read_parquet($path, file_row_number = true)
+"""  # nosec B608
+
+
+def case_diff(tables: Mapping[tuple[int, str], tuple[str, bool]]) -> str:
+    """CASE_DIFF over both datasets' case tables ((version, split) -> (table, from a Parquet copy), in dataset
+    order): a split file's lines table (raw JSON case_id, file order = rowid) or a ``parquet_case_ids`` table."""
     union = "\n        UNION ALL ".join(
-        f"SELECT {version} AS version, '{split}' AS split, {number} * 4294967296 + rowid AS line, case_id "
-        f"FROM {table}"  # nosec B608
-        for number, ((version, split), table) in enumerate(tables.items())
+        f"SELECT {version} AS version, '{split}' AS split, {number} * 4294967296 + line_no AS line, case_key "
+        f"FROM {table}" if parquet else  # nosec B608
+        f"SELECT {version} AS version, '{split}' AS split, {number} * 4294967296 + rowid AS line, "
+        f"{_CASE_KEY_OF_JSON} AS case_key FROM {table}"  # nosec B608
+        for number, ((version, split), (table, parquet)) in enumerate(tables.items())
     )
     return CASE_DIFF.replace("{case_lines}", union)
+
+
+def rows_from_parquet_copies(splits: Iterable[str]) -> str:
+    """stt_rows from a dataset's Parquet copies (a parameter ``$<split>`` holds each one's path), numbered as
+    ``rows_from_split_lines`` numbers a split file's rows: seq split by split then in file order, pos the row's
+    place in its file."""
+    union = "\nUNION ALL ".join(
+        f"SELECT audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id, "
+        f"language, model_version, duration_s, wer, cer, '{split}' AS split, c.split AS split_field, "
+        f"{number} * 4294967296 + file_row_number + 1 AS seq, file_row_number AS pos "
+        f"FROM read_parquet(${split}, file_row_number = true) AS c"  # nosec B608
+        for number, split in enumerate(splits)
+    )
+    return f"CREATE OR REPLACE TEMP TABLE stt_rows AS\n{union}"
 
 
 def floor_copy(source_sql: str, target: str) -> str:
@@ -575,6 +607,7 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "select_keys_all": select_keys(src, balance=False, capped=False),
         "select_rows": select_rows(src),
         "dataset_lines": dataset_lines(),
+        "parquet_copy_rows": PARQUET_COPY_ROWS,
         **{f"quality_duplicates_{n}": text for n, text in enumerate(QUALITY_DUPLICATES)},
         "quality_flags": QUALITY_FLAGS,
         "quality_counts": QUALITY_COUNTS,
@@ -589,7 +622,9 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "split_lines_exact": split_lines_exact("stt_lines_train"),
         "case_lines_exact": split_lines_exact("stt_cases_1_train", ("case_id",)),
         "rows_from_split_lines": rows_from_split_lines({"train": "stt_lines_train", "val": "stt_lines_val"}),
-        "case_diff": case_diff({(1, "train"): "stt_cases_1_train", (2, "train"): "stt_cases_2_train"}),
+        "case_diff": case_diff({(1, "train"): ("stt_cases_1_train", False), (2, "train"): ("stt_cases_2_train", True)}),
+        "parquet_case_ids": parquet_case_ids("stt_cases_2_train"),
+        "rows_from_parquet_copies": rows_from_parquet_copies(["train", "val", "test"]),
         "compacted": compacted(src, columns, "compacted.parquet"),
         "floor_copy": floor_copy(src, "floor"),
     }

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
+from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
 from shared.errors import BuildInProgress, LeaseLost
@@ -34,6 +35,7 @@ from tests.unit.fake_dataset_bucket import (
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 REQUEST_NAME = "dataset-requests/weekly.json"
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
+DATASET_FILES = (*SPLIT_FILES, *(layout.parquet_copy(split) for split in SPLITS))  # in the order written
 GOOD_REQUEST: dict[str, Any] = {"version_name": "weekly", "min_error_score": 0.5}
 
 
@@ -122,9 +124,9 @@ def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_
     assert result["dataset_id"] == dataset_id == f"weekly-{generation}"
     assert result["total_samples"] == 40
     assert sum(result["split_sizes"].values()) == 40
-    # Order: every split file, then metadata.json, then the registry, then the result object.
+    # Order: every split file and its Parquet copy, then metadata.json, then the registry, then the result object.
     assert landed(world.bucket, before) == [
-        *(prefix + name for name in SPLIT_FILES),
+        *(prefix + name for name in DATASET_FILES),
         prefix + layout.DATASET_METADATA,
         layout.REGISTRY,
         f"{layout.DATASET_RESULTS}weekly.json",
@@ -308,7 +310,7 @@ def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
     world.bucket.crash_before_write(prefix + layout.DATASET_METADATA)
     with pytest.raises(SimulatedCrash):
         world.serve(generation, attempt="first")
-    assert world.bucket.names(prefix) == sorted(prefix + name for name in SPLIT_FILES)
+    assert world.bucket.names(prefix) == sorted(prefix + name for name in DATASET_FILES)
     world.bucket.put(prefix + "train.jsonl", b'{"truncated": ')  # whatever the dead attempt left
     written = len(world.bucket.writes)
 
@@ -316,7 +318,7 @@ def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
 
     assert result["status"] == "built"
     assert landed(world.bucket, written) == [
-        *(prefix + name for name in SPLIT_FILES), prefix + layout.DATASET_METADATA, layout.REGISTRY,
+        *(prefix + name for name in DATASET_FILES), prefix + layout.DATASET_METADATA, layout.REGISTRY,
         f"{layout.DATASET_RESULTS}weekly.json",
     ]
     metadata = world.metadata(result["dataset_id"])
@@ -393,7 +395,7 @@ def test_an_unknown_parent_is_named_among_existing_versions() -> None:
     assert result["status"] == "rejected"
     assert "'v_typo'" in result["reason"] and layout.REGISTRY in result["reason"]
     assert dataset_names(world.bucket) == [
-        layout.dataset_prefix(first["dataset_id"]) + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)
+        layout.dataset_prefix(first["dataset_id"]) + name for name in (*DATASET_FILES, layout.DATASET_METADATA)
     ]
 
 
@@ -499,7 +501,7 @@ def test_build_dataset_without_a_version_leaves_the_registry_alone() -> None:
     assert "version_id" not in info
     assert bucket.get(layout.REGISTRY) is None
     prefix = layout.dataset_prefix("py-2")
-    assert landed(bucket) == [prefix + name for name in (*SPLIT_FILES, layout.DATASET_METADATA)]
+    assert landed(bucket) == [prefix + name for name in (*DATASET_FILES, layout.DATASET_METADATA)]
 
 
 def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:

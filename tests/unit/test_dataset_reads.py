@@ -18,20 +18,26 @@ from shared.domain import bucket_layout as layout
 from shared.domain import versions
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import check_quality, validate_lines
+from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import file_entry
 from shared.errors import BadInput, ObjectGone
+from shared.services.case_snapshot import build_over_snapshot
 from shared.services.dataset_versions import case_splits, compare_versions, create_version, rollback
 from shared.services.datasets import (
     changed_files,
     dataset_quality,
+    huggingface_files,
     object_sha256,
     read_metadata,
+    read_rows,
     read_split_files,
     validate_dataset,
 )
 from shared.services.version_registry import read_registry
-from shared.snapshot.dataset_files import quality_of_files
+from shared.snapshot.dataset_files import DatasetRows, fetch_dataset_rows, quality_of_files
+from shared.snapshot.parts import write_cases
 from tests.unit.fake_dataset_bucket import FakeBucket
+from tests.unit.snapshot_cases import random_cases
 from tests.unit.test_snapshot_engine import SETTINGS, random_splits
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -332,3 +338,86 @@ def test_rollback_verifies_the_files_as_streams_and_names_what_changed() -> None
     bucket.gets_allowed = False
     with pytest.raises(BadInput, match=f"{prefix}test.jsonl, {prefix}val.jsonl missing or changed"):
         rollback(bucket, v1, None, T0)
+
+
+# -- built datasets: the reads take the Parquet copies while they and the split files are as built -----------------
+
+
+def built_dataset(bucket: FakeBucket, dataset_id: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A dataset as the build service writes it, over a snapshot of ``cases`` in the bucket."""
+    for name in bucket.names(layout.SNAPSHOT_PARTS):
+        bucket.delete(name)
+    write_cases(bucket, cases, rows_per_part=120, now=T0, prefix=layout.SNAPSHOT_PARTS)
+    metadata = build_over_snapshot(BuildRequest(min_error_score=0.0, include_uncorrected=True), dataset_id, "test",
+                                   bucket, T0)
+    assert metadata is not None
+    return metadata
+
+
+def rows_of(bucket: FakeBucket, dataset_id: str, tmp_path: Path) -> DatasetRows:
+    recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
+    return fetch_dataset_rows(bucket, dataset_id, recorded, tmp_path / dataset_id)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_built_datasets_quality_comes_from_its_parquet_copies_and_equals_its_build(seed: int, tmp_path: Path) -> None:
+    bucket = ChunkCountingBucket()
+    metadata = built_dataset(bucket, "ds", random_cases(seed, 400))
+    assert rows_of(bucket, "ds", tmp_path).parquet
+    bucket.gets_allowed = False
+    report = dataset_quality(bucket, "ds", SETTINGS)
+    bucket.gets_allowed = True
+    assert report == metadata["quality_report"] == check_quality(read_rows(bucket, "ds"))
+    assert validate_dataset(bucket, "ds", T0, SETTINGS)["quality"] == report
+
+
+@pytest.mark.parametrize("changed", ["val.jsonl", "parquet/train.parquet", "metadata"])
+def test_a_changed_file_sends_the_reads_back_to_the_split_files(changed: str, tmp_path: Path) -> None:
+    """A split file changed since the build (its copy no longer holds its rows), a copy changed, or a
+    metadata.json without the copies: the rows are the split files' as they are now."""
+    bucket = ChunkCountingBucket()
+    metadata = built_dataset(bucket, "ds", random_cases(5, 300))
+    prefix = layout.dataset_prefix("ds")
+    if changed == "metadata":
+        files = {name: entry for name, entry in metadata["files"].items() if name.endswith(".jsonl")}
+        bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps({**metadata, "files": files}))
+    elif changed.endswith(".jsonl"):
+        odd = b'{"audio": "x.wav", "text": "", "split": "test"}\n'
+        bucket.put(prefix + changed, odd + (bucket.get(prefix + changed) or b""))
+    else:
+        bucket.put(prefix + changed, (bucket.get(prefix + changed) or b"") + b"\0")
+    assert not rows_of(bucket, "ds", tmp_path).parquet
+    assert dataset_quality(bucket, "ds", SETTINGS) == check_quality(read_rows(bucket, "ds"))
+    if changed == "val.jsonl":
+        assert dataset_quality(bucket, "ds", SETTINGS) != metadata["quality_report"]
+
+
+def test_compare_versions_of_built_datasets_reads_their_copies_and_equals_the_case_maps(tmp_path: Path) -> None:
+    bucket = ChunkCountingBucket()
+    cases = random_cases(9, 500)
+    built_dataset(bucket, "ds1", cases[:400])
+    built_dataset(bucket, "ds2", cases[100:])
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
+    v2 = create_version(bucket, "ds2", "two", None, v1, False, T0)
+    assert rows_of(bucket, "ds1", tmp_path).parquet and rows_of(bucket, "ds2", tmp_path).parquet
+    expected = versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds2"))
+    assert expected["added"] > 50 and expected["removed"] > 50 and expected["kept"] > 50
+    bucket.gets_allowed = False
+    assert compare_versions(bucket, v1, v2, SETTINGS)["cases"] == expected
+    bucket.gets_allowed = True
+    prefix = layout.dataset_prefix("ds2")
+    bucket.put(prefix + "test.jsonl", b'{"case_id": "only-here"}\n' + (bucket.get(prefix + "test.jsonl") or b""))
+    assert not rows_of(bucket, "ds2", tmp_path / "changed").parquet  # one side copies, the other split files
+    expected = versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds2"))
+    assert compare_versions(bucket, v1, v2, SETTINGS)["cases"] == expected
+
+
+def test_the_hugging_face_parquet_files_are_the_builds_copies() -> None:
+    bucket = ChunkCountingBucket()
+    metadata = built_dataset(bucket, "ds", random_cases(4, 300))
+    written = len(bucket.names(""))
+    files = huggingface_files(bucket, "ds", "parquet")
+    assert len(bucket.names("")) == written  # nothing written: the build's copies are returned
+    prefix = layout.dataset_prefix("ds")
+    assert files == {split: bucket.uri(prefix + layout.parquet_copy(split)) for split in SPLITS
+                     if metadata["split_sizes"][split]}

@@ -7,6 +7,7 @@ encodes it (encode_rows), checked by dataset_quality.check_quality and described
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,18 +52,22 @@ SETTINGS = EngineSettings(memory_limit="256MB", threads=2)
 
 
 class Captured:
-    """open_split for tests: each split's bytes in memory, and how often a split was opened."""
+    """open_file for tests: each file's bytes in memory by name, each split file's by split, and how often a
+    file was opened."""
 
     def __init__(self) -> None:
+        self.named: dict[str, bytes] = {}
         self.files: dict[str, bytes] = {}
         self.opened = 0
 
     @contextlib.contextmanager
-    def __call__(self, split: str) -> Iterator[io.BytesIO]:
+    def __call__(self, name: str) -> Iterator[io.BytesIO]:
         self.opened += 1
         buffer = io.BytesIO()
         yield buffer
-        self.files[split] = buffer.getvalue()
+        self.named[name] = buffer.getvalue()
+        if name.endswith(".jsonl"):
+            self.files[name.removesuffix(".jsonl")] = buffer.getvalue()
 
 
 def build(paths: Sequence[Path], names: Sequence[str], request: BuildRequest) -> tuple[Captured, SnapshotBuild]:
@@ -442,3 +447,17 @@ def test_a_local_store_keeps_names_inside_its_folder(tmp_path: Path) -> None:
     store.put("learning_data/cases/part-1.parquet", b"x")
     assert store.names("learning_data/") == ["learning_data/cases/part-1.parquet"]
     assert todays_files([], BuildRequest()) == {split: b"" for split in SPLITS}
+
+
+def test_each_parquet_copy_holds_its_split_files_rows_in_order(tmp_path: Path) -> None:
+    cases = random_cases(11, 400)
+    paths, names = snapshot_of(tmp_path, cases, rows_per_part=150)
+    captured, result = build(paths, names, BuildRequest(min_error_score=0.0, include_uncorrected=True))
+    assert result.total > 300
+    for split in SPLITS:
+        copy = pq.read_table(io.BytesIO(captured.named[f"parquet/{split}.parquet"]))
+        assert copy.schema == ROW_SCHEMA
+        assert copy.to_pylist() == [orjson.loads(line) for line in captured.files[split].splitlines()], split
+        entry = result.files[f"parquet/{split}.parquet"]
+        assert entry["rows"] == copy.num_rows == result.split_sizes[split]
+        assert entry["sha256"] == hashlib.sha256(captured.named[f"parquet/{split}.parquet"]).hexdigest()
