@@ -12,7 +12,6 @@ Run: `make bench` or `.venv/bin/python bench/dataset_build.py` (BENCH_BUILD_N to
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ os.environ.setdefault("STT_EMULATOR_HEAP", "4g")
 import orjson
 
 from bench.objects import wait_for_json
-from bench.tables import print_table
+from bench.tables import peak_rss_mib, print_table
 from shared.config import Settings
 
 N = int(os.environ.get("BENCH_BUILD_N", "200000"))
@@ -70,7 +69,7 @@ def build_through_bucket(bucket: object) -> float:
     return time.perf_counter() - started
 
 
-def peak_rss_mib(target: str) -> float:
+def function_peak_mib(target: str) -> float:
     """The peak resident memory (VmHWM) of the function serving `target`, in MiB: the largest of its processes
     (functions-framework may serve through a gunicorn master and a worker)."""
     peaks = []
@@ -97,7 +96,7 @@ def floor_child(parts_dir: str) -> None:
     with SnapshotEngine(EngineSettings.from_env()) as engine, tempfile.TemporaryDirectory() as out:
         engine.load_parts(paths)
         engine.floor_copy(BuildRequest(**REQUEST), Path(out) / "floor")  # type: ignore[arg-type]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(orjson.dumps({"s": time.perf_counter() - started, "peak_mib": peak}).decode())
 
 
@@ -137,7 +136,7 @@ def main() -> None:
         for i in range(N, N + TAIL):
             manager.store_failed_case(**event(i))  # type: ignore[arg-type]
         build_s = build_through_bucket(bucket)
-        build_peak = peak_rss_mib("build_dataset")
+        build_peak = function_peak_mib("build_dataset")
         rows = int(orjson.loads(bucket.blob("dataset_results/bench.json").download_as_bytes())["total_samples"])
         floor = measure_floor(settings, {**os.environ, **info.env, **settings.to_env()})
     print_table(

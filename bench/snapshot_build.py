@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
 
-from bench.tables import print_table
+from bench.tables import peak_rss_mib, print_table
 
 N = int(os.environ.get("BENCH_SNAPSHOT_N", "1000000"))
 BASELINE = os.environ.get("BENCH_SNAPSHOT_BASELINE", "1") != "0"
@@ -182,7 +181,7 @@ def child(work: str, folder: Path, out: Path) -> None:
         result["passed"] = check_quality(splits)["passed"]
         result["rows"] = sum(len(rows) for rows in splits.values())
     result["s"] = time.perf_counter() - started
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mib"] = peak_rss_mib()
     print(orjson.dumps(result).decode())
 
 

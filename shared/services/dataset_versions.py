@@ -18,7 +18,7 @@ from shared.errors import BadInput
 from shared.ports import Bucket
 from shared.services.datasets import changed_files, dataset_quality, finished_metadata, read_rows
 from shared.services.version_registry import read_registry, register_version, update_registry
-from shared.snapshot.dataset_files import compare_case_files, fetch_dataset_rows
+from shared.snapshot.dataset_files import compare_case_files, read_datasets
 from shared.snapshot.engine import EngineSettings
 
 
@@ -59,10 +59,12 @@ def compare_versions(
     registry = read_registry(bucket)
     entries = [versions.get_version(registry, v) for v in (version_id1, version_id2)]
     comparison = versions.compare_versions(registry, version_id1, version_id2)
+    engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-compare-") as tmp:
-        rows = [fetch_dataset_rows(bucket, entry["dataset_id"], entry.get("files", {}), Path(tmp) / str(n))
-                for n, entry in enumerate(entries)]
-        comparison["cases"] = compare_case_files(rows[0], rows[1], settings or EngineSettings.from_env())
+        comparison["cases"] = read_datasets(
+            bucket, [(entry["dataset_id"], entry.get("files", {})) for entry in entries], Path(tmp),
+            lambda rows: compare_case_files(rows[0], rows[1], engine),
+        )
     return comparison
 
 

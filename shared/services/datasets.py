@@ -23,10 +23,11 @@ from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
 from shared.snapshot.dataset_files import (
     DatasetRows,
-    fetch_dataset_rows,
     fetch_split_files,
     file_line_issues,
     quality_of_rows,
+    read_datasets,
+    verified_copies,
 )
 from shared.snapshot.engine import EngineSettings
 
@@ -92,9 +93,9 @@ def dataset_quality(bucket: Bucket, dataset_id: str, settings: EngineSettings | 
     Parquet copies when they and its split files are as built, else of its split files
     (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows."""
     recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
+    engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
-        rows = fetch_dataset_rows(bucket, dataset_id, recorded, Path(tmp))
-        return quality_of_rows(rows, settings or EngineSettings.from_env())
+        return read_datasets(bucket, [(dataset_id, recorded)], Path(tmp), lambda rows: quality_of_rows(rows[0], engine))
 
 
 def validate_dataset(
@@ -118,9 +119,9 @@ def validate_dataset(
             issues.extend(file_line_issues(split, file.path))
         paths = {split: file.path for split, file in files.items()}
         as_built = all(file.sha256 == recorded.get(file.name, {}).get("sha256") for file in files.values())
-        rows = DatasetRows(paths, parquet=False)
-        if as_built:  # then the Parquet copies, if still as built too, hold the same rows and read faster
-            rows = fetch_dataset_rows(bucket, dataset_id, recorded, Path(tmp) / "copies")
+        # As built, the Parquet copies (when still as built too) hold the same rows and read faster.
+        copies = verified_copies(bucket, dataset_id, recorded, Path(tmp) / "copies") if as_built else None
+        rows = DatasetRows(paths, parquet=False) if copies is None else DatasetRows(dict(copies), parquet=True)
         quality = quality_of_rows(rows, settings or EngineSettings.from_env())
     issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
     return {

@@ -30,11 +30,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -50,6 +50,7 @@ from shared.ports import Bucket
 from shared.snapshot import sql
 from shared.snapshot.engine import EngineSettings, SnapshotEngine
 
+T = TypeVar("T")
 COPY_CHUNK = 8 * 1024 * 1024  # bytes per read when copying a split file to a local file
 PARALLEL_READS = 4  # objects of a dataset read at once
 
@@ -87,6 +88,8 @@ def _copy_object(bucket: Bucket, name: str, path: Path | None) -> str | None:
 def _copy_objects(bucket: Bucket, jobs: Mapping[str, Path | None]) -> dict[str, str | None]:
     """``_copy_object`` of each object name -> local path (None: hash only), a few at a time: sha256 and the
     bucket's reads both leave the GIL, so the files of a dataset are read side by side."""
+    if len(jobs) == 1:
+        return {name: _copy_object(bucket, name, path) for name, path in jobs.items()}
     with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
         futures = {name: pool.submit(_copy_object, bucket, name, path) for name, path in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
@@ -114,30 +117,67 @@ class DatasetRows:
     parquet: bool
 
 
-def fetch_dataset_rows(
+def verified_copies(
     bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]], folder: Path
-) -> DatasetRows:
-    """The dataset's rows as local files: its Parquet copies when they and its split files are still the bytes
-    its build recorded (``recorded``: metadata.json's ``files``), since the copies then hold exactly the split
-    files' rows; else its split files as they are now (a dataset built before the copies, or changed since).
-
-    The split files are hashed, not copied, on the way to the copies; every object is read once either way
-    except the split files of a dataset that changed, which are read again to be copied."""
+) -> dict[str, Path] | None:
+    """The dataset's Parquet copies as local files (by split) when each is still the bytes its build recorded
+    (``recorded``: metadata.json's ``files``); None for a dataset without copies or with one changed."""
+    names = {split: layout.parquet_copy(split) for split in SPLITS}
+    if not all(name in recorded for name in names.values()):
+        return None
     folder.mkdir(parents=True, exist_ok=True)
     prefix = layout.dataset_prefix(dataset_id)
-    copies = {split: layout.parquet_copy(split) for split in SPLITS}
-    if all(name in recorded for name in copies.values()):
-        paths = {split: folder / f"{split}.parquet" for split in SPLITS}
-        jobs: dict[str, Path | None] = {prefix + layout.split_file(split): None for split in SPLITS}
-        jobs |= {prefix + copies[split]: paths[split] for split in SPLITS}
-        hashes = _copy_objects(bucket, jobs)
-        names = [*(layout.split_file(split) for split in SPLITS), *copies.values()]
-        if all(hashes[prefix + name] == recorded.get(name, {}).get("sha256") for name in names):
-            return DatasetRows(dict(paths), parquet=True)
-        for path in paths.values():
-            path.unlink(missing_ok=True)
+    paths = {split: folder / f"{split}.parquet" for split in SPLITS}
+    hashes = _copy_objects(bucket, {prefix + names[split]: paths[split] for split in SPLITS})
+    if all(hashes[prefix + name] == recorded[name].get("sha256") for name in names.values()):
+        return paths
+    for path in paths.values():
+        path.unlink(missing_ok=True)
+    return None
+
+
+def split_files_as_built(bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]]) -> bool:
+    """True when every split file is still the bytes its build recorded (hashed as streams, nothing kept)."""
+    prefix = layout.dataset_prefix(dataset_id)
+    names = [layout.split_file(split) for split in SPLITS]
+    hashes = _copy_objects(bucket, dict.fromkeys((prefix + name for name in names), None))
+    return all(hashes[prefix + name] == recorded.get(name, {}).get("sha256") for name in names)
+
+
+def _split_file_rows(bucket: Bucket, dataset_id: str, folder: Path) -> DatasetRows:
     files = fetch_split_files(bucket, dataset_id, folder)
     return DatasetRows({split: file.path for split, file in files.items()}, parquet=False)
+
+
+def read_datasets(
+    bucket: Bucket, datasets: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], folder: Path,
+    work: Callable[[list[DatasetRows]], T],
+) -> T:
+    """``work`` over the rows of each dataset ((dataset_id, metadata.json's ``files``) in order), as they are
+    now: a dataset's Parquet copies when they and its split files are still the bytes its build recorded (the
+    copies then hold exactly the split files' rows), else its split files.
+
+    The copies are verified before ``work`` starts; the split files (several times their size) are hashed in a
+    thread while it runs, and in the rare case one changed since the build, that dataset is read again from its
+    split files and ``work`` runs again."""
+    rows: list[DatasetRows] = []
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        checks: list[Future[bool] | None] = []
+        for number, (dataset_id, recorded) in enumerate(datasets):
+            copies = verified_copies(bucket, dataset_id, recorded, folder / f"{number}-copies")
+            if copies is None:
+                checks.append(None)
+                rows.append(_split_file_rows(bucket, dataset_id, folder / f"{number}-files"))
+                continue
+            checks.append(hashing.submit(split_files_as_built, bucket, dataset_id, recorded))
+            rows.append(DatasetRows(dict(copies), parquet=True))
+        result = work(rows)
+        changed = [number for number, check in enumerate(checks) if check is not None and not check.result()]
+    if not changed:
+        return result
+    for number in changed:
+        rows[number] = _split_file_rows(bucket, datasets[number][0], folder / f"{number}-files")
+    return work(rows)
 
 
 def _python_value(text: str | None) -> Any:
@@ -211,14 +251,14 @@ def quality_of_files(
 def load_parquet_copies(engine: SnapshotEngine, files: Mapping[str, Path | None]) -> dict[str, int]:
     """Fill the engine's ``stt_rows`` with the rows of a dataset's Parquet copies (each row in the split whose
     copy holds it, in file order), as the build's own rows were; the number of rows of each split."""
-    engine.con.execute(sql.rows_from_parquet_copies(list(files)), _split_paths(files))
+    engine.con.execute(sql.rows_from_parquet_copies(_split_paths(files)))
     return engine.count_splits()
 
 
 def _split_paths(files: Mapping[str, Path | None]) -> dict[str, str]:
     missing = [split for split, path in files.items() if path is None]
     if missing:
-        raise ValueError(f"no Parquet copy of {missing}")  # fetch_dataset_rows returns copies of every split
+        raise ValueError(f"no Parquet copy of {missing}")  # verified_copies returns a copy of every split
     return {split: str(path) for split, path in files.items()}
 
 
@@ -244,7 +284,7 @@ def compare_case_files(
     settings: EngineSettings | None = None,
 ) -> dict[str, Any]:
     """versions.compare_cases of two datasets' rows (their case_splits maps), joined on DuckDB; each side is its
-    split files (local paths by split) or a ``fetch_dataset_rows`` result (the Parquet copies' case_ids, read
+    split files (local paths by split) or a ``read_datasets`` side (the Parquet copies' case_ids, read
     as a column, need no JSON parsing)."""
     with SnapshotEngine(settings) as engine:
         engine.con.create_function("stt_python_str", _udf_python_str, [sqltypes.VARCHAR], sqltypes.VARCHAR,

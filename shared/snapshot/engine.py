@@ -353,22 +353,28 @@ class SnapshotEngine:
         return report_from_facts(self.quality_facts(), thresholds)
 
     def quality_facts(self) -> QualityFacts:
-        """What check_quality counts, over every row of ``stt_rows``."""
-        for statement in (*sql.QUALITY_DUPLICATES, sql.QUALITY_FLAGS):
-            self.con.execute(statement)
+        """What check_quality counts, over every row of ``stt_rows`` (read once: shared/snapshot/sql.py)."""
+        self.con.execute(sql.QUALITY_ROWS)
+        case_dups, candidates, pair_dups, key_splits = sql.QUALITY_DUPLICATES
+        self.con.execute(case_dups)
+        self.con.execute(candidates)
+        self.con.execute(pair_dups if self.con.sql(sql.PAIR_CANDIDATES).fetchall()[0][0] else sql.NO_PAIR_DUPS)
+        self.con.execute(key_splits)
+        self.con.execute(sql.QUALITY_FLAGS)
         names = [
             "complete", "consistent", "valid", "unique", "completeness", "consistency", "validity",
             "case_repeats", "pair_repeats",
         ]
         counts = dict(zip(names, self.con.sql(sql.QUALITY_COUNTS).fetchall()[0], strict=True))
-        replay_rows = self.con.sql(sql.QUALITY_REPLAY, params={"cap": ISSUE_CAP + 1}).fetchall()
+        picks = self.con.sql(sql.QUALITY_REPLAY, params={"cap": ISSUE_CAP + 1}).fetchall()
         leaks = self.con.sql(sql.QUALITY_LEAKS, params={"cap": ISSUE_CAP + 1}).fetchall()
         groups, leaked_groups, leaked_cases = self.con.sql(sql.QUALITY_GROUPS).fetchall()[0]
         for table in sql.QUALITY_TABLES:
             self.con.execute(f"DROP TABLE {table}")
+        fields = self._rows_at([(split, int(pos)) for split, pos, *_ in picks])
         replay = []
-        for (split, pos, audio, text, case_id, original, speaker, corrected, score, split_field, case_repeat,
-             first_split, pair_repeat) in replay_rows:
+        for split, pos, case_repeat, first_split, pair_repeat in picks:
+            audio, text, case_id, original, speaker, corrected, score, split_field = fields[(split, int(pos))]
             row = {
                 "audio": audio, "text": text, "case_id": case_id, "original_transcript": original,
                 "speaker_id": speaker, "has_correction": corrected, "error_score": score, "split": split_field,
@@ -389,6 +395,16 @@ class SnapshotEngine:
             replay=replay,
             leaks=[Leak("group" if kind == 0 else "case_id", key, list(splits)) for kind, key, splits in leaks],
         )
+
+    def _rows_at(self, places: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
+        """The quality fields of the rows of ``stt_rows`` at these (split, pos) places."""
+        found: dict[tuple[str, int], tuple[Any, ...]] = {}
+        for split in SPLITS:
+            positions = sorted({pos for at, pos in places if at == split})
+            if positions:
+                for pos, *fields in self.con.execute(sql.ROWS_AT, {"split": split, "positions": positions}).fetchall():
+                    found[(split, int(pos))] = tuple(fields)
+        return found
 
     def metadata(self, dataset_id: str, request: BuildRequest, created_at: datetime, source: str) -> dict[str, Any]:
         """dataset_build.dataset_metadata of ``stt_rows``."""

@@ -302,33 +302,16 @@ def stripped(column: str) -> str:
     )
 
 
-# Repeated case_ids and (audio, text) pairs, with their first row: usually none, so the per-row flags join
-# two small tables instead of sorting every row in a window per key.
-QUALITY_DUPLICATES = [
-    """
-CREATE OR REPLACE TEMP TABLE stt_case_dups AS
-SELECT case_id, min(seq) AS first_seq, arg_min(split, seq) AS first_split
-FROM stt_rows WHERE case_id <> '' GROUP BY case_id HAVING count(*) > 1
-""",
-    """
-CREATE OR REPLACE TEMP TABLE stt_pair_dups AS
-SELECT audio, text, min(seq) AS first_seq
-FROM stt_rows WHERE NOT (audio = '' AND text = '') GROUP BY audio, text HAVING count(*) > 1
-""",
-    # The first row of each group (speaker, else audio) in each split; case_ids only where repeated.
-    """
-CREATE OR REPLACE TEMP TABLE stt_key_splits AS
-SELECT 0 AS kind, CASE WHEN speaker_id <> '' THEN speaker_id ELSE audio END AS key, split, min(seq) AS first_seq
-FROM stt_rows WHERE speaker_id <> '' OR audio <> '' GROUP BY ALL
-UNION ALL
-SELECT 1 AS kind, case_id AS key, split, min(seq) AS first_seq
-FROM stt_rows SEMI JOIN stt_case_dups USING (case_id) GROUP BY ALL
-""",
-]
-
-QUALITY_FLAGS = f"""
-CREATE OR REPLACE TEMP TABLE stt_flags AS
-SELECT m.seq, m.split, m.pos,
+# The quality rules in one pass over stt_rows (a table, or a view over Parquet copies or split files): each row's
+# per-row rule results and the few keys the repeat and leak rules group by, in a narrow table. The long texts
+# are read once, here; the rules after this read stt_qrows, and the rows a report names are read back by
+# (split, pos) (ROWS_AT: a Parquet scan skips to those rows).
+QUALITY_ROWS = f"""
+CREATE OR REPLACE TEMP TABLE stt_qrows AS
+SELECT m.seq, m.split, m.pos, m.case_id,
+    CASE WHEN m.speaker_id <> '' THEN m.speaker_id ELSE m.audio END AS group_key,
+    (m.speaker_id <> '' OR m.audio <> '') AS has_group,
+    CASE WHEN NOT (m.audio = '' AND m.text = '') THEN hash(m.audio, m.text) END AS pair_hash,
     {has_text('m.audio')} AND {has_text('m.text')} AND {has_text('m.case_id')} AS complete,
     regexp_matches(m.audio, '{AUDIO_EXTENSION}') AS audio_ok,
     NOT (m.has_correction AND m.stripped_text = m.stripped_original) AS distinct_ok,
@@ -339,19 +322,64 @@ SELECT m.seq, m.split, m.pos,
          WHEN NOT regexp_matches(m.text, '[^\\x00-\\x7f]') THEN false
          ELSE stt_has_letter(m.text) END AS letter_ok,
     (m.error_score IS NULL OR (m.error_score >= 0 AND m.error_score <= 1)) AS score_ok,
-    coalesce(m.split_field = m.split, false) AS split_ok,
-    coalesce(m.seq > c.first_seq, false) AS case_repeat,
-    c.first_split AS case_first_split,
-    coalesce(m.seq > p.first_seq, false) AS pair_repeat
+    coalesce(m.split_field = m.split, false) AS split_ok
 FROM (
-    SELECT seq, split, pos, audio, text, case_id, has_correction, error_score, split_field,
+    SELECT seq, split, pos, audio, text, case_id, speaker_id, has_correction, error_score, split_field,
         {stripped('text')} AS stripped_text,
         {stripped('original_transcript')} AS stripped_original
     FROM stt_rows
 ) AS m
-LEFT JOIN stt_case_dups AS c ON m.case_id = c.case_id
-LEFT JOIN stt_pair_dups AS p ON m.audio = p.audio AND m.text = p.text
 """  # nosec B608
+
+# Repeated case_ids and (audio, text) pairs, with their first row: usually none, so the per-row flags join
+# two small tables instead of sorting every row in a window per key. A pair is two long texts: only the rows
+# whose pair hash repeats are read again and grouped by their texts, and the repeats are kept by seq.
+QUALITY_DUPLICATES = [
+    """
+CREATE OR REPLACE TEMP TABLE stt_case_dups AS
+SELECT case_id, min(seq) AS first_seq, arg_min(split, seq) AS first_split
+FROM stt_qrows WHERE case_id <> '' GROUP BY case_id HAVING count(*) > 1
+""",
+    """
+CREATE OR REPLACE TEMP TABLE stt_pair_candidates AS
+SELECT seq FROM stt_qrows
+WHERE pair_hash IN (SELECT pair_hash FROM stt_qrows WHERE pair_hash IS NOT NULL GROUP BY pair_hash HAVING count(*) > 1)
+""",
+    """
+CREATE OR REPLACE TEMP TABLE stt_pair_dups AS
+SELECT seq, first_seq FROM (
+    SELECT r.seq, min(r.seq) OVER (PARTITION BY r.audio, r.text) AS first_seq
+    FROM stt_rows AS r SEMI JOIN stt_pair_candidates USING (seq)
+) AS pairs
+WHERE seq > first_seq
+""",
+    # The first row of each group (speaker, else audio) in each split; case_ids only where repeated.
+    """
+CREATE OR REPLACE TEMP TABLE stt_key_splits AS
+SELECT 0 AS kind, group_key AS key, split, min(seq) AS first_seq
+FROM stt_qrows WHERE has_group GROUP BY ALL
+UNION ALL
+SELECT 1 AS kind, case_id AS key, split, min(seq) AS first_seq
+FROM stt_qrows SEMI JOIN stt_case_dups USING (case_id) GROUP BY ALL
+""",
+]
+# The pair step reads stt_rows again: skipped when no pair hash repeats (the usual case).
+PAIR_CANDIDATES = "SELECT count(*) FROM stt_pair_candidates"
+NO_PAIR_DUPS = (
+    "CREATE OR REPLACE TEMP TABLE stt_pair_dups AS SELECT 0::BIGINT AS seq, 0::BIGINT AS first_seq WHERE false"
+)
+
+QUALITY_FLAGS = """
+CREATE OR REPLACE TEMP TABLE stt_flags AS
+SELECT q.seq, q.split, q.pos, q.complete, q.audio_ok, q.distinct_ok, q.length_ok, q.letter_ok, q.score_ok,
+    q.split_ok,
+    coalesce(q.seq > c.first_seq, false) AS case_repeat,
+    c.first_split AS case_first_split,
+    coalesce(q.seq > p.first_seq, false) AS pair_repeat
+FROM stt_qrows AS q
+LEFT JOIN stt_case_dups AS c ON q.case_id = c.case_id
+LEFT JOIN stt_pair_dups AS p ON q.seq = p.seq
+"""
 
 QUALITY_COUNTS = """
 SELECT
@@ -377,10 +405,15 @@ WITH picks AS (
     UNION (SELECT seq FROM stt_flags WHERE NOT (letter_ok AND score_ok AND split_ok) ORDER BY seq LIMIT $cap)
     UNION (SELECT seq FROM stt_flags WHERE case_repeat OR pair_repeat ORDER BY seq LIMIT $cap)
 )
-SELECT r.split, r.pos, r.audio, r.text, r.case_id, r.original_transcript, r.speaker_id, r.has_correction,
-    r.error_score, r.split_field, f.case_repeat, f.case_first_split, f.pair_repeat
-FROM picks JOIN stt_flags AS f USING (seq) JOIN stt_rows AS r USING (seq)
+SELECT f.split, f.pos, f.case_repeat, f.case_first_split, f.pair_repeat
+FROM picks JOIN stt_flags AS f USING (seq)
 ORDER BY seq
+"""
+
+# The fields of a report's rows, by their split and their places in it.
+ROWS_AT = """
+SELECT pos, audio, text, case_id, original_transcript, speaker_id, has_correction, error_score, split_field
+FROM stt_rows WHERE split = $split AND pos = ANY($positions)
 """
 
 # Groups (speaker, else audio) and case_ids found in more than one split, in the order a pass over the rows
@@ -404,7 +437,7 @@ SELECT
 FROM stt_key_splits
 """
 
-QUALITY_TABLES = ("stt_flags", "stt_case_dups", "stt_pair_dups", "stt_key_splits")
+QUALITY_TABLES = ("stt_flags", "stt_case_dups", "stt_pair_candidates", "stt_pair_dups", "stt_key_splits", "stt_qrows")
 
 # -- metadata.json's figures (dataset_build.dataset_metadata) -----------------------------------------------
 
@@ -570,18 +603,20 @@ def case_diff(tables: Mapping[tuple[int, str], tuple[str, bool]]) -> str:
     return CASE_DIFF.replace("{case_lines}", union)
 
 
-def rows_from_parquet_copies(splits: Iterable[str]) -> str:
-    """stt_rows from a dataset's Parquet copies (a parameter ``$<split>`` holds each one's path), numbered as
-    ``rows_from_split_lines`` numbers a split file's rows: seq split by split then in file order, pos the row's
-    place in its file."""
+def rows_from_parquet_copies(paths: Mapping[str, str]) -> str:
+    """stt_rows for a quality check, as a view over a dataset's Parquet copies (split -> local path, in dataset
+    order): the columns the quality rules read, numbered as ``rows_from_split_lines`` numbers a split file's rows
+    (seq split by split then in file order, pos the row's place in its file: a filter on it skips to those
+    rows). A view, not a table: QUALITY_ROWS reads the texts once; it takes no parameters, so the paths are
+    literals, quoted."""
     union = "\nUNION ALL ".join(
-        f"SELECT audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id, "
-        f"language, model_version, duration_s, wer, cer, '{split}' AS split, c.split AS split_field, "
+        f"SELECT audio, text, case_id, original_transcript, speaker_id, has_correction, error_score, "
+        f"'{split}' AS split, c.split AS split_field, "
         f"{number} * 4294967296 + file_row_number + 1 AS seq, file_row_number AS pos "
-        f"FROM read_parquet(${split}, file_row_number = true) AS c"  # nosec B608
-        for number, split in enumerate(splits)
+        f"FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}', file_row_number = true) AS c"  # nosec B608
+        for number, (split, path) in enumerate(paths.items())
     )
-    return f"CREATE OR REPLACE TEMP TABLE stt_rows AS\n{union}"
+    return f"CREATE OR REPLACE TEMP VIEW stt_rows AS\n{union}"
 
 
 def floor_copy(source_sql: str, target: str) -> str:
@@ -608,8 +643,11 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "select_rows": select_rows(src),
         "dataset_lines": dataset_lines(),
         "parquet_copy_rows": PARQUET_COPY_ROWS,
+        "quality_rows": QUALITY_ROWS,
         **{f"quality_duplicates_{n}": text for n, text in enumerate(QUALITY_DUPLICATES)},
+        "no_pair_dups": NO_PAIR_DUPS,
         "quality_flags": QUALITY_FLAGS,
+        "rows_at": ROWS_AT,
         "quality_counts": QUALITY_COUNTS,
         "quality_replay": QUALITY_REPLAY,
         "quality_leaks": QUALITY_LEAKS,
@@ -624,7 +662,7 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "rows_from_split_lines": rows_from_split_lines({"train": "stt_lines_train", "val": "stt_lines_val"}),
         "case_diff": case_diff({(1, "train"): ("stt_cases_1_train", False), (2, "train"): ("stt_cases_2_train", True)}),
         "parquet_case_ids": parquet_case_ids("stt_cases_2_train"),
-        "rows_from_parquet_copies": rows_from_parquet_copies(["train", "val", "test"]),
+        "rows_from_parquet_copies": rows_from_parquet_copies({"train": "train.parquet", "val": "it's.parquet"}),
         "compacted": compacted(src, columns, "compacted.parquet"),
         "floor_copy": floor_copy(src, "floor"),
     }

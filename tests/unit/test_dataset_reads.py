@@ -34,7 +34,7 @@ from shared.services.datasets import (
     validate_dataset,
 )
 from shared.services.version_registry import read_registry
-from shared.snapshot.dataset_files import DatasetRows, fetch_dataset_rows, quality_of_files
+from shared.snapshot.dataset_files import DatasetRows, quality_of_files, read_datasets
 from shared.snapshot.parts import write_cases
 from tests.unit.fake_dataset_bucket import FakeBucket
 from tests.unit.snapshot_cases import random_cases
@@ -355,8 +355,11 @@ def built_dataset(bucket: FakeBucket, dataset_id: str, cases: list[dict[str, Any
 
 
 def rows_of(bucket: FakeBucket, dataset_id: str, tmp_path: Path) -> DatasetRows:
+    """What read_datasets gives a dataset's work in the end."""
     recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
-    return fetch_dataset_rows(bucket, dataset_id, recorded, tmp_path / dataset_id)
+    seen: list[DatasetRows] = []
+    read_datasets(bucket, [(dataset_id, recorded)], tmp_path / dataset_id, seen.extend)
+    return seen[-1]
 
 
 @pytest.mark.parametrize("seed", range(3))
