@@ -14,6 +14,7 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
+from shared.domain.versions import VersionEntry
 from shared.services import dataset_versions
 from shared.services.datasets import dataset_quality
 from shared.services.version_registry import read_registry
@@ -46,17 +47,21 @@ class DataVersionControl:
             run_quality_check, utc_now(),
         )
 
-    def get_version(self, version_id: str) -> dict[str, Any] | None:
-        """One version's entry, or None."""
-        return read_registry(self.adapters.bucket)["versions"].get(version_id)
+    def get_version(self, version_id: str) -> VersionEntry | None:
+        """One version's entry (keys also read as attributes: `.checksum`), or None."""
+        found = read_registry(self.adapters.bucket)["versions"].get(version_id)
+        return versions.as_entry(found) if found is not None else None
 
     def list_versions(
         self, parent_version: str | None = None, min_quality_score: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Versions, newest first, optionally only the children of one or those above a quality score."""
+    ) -> list[VersionEntry]:
+        """Versions, newest first, optionally only the children of one or those above a quality score.
+
+        Each is the registry's entry as a dict whose keys also read as attributes (`v.version_id`, `v.checksum`,
+        `v.quality_report`, ...), so the seed's loop and JSON encoders both take it as it is."""
         return versions.list_versions(read_registry(self.adapters.bucket), parent_version, min_quality_score)
 
-    def get_version_lineage(self, version_id: str) -> list[dict[str, Any]]:
+    def get_version_lineage(self, version_id: str) -> list[VersionEntry]:
         """The version and its ancestors, oldest first."""
         return versions.get_version_lineage(read_registry(self.adapters.bucket), version_id)
 

@@ -74,6 +74,7 @@ def test_corrections_history_statistics_and_queries(manager: DataManager) -> Non
     assert case["corrections"][1]["previous_transcript"] == "Turn left at the light."
     assert case["error_types"] == ["substitution"]
     assert manager.get_statistics() == {
+        "total_failed_cases": 2,
         "total_cases": 2,
         "corrected_cases": 2,
         "correction_rate": 1.0,
