@@ -55,10 +55,11 @@ class IntegratedDataManagementSystem:
         )
 
     def record_training_performance(
-        self, model_version: str, wer: float, cer: float, training_metadata: dict[str, Any]
+        self, model_version: str, wer: float, cer: float, training_metadata: dict[str, Any] | None = None
     ) -> dict[str, str]:
-        """Register the model version with its WER/CER; also a performance point when the metadata carries
-        `error_rate`, `correction_rate` and `inference_time` (a trend point is never made of guesses)."""
+        """A training run's WER/CER: a performance point of `model_version` (so `get_performance_trend` shows it;
+        `error_rate`, `correction_rate`, `inference_time` only when the metadata carries them) and its
+        registration (name, size and dataset version kept from the latest one); both record ids."""
         return system_report.record_training_performance(
             self.adapters.metrics, model_version, wer, cer, training_metadata, utc_now()
         )

@@ -7,14 +7,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 
 from shared.api import dispatch
 from shared.bootstrap import Adapters
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
+from shared.domain.metric_records import UNVERSIONED
 from shared.domain.versions import add_version, empty_registry, file_entry, new_version
+from shared.errors import InvalidMetricRecord
+from shared.integrated_system import IntegratedDataManagementSystem
+from shared.metadata_tracker import MetadataTracker
 from shared.version_control import DataVersionControl
 from tests.unit.fake_dataset_bucket import FakeBucket
+from tests.unit.test_metrics_service import NOW, FakeStore
 
 SETTINGS = Settings()
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,3 +62,68 @@ def test_compare_versions_has_the_seeds_quality_improvement() -> None:
     comparison = control.compare_versions("v0", "v1")
     assert f"{comparison['quality_comparison']['improvement']:.2f}" == "0.05"
     assert comparison["quality_comparison"]["version2_passed"] is True
+
+
+# -- metrics: the seed's record_performance(wer=..., ...) and a training run's trend point -------------------
+
+
+def tracker_and_system() -> tuple[MetadataTracker, IntegratedDataManagementSystem, FakeStore]:
+    store = FakeStore()
+    adapters = Adapters(SETTINGS, metrics=store)
+    tracker = MetadataTracker(adapters=adapters, clock=lambda: NOW)
+    return tracker, IntegratedDataManagementSystem(adapters=adapters), store
+
+
+def test_record_performance_without_a_version_takes_the_current_one_else_unversioned() -> None:
+    tracker, _, store = tracker_and_system()
+    assert tracker.current_model_version() is None
+    tracker.record_performance(wer=0.12, cer=0.06, error_rate=0.15, correction_rate=0.85, inference_time=0.5,
+                               recorded_at=NOW - timedelta(hours=3))
+    tracker.record_model_version("whisper_base_v1", "whisper-base", recorded_at=NOW - timedelta(hours=2))
+    tracker.record_model_version("whisper_base_v0", "whisper-base", recorded_at=NOW - timedelta(days=9))
+    assert tracker.current_model_version() == "whisper_base_v1"  # the latest registration, not the last call
+    tracker.record_performance(wer=0.10, cer=0.05, recorded_at=NOW - timedelta(hours=1))
+    tracker.record_performance(wer=0.30, cer=0.2, model_version="whisper_base_v0", recorded_at=NOW)
+    trend = tracker.get_performance_trend("wer")
+    assert [(p["model_version"], p["value"]) for p in trend["points"]] == [
+        (UNVERSIONED, 0.12), ("whisper_base_v1", 0.10), ("whisper_base_v0", 0.30)]
+    # The point without error_rate is skipped by that metric's trend, not given a made-up value.
+    error_rate = tracker.get_performance_trend("error_rate")
+    assert error_rate["count"] == 1 and error_rate["skipped"] == 2
+    assert [d["error_rate"] for d in store.docs["performance"].values()].count(None) == 2
+    tracker.record_learning_progress("finetune", epoch=1, loss=0.7)
+    tracker.record_inference_stats(requests=3)
+    assert {d["model_version"] for k in ("learning_progress", "inference_stats") for d in store.docs[k].values()} \
+        == {"whisper_base_v1"}
+
+
+def test_a_training_run_leaves_a_trend_point_and_keeps_the_registration() -> None:
+    tracker, system, store = tracker_and_system()
+    ids = system.record_training_performance(model_version="whisper_base_v1", wer=0.12, cer=0.06,
+                                             training_metadata={"epochs": 10})
+    trend = tracker.get_performance_trend("wer", model_version="whisper_base_v1")
+    assert trend["count"] == 1 and trend["last"] == 0.12
+    point = store.docs["performance"][ids["performance"]]
+    assert point["source"] == "training" and point["cer"] == 0.06 and point["inference_time"] is None
+    first = store.docs["model_version"][ids["model_version"]]
+    assert first["model_name"] == "whisper_base_v1"  # never registered: named after itself, not "unknown"
+    assert first["training_metadata"] == {"epochs": 10}
+
+    tracker.record_model_version("whisper_base_v2", "whisper-base", 1000, {"epochs": 10, "batch_size": 16},
+                                 {"wer": 0.2}, "ds-7", recorded_at=NOW - timedelta(hours=1))
+    later = system.record_training_performance("whisper_base_v2", 0.11, 0.05, {"epochs": 12, "inference_time": 0.4})
+    registration = store.docs["model_version"][later["model_version"]]
+    assert (registration["model_name"], registration["training_data_size"], registration["dataset_version_id"]) \
+        == ("whisper-base", 1000, "ds-7")
+    assert registration["training_metadata"] == {"epochs": 12, "batch_size": 16, "inference_time": 0.4}
+    assert registration["performance_metrics"] == {"wer": 0.11, "cer": 0.05}
+    assert store.docs["performance"][later["performance"]]["inference_time"] == 0.4
+    assert tracker.get_model_lineage("whisper_base_v2")["dataset_version_id"] == "ds-7"
+    assert tracker.get_performance_trend("wer")["count"] == 2
+
+
+def test_a_bad_training_figure_stores_neither_record() -> None:
+    _, system, store = tracker_and_system()
+    with pytest.raises(InvalidMetricRecord, match="error_rate"):
+        system.record_training_performance("v1", 0.1, 0.05, {"error_rate": 1.5})
+    assert store.docs == {}
