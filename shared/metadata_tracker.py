@@ -8,29 +8,53 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain.metric_records import UNVERSIONED
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
 from shared.services import metric_exports, metric_reads
 from shared.services.metrics import record_fields
 
+if TYPE_CHECKING:
+    from shared.data_manager import DataManager
+
+
+DEFAULT_LOCAL_DIR = "data/metadata"
+
 
 class MetadataTracker:
-    """Training metrics of the deployment named by `settings` (default: from the environment)."""
+    """Training metrics of one deployment (default: from the environment).
+
+    The seed's constructor: `MetadataTracker(local_storage_dir="data/metadata", use_gcs=True)`, or
+    `MetadataTracker(data_manager=dm)` to share a DataManager's deployment (its settings and clients). The
+    parameters mean what shared/facade_setup.py says: the bucket and Firestore are the source of truth,
+    `local_storage_dir` is where local copies go, `use_gcs=False` is refused.
+    """
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        local_storage_dir: LocalPath | Settings | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
         *,
+        data_manager: DataManager | None = None,
+        settings: Settings | None = None,
         adapters: bootstrap.Adapters | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+        local, settings = legacy_settings(local_storage_dir, settings)
+        self.adapters = deployment("MetadataTracker", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
+                                   settings=settings, adapters=adapters, data_manager=data_manager)
         self.settings = self.adapters.settings
+        self.data_manager = data_manager
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        # Where local copies of the metric exports and reports go; nothing is read from it or created yet.
+        self.local_storage_dir = local_dir(local, DEFAULT_LOCAL_DIR)
         self._clock = clock
 
     @property

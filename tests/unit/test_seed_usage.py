@@ -4,6 +4,7 @@ far as the fakes reach) its calls. The same calls on the emulators are in tests/
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,10 +13,12 @@ import pytest
 from shared.api import dispatch
 from shared.bootstrap import Adapters
 from shared.config import Settings
+from shared.data_manager import DataManager
 from shared.domain import bucket_layout as layout
 from shared.domain.metric_records import UNVERSIONED
 from shared.domain.versions import add_version, empty_registry, file_entry, new_version
-from shared.errors import InvalidMetricRecord
+from shared.errors import BadInput, InvalidMetricRecord
+from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.integrated_system import IntegratedDataManagementSystem
 from shared.metadata_tracker import MetadataTracker
 from shared.version_control import DataVersionControl
@@ -127,3 +130,94 @@ def test_a_bad_training_figure_stores_neither_record() -> None:
     with pytest.raises(InvalidMetricRecord, match="error_rate"):
         system.record_training_performance("v1", 0.1, 0.05, {"error_rate": 1.5})
     assert store.docs == {}
+
+
+# -- constructors: the seed's parameters, with the meaning shared/facade_setup.py gives them ---------------
+
+
+def test_the_seeds_constructors_build_one_deployment_and_create_nothing_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STT_BUCKET", "from-the-environment")
+    data_manager = DataManager(local_storage_dir="data/failed_cases", use_gcs=True,
+                               gcs_bucket_name="stt-project-datasets")
+    assert data_manager.settings.bucket == data_manager.gcs_bucket_name == "stt-project-datasets"
+    assert data_manager.local_storage_dir == Path("data/failed_cases") and data_manager.use_gcs is True
+    assert not {"bucket", "cases"} & set(vars(data_manager.adapters))  # no client is made before it is used
+
+    tracker = MetadataTracker(data_manager=data_manager)
+    pipeline = FinetuningDatasetPipeline(data_manager=data_manager, output_dir="data/finetuning")
+    control = DataVersionControl(data_manager=data_manager, base_dir="data/versions")
+    assert tracker.adapters is pipeline.adapters is control.adapters is data_manager.adapters
+    assert pipeline.data_manager is data_manager and pipeline.output_dir == Path("data/finetuning")
+    assert control.local_storage_dir == control.base_dir == Path("data/versions")
+    assert tracker.local_storage_dir == Path("data/metadata")
+
+    # The seed's other forms: settings from the environment, the bucket picked by gcs_bucket_name or not.
+    assert MetadataTracker(local_storage_dir="data/metadata", use_gcs=True).settings.bucket == "from-the-environment"
+    assert DataVersionControl(local_storage_dir="data/versions", use_gcs=True).local_storage_dir == Path(
+        "data/versions")
+    alone = FinetuningDatasetPipeline(output_dir="out")
+    assert alone.data_manager.adapters is alone.adapters  # made on first use, on the same deployment
+
+    system = IntegratedDataManagementSystem(base_dir="data/production", use_gcs=True,
+                                            gcs_bucket_name="gs://stt-project-datasets/")
+    assert system.settings.bucket == "stt-project-datasets"
+    parts = (system.data_manager, system.metadata_tracker, system.finetuning_pipeline, system.version_control)
+    assert all(part.adapters is system.adapters for part in parts)
+    assert system.metadata_tracker.data_manager is system.data_manager
+    assert system.finetuning_pipeline.output_dir == Path("data/production/finetuning")
+    assert system.version_control.local_storage_dir == Path("data/production/versions")
+    assert system.data_manager.local_storage_dir == Path("data/production/failed_cases")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gcs_bucket_name_overrides_only_the_bucket() -> None:
+    settings = Settings(project="demo-x", collection_prefix="p_")
+    manager = DataManager(gcs_bucket_name="other-bucket", settings=settings)
+    assert manager.settings == Settings(project="demo-x", collection_prefix="p_", bucket="other-bucket")
+    assert DataManager(gcs_bucket_name=settings.bucket, settings=settings).settings == settings
+
+
+@pytest.mark.parametrize("name", ["", "gs://b/object", "Upper", "a", "gs://"])
+def test_a_bucket_name_that_is_none_is_refused(name: str) -> None:
+    with pytest.raises(BadInput, match="is not a bucket name"):
+        DataManager(gcs_bucket_name=name, settings=SETTINGS)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: DataManager(local_storage_dir="data/failed_cases", use_gcs=False),
+    lambda: MetadataTracker(local_storage_dir="data/metadata", use_gcs=False),
+    lambda: FinetuningDatasetPipeline(output_dir="data/finetuning", use_gcs=False),
+    lambda: DataVersionControl(use_gcs=False),
+    lambda: IntegratedDataManagementSystem(use_gcs=False),
+])
+def test_use_gcs_false_is_refused_saying_why_and_what_to_do(make: Any) -> None:
+    with pytest.raises(BadInput, match=r"use_gcs=False\) is not supported") as refused:
+        make()
+    assert "source of truth" in str(refused.value) and "make up" in str(refused.value)
+
+
+def test_settings_and_adapters_still_work_and_conflicts_are_refused() -> None:
+    adapters = Adapters(SETTINGS, metrics=FakeStore())
+    assert DataManager(SETTINGS).settings == SETTINGS  # the old positional form
+    assert FinetuningDatasetPipeline(SETTINGS).settings == SETTINGS
+    assert IntegratedDataManagementSystem(SETTINGS).base_dir == Path("data")
+    assert MetadataTracker(adapters=adapters).adapters is adapters
+    assert DataVersionControl(settings=SETTINGS).data_manager is None
+    manager = DataManager(adapters=adapters)
+    conflicts = [
+        (lambda: DataManager(SETTINGS, settings=SETTINGS), "settings given twice"),
+        (lambda: MetadataTracker(data_manager=manager, settings=SETTINGS), "data_manager or settings/adapters"),
+        (lambda: MetadataTracker(data_manager=manager, gcs_bucket_name="elsewhere"), "differs from the bucket"),
+        (lambda: DataVersionControl(adapters=adapters, gcs_bucket_name="elsewhere"), "differs from the bucket"),
+        (lambda: DataVersionControl(settings=Settings(project="demo-y"), adapters=adapters), "different deploy"),
+        (lambda: DataVersionControl("a", base_dir="b"), "give one of them"),
+        (lambda: MetadataTracker(data_manager="dm"), "data_manager must be a DataManager"),  # type: ignore[arg-type]
+    ]
+    for make, message in conflicts:
+        with pytest.raises(BadInput, match=message):
+            make()
+    assert DataVersionControl("a", base_dir="a").base_dir == Path("a")
+    assert MetadataTracker(data_manager=manager, gcs_bucket_name=SETTINGS.bucket).adapters is adapters
