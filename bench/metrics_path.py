@@ -120,7 +120,8 @@ def measure(info: StackInfo, settings: Settings, tmp: Path) -> tuple[list[list[o
     assert trend["count"] == N == snapshot["count"], (trend["count"], snapshot["count"])
     later = base + timedelta(seconds=N)
     for i in range(TAIL):  # stored after the snapshot, as a training job keeps doing
-        tracker.record_performance("v-tail", 0.1, 0.05, 0.1, 0.4, 0.3, recorded_at=later + timedelta(seconds=i))
+        tracker.record_performance(0.1, 0.05, 0.1, 0.4, 0.3, model_version="v-tail",
+                                   recorded_at=later + timedelta(seconds=i))
     warm_tail = timed(lambda: tracker.get_performance_trend("wer"))
     trend = tracker.get_performance_trend("wer")
     assert trend["count"] == N + TAIL and trend["last"] == 0.1, (trend["count"], trend["last"])

@@ -114,4 +114,4 @@ def _typed(
 def _instance(class_name: str, settings: Settings) -> Any:
     import shared
 
-    return getattr(shared, class_name)(settings)
+    return getattr(shared, class_name)(settings=settings)

@@ -11,17 +11,40 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain.case_table import case_frame
 from shared.domain.statistics import summarize
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import CaseStore
 from shared.services.case_exports import export_cases
 from shared.services.ingestion import DEFAULT_LIST, correct_by_id, list_limit, store_failure_fields
 
+DEFAULT_LOCAL_DIR = "data/failed_cases"
+
 
 class DataManager:
-    """Failed cases, corrections and statistics in Firestore (emulator or GCP, by the usual variables)."""
+    """Failed cases, corrections and statistics in Firestore (emulator or GCP, by the usual variables).
 
-    def __init__(self, settings: Settings | None = None, *, adapters: bootstrap.Adapters | None = None) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+    The seed's constructor: `DataManager(local_storage_dir="data/failed_cases", use_gcs=True,
+    gcs_bucket_name="stt-project-datasets")`; every parameter may be left out (the deployment then comes from
+    the environment). What each one means is in shared/facade_setup.py: the bucket is the source of truth,
+    `gcs_bucket_name` picks it, `local_storage_dir` is where local copies go, `use_gcs=False` is refused.
+    """
+
+    def __init__(
+        self,
+        local_storage_dir: LocalPath | Settings | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
+        *,
+        settings: Settings | None = None,
+        adapters: bootstrap.Adapters | None = None,
+    ) -> None:
+        local, settings = legacy_settings(local_storage_dir, settings)
+        self.adapters = deployment("DataManager", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
+                                   settings=settings, adapters=adapters)
         self.settings = self.adapters.settings
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        # Where local copies of cases go (the seed's directory); nothing is read from it or created yet.
+        self.local_storage_dir = local_dir(local, DEFAULT_LOCAL_DIR)
 
     @property
     def store(self) -> CaseStore:

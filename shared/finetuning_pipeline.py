@@ -7,21 +7,59 @@ loads as it is: `datasets.load_dataset("json", data_files=info["data_files"])`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.services import datasets
 from shared.services.dataset_builds import build_from_parameters
 
+if TYPE_CHECKING:
+    from shared.data_manager import DataManager
+
+DEFAULT_OUTPUT_DIR = "data/finetuning"
+
 
 class FinetuningDatasetPipeline:
-    """Builds, lists and validates fine-tuning datasets (emulators or GCP, by the usual variables)."""
+    """Builds, lists and validates fine-tuning datasets (emulators or GCP, by the usual variables).
 
-    def __init__(self, settings: Settings | None = None, *, adapters: bootstrap.Adapters | None = None) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+    The seed's constructor: `FinetuningDatasetPipeline(data_manager=DataManager(), output_dir="data/finetuning")`.
+    The datasets are built into the bucket (`finetuning_datasets/<dataset_id>/`, the source of truth);
+    `output_dir` is where their local copies go (`<output_dir>/<dataset_id>/`). The parameters mean what
+    shared/facade_setup.py says; without a data_manager the deployment comes from the environment.
+    """
+
+    def __init__(
+        self,
+        data_manager: DataManager | Settings | None = None,
+        output_dir: LocalPath | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
+        *,
+        settings: Settings | None = None,
+        adapters: bootstrap.Adapters | None = None,
+    ) -> None:
+        manager, settings = legacy_settings(data_manager, settings)
+        self.adapters = deployment("FinetuningDatasetPipeline", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
+                                   settings=settings, adapters=adapters, data_manager=manager)
         self.settings = self.adapters.settings
+        self._data_manager = manager
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        # Where local copies of prepared datasets go, one folder per dataset id; nothing is created yet.
+        self.output_dir = local_dir(output_dir, DEFAULT_OUTPUT_DIR)
+
+    @property
+    def data_manager(self) -> DataManager:
+        """The DataManager whose cases the datasets are built from: the given one, else one on the same
+        deployment (made on first use, so a pipeline that only reads datasets never imports pandas)."""
+        if self._data_manager is None:
+            from shared.data_manager import DataManager
+
+            self._data_manager = DataManager(adapters=self.adapters)
+        return self._data_manager
 
     def prepare_dataset(
         self, min_error_score: float = 0.5, include_uncorrected: bool = False, train_ratio: float = 0.8,

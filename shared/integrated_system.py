@@ -8,22 +8,45 @@ from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.data_manager import DataManager
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.metadata_tracker import MetadataTracker
 from shared.services import system_report
 from shared.version_control import DataVersionControl
 
+DEFAULT_BASE_DIR = "data"
+
 
 class IntegratedDataManagementSystem:
-    """DataManager, MetadataTracker, FinetuningDatasetPipeline and DataVersionControl on one deployment."""
+    """DataManager, MetadataTracker, FinetuningDatasetPipeline and DataVersionControl on one deployment.
 
-    def __init__(self, settings: Settings | None = None, *, adapters: bootstrap.Adapters | None = None) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+    The seed's constructor: `IntegratedDataManagementSystem(base_dir="data/production", use_gcs=True,
+    gcs_bucket_name="stt-project-datasets")`. The four parts share one deployment (the bucket, Firestore and
+    their clients); `base_dir` is the local directory their local copies go under: `<base_dir>/failed_cases`,
+    `<base_dir>/metadata`, `<base_dir>/finetuning` (the pipeline's output_dir) and `<base_dir>/versions`.
+    The parameters mean what shared/facade_setup.py says; `use_gcs=False` is refused.
+    """
+
+    def __init__(
+        self,
+        base_dir: LocalPath | Settings | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
+        *,
+        settings: Settings | None = None,
+        adapters: bootstrap.Adapters | None = None,
+    ) -> None:
+        base, settings = legacy_settings(base_dir, settings)
+        self.adapters = deployment("IntegratedDataManagementSystem", use_gcs=use_gcs,
+                                   gcs_bucket_name=gcs_bucket_name, settings=settings, adapters=adapters)
         self.settings = self.adapters.settings
-        self.data_manager = DataManager(adapters=self.adapters)
-        self.metadata_tracker = MetadataTracker(adapters=self.adapters)
-        self.finetuning_pipeline = FinetuningDatasetPipeline(adapters=self.adapters)
-        self.version_control = DataVersionControl(adapters=self.adapters)
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        self.base_dir = local_dir(base, DEFAULT_BASE_DIR)
+        self.data_manager = DataManager(self.base_dir / "failed_cases", adapters=self.adapters)
+        self.metadata_tracker = MetadataTracker(self.base_dir / "metadata", data_manager=self.data_manager)
+        self.finetuning_pipeline = FinetuningDatasetPipeline(self.data_manager, self.base_dir / "finetuning")
+        self.version_control = DataVersionControl(self.base_dir / "versions", data_manager=self.data_manager)
 
     def record_failed_transcription(
         self, audio_path: str, original_transcript: str, corrected_transcript: str | None = None,
@@ -55,10 +78,11 @@ class IntegratedDataManagementSystem:
         )
 
     def record_training_performance(
-        self, model_version: str, wer: float, cer: float, training_metadata: dict[str, Any]
+        self, model_version: str, wer: float, cer: float, training_metadata: dict[str, Any] | None = None
     ) -> dict[str, str]:
-        """Register the model version with its WER/CER; also a performance point when the metadata carries
-        `error_rate`, `correction_rate` and `inference_time` (a trend point is never made of guesses)."""
+        """A training run's WER/CER: a performance point of `model_version` (so `get_performance_trend` shows it;
+        `error_rate`, `correction_rate`, `inference_time` only when the metadata carries them) and its
+        registration (name, size and dataset version kept from the latest one); both record ids."""
         return system_report.record_training_performance(
             self.adapters.metrics, model_version, wer, cer, training_metadata, utc_now()
         )

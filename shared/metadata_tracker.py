@@ -8,28 +8,53 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
+from shared.domain.metric_records import UNVERSIONED
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
 from shared.services import metric_exports, metric_reads
 from shared.services.metrics import record_fields
 
+if TYPE_CHECKING:
+    from shared.data_manager import DataManager
+
+
+DEFAULT_LOCAL_DIR = "data/metadata"
+
 
 class MetadataTracker:
-    """Training metrics of the deployment named by `settings` (default: from the environment)."""
+    """Training metrics of one deployment (default: from the environment).
+
+    The seed's constructor: `MetadataTracker(local_storage_dir="data/metadata", use_gcs=True)`, or
+    `MetadataTracker(data_manager=dm)` to share a DataManager's deployment (its settings and clients). The
+    parameters mean what shared/facade_setup.py says: the bucket and Firestore are the source of truth,
+    `local_storage_dir` is where local copies go, `use_gcs=False` is refused.
+    """
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        local_storage_dir: LocalPath | Settings | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
         *,
+        data_manager: DataManager | None = None,
+        settings: Settings | None = None,
         adapters: bootstrap.Adapters | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+        local, settings = legacy_settings(local_storage_dir, settings)
+        self.adapters = deployment("MetadataTracker", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
+                                   settings=settings, adapters=adapters, data_manager=data_manager)
         self.settings = self.adapters.settings
+        self.data_manager = data_manager
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        # Where local copies of the metric exports and reports go; nothing is read from it or created yet.
+        self.local_storage_dir = local_dir(local, DEFAULT_LOCAL_DIR)
         self._clock = clock
 
     @property
@@ -39,14 +64,31 @@ class MetadataTracker:
     def _record(self, fields: dict[str, Any]) -> str:
         return record_fields(fields, self.store, self._clock())
 
+    def current_model_version(self) -> str | None:
+        """The model version registered last (`record_model_version`, by recorded_at), or None."""
+        return metric_reads.current_model_version(self.store)
+
+    def _version(self, model_version: str | None) -> str:
+        """The given model version, else the current one, else UNVERSIONED."""
+        if model_version is not None:
+            return model_version
+        return self.current_model_version() or UNVERSIONED
+
     def record_performance(
-        self, model_version: str, wer: float, cer: float, error_rate: float, correction_rate: float,
-        inference_time: float, *, recorded_at: datetime | str | None = None, record_id: str | None = None,
-        **extra: Any
+        self, wer: float, cer: float, error_rate: float | None = None, correction_rate: float | None = None,
+        inference_time: float | None = None, model_version: str | None = None, *,
+        recorded_at: datetime | str | None = None, record_id: str | None = None, **extra: Any
     ) -> str:
-        """Record one evaluation of a model version; its record id."""
-        return self._record({**extra, "kind": "performance", "model_version": model_version, "wer": wer,
-                             "cer": cer, "error_rate": error_rate, "correction_rate": correction_rate,
+        """Record one evaluation; its record id. The seed's call: `record_performance(wer=0.12, cer=0.06, ...)`.
+
+        `model_version` defaults to the current model version (the one registered last with
+        `record_model_version`), and to "unversioned" (UNVERSIONED) while none is registered: a point is never
+        dropped for want of a version, and never put under a version it may not belong to silently (the stored
+        record says which one it got). `error_rate`, `correction_rate` and `inference_time` may be left out when
+        not measured; the trend of a metric skips the records without it.
+        """
+        return self._record({**extra, "kind": "performance", "model_version": self._version(model_version),
+                             "wer": wer, "cer": cer, "error_rate": error_rate, "correction_rate": correction_rate,
                              "inference_time": inference_time, "recorded_at": recorded_at, "record_id": record_id})
 
     def record_model_version(
@@ -62,19 +104,21 @@ class MetadataTracker:
                              "recorded_at": recorded_at, "record_id": record_id})
 
     def record_learning_progress(
-        self, stage: str, model_version: str, *, recorded_at: datetime | str | None = None,
+        self, stage: str, model_version: str | None = None, *, recorded_at: datetime | str | None = None,
         record_id: str | None = None, **figures: Any
     ) -> str:
-        """Record a training stage's figures (loss, epoch, ...); its record id."""
-        return self._record({**figures, "kind": "learning_progress", "stage": stage, "model_version": model_version,
-                             "recorded_at": recorded_at, "record_id": record_id})
+        """Record a training stage's figures (loss, epoch, ...); its record id. `model_version` defaults as in
+        record_performance."""
+        return self._record({**figures, "kind": "learning_progress", "stage": stage,
+                             "model_version": self._version(model_version), "recorded_at": recorded_at,
+                             "record_id": record_id})
 
     def record_inference_stats(
-        self, model_version: str, *, recorded_at: datetime | str | None = None, record_id: str | None = None,
-        **stats: Any
+        self, model_version: str | None = None, *, recorded_at: datetime | str | None = None,
+        record_id: str | None = None, **stats: Any
     ) -> str:
-        """Record serving counts and latencies of a model version; its record id."""
-        return self._record({**stats, "kind": "inference_stats", "model_version": model_version,
+        """Record serving counts and latencies; its record id. `model_version` defaults as in record_performance."""
+        return self._record({**stats, "kind": "inference_stats", "model_version": self._version(model_version),
                              "recorded_at": recorded_at, "record_id": record_id})
 
     def performance_points(self) -> list[dict[str, Any]]:

@@ -7,24 +7,67 @@ and records it in `history`.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
+from shared.domain.versions import VersionEntry
+from shared.errors import BadInput
+from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.services import dataset_versions
 from shared.services.datasets import dataset_quality
 from shared.services.version_registry import read_registry
 
+if TYPE_CHECKING:
+    from shared.data_manager import DataManager
+
+
+DEFAULT_LOCAL_DIR = "data/versions"
+
 
 class DataVersionControl:
-    """Create, list, compare, check and roll back dataset versions (emulators or GCP)."""
+    """Create, list, compare, check and roll back dataset versions (emulators or GCP).
 
-    def __init__(self, settings: Settings | None = None, *, adapters: bootstrap.Adapters | None = None) -> None:
-        self.adapters = adapters or bootstrap.adapters(settings)
+    The seed's constructor: `DataVersionControl(local_storage_dir="data/versions", use_gcs=True)`, or
+    `DataVersionControl(data_manager=dm, base_dir="data/versions")` to share a DataManager's deployment.
+    The registry (`data_versions/version_registry.json`) and the versioned files stay in the bucket;
+    `local_storage_dir` (`base_dir` is the same directory under the integrated system's name for it) is where
+    local copies go. The parameters mean what shared/facade_setup.py says.
+    """
+
+    def __init__(
+        self,
+        local_storage_dir: LocalPath | Settings | None = None,
+        use_gcs: bool = True,
+        gcs_bucket_name: str | None = None,
+        *,
+        data_manager: DataManager | None = None,
+        base_dir: LocalPath | None = None,
+        settings: Settings | None = None,
+        adapters: bootstrap.Adapters | None = None,
+    ) -> None:
+        local, settings = legacy_settings(local_storage_dir, settings)
+        if local is not None and base_dir is not None and local_dir(local, "") != local_dir(base_dir, ""):
+            raise BadInput(f"DataVersionControl: local_storage_dir {os.fspath(local)!r} and base_dir "
+                           f"{os.fspath(base_dir)!r} differ, and both name the one local directory; give one of them")
+        self.adapters = deployment("DataVersionControl", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
+                                   settings=settings, adapters=adapters, data_manager=data_manager)
         self.settings = self.adapters.settings
+        self.data_manager = data_manager
+        self.use_gcs = True
+        self.gcs_bucket_name = self.settings.bucket
+        # Where local copies (restores, dataset files pulled for a check) go; nothing is created yet.
+        self.local_storage_dir = local_dir(local if local is not None else base_dir, DEFAULT_LOCAL_DIR)
+
+    @property
+    def base_dir(self) -> Path:
+        """The local directory, under the name the integrated system gives it (the same as local_storage_dir)."""
+        return self.local_storage_dir
 
     @property
     def versions(self) -> dict[str, dict[str, Any]]:
@@ -46,17 +89,21 @@ class DataVersionControl:
             run_quality_check, utc_now(),
         )
 
-    def get_version(self, version_id: str) -> dict[str, Any] | None:
-        """One version's entry, or None."""
-        return read_registry(self.adapters.bucket)["versions"].get(version_id)
+    def get_version(self, version_id: str) -> VersionEntry | None:
+        """One version's entry (keys also read as attributes: `.checksum`), or None."""
+        found = read_registry(self.adapters.bucket)["versions"].get(version_id)
+        return versions.as_entry(found) if found is not None else None
 
     def list_versions(
         self, parent_version: str | None = None, min_quality_score: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Versions, newest first, optionally only the children of one or those above a quality score."""
+    ) -> list[VersionEntry]:
+        """Versions, newest first, optionally only the children of one or those above a quality score.
+
+        Each is the registry's entry as a dict whose keys also read as attributes (`v.version_id`, `v.checksum`,
+        `v.quality_report`, ...), so the seed's loop and JSON encoders both take it as it is."""
         return versions.list_versions(read_registry(self.adapters.bucket), parent_version, min_quality_score)
 
-    def get_version_lineage(self, version_id: str) -> list[dict[str, Any]]:
+    def get_version_lineage(self, version_id: str) -> list[VersionEntry]:
         """The version and its ancestors, oldest first."""
         return versions.get_version_lineage(read_registry(self.adapters.bucket), version_id)
 

@@ -14,8 +14,14 @@ Rules, beyond "the field has the right type":
   so such values are rejected rather than silently skewing the history.
 * ``error_rate`` and ``correction_rate`` are shares in ``[0, 1]``; ``inference_time``
   (seconds) is ``>= 0``. Booleans and numeric strings are not numbers here.
+* A performance record needs ``wer`` and ``cer``; ``error_rate``, ``correction_rate`` and
+  ``inference_time`` may be left out (or null) when they were not measured: a training
+  run's evaluation knows its WER and CER, not a serving latency. The trend of a metric
+  skips the records without it (counted in ``skipped``); nothing is filled in.
 * Every kind names its model version (``model_version``; ``version_id`` for the
-  ``model_version`` kind); missing or blank is rejected.
+  ``model_version`` kind); missing or blank is rejected. (The Python API fills in a
+  missing one before validation: ``UNVERSIONED`` or the current model version, see
+  ``MetadataTracker.record_performance``.)
 * ``recorded_at`` is optional; a timestamp without a zone is taken as UTC and every
   timestamp is normalised to UTC. One more than ``MAX_CLOCK_SKEW`` (5 minutes) after the
   receiver's ``now`` is rejected: the producer's clock is wrong and the point would sort
@@ -59,6 +65,8 @@ from shared.errors import InvalidMetricRecord
 MAX_RECORD_BYTES = 1_000_000
 WER_CAP = 10.0
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# The model version the Python API records under when none is given and no model version is registered yet.
+UNVERSIONED = "unversioned"
 
 
 
@@ -149,9 +157,9 @@ class PerformanceRecord(_RecordBase):
     model_version: Name
     wer: ErrorRate
     cer: ErrorRate
-    error_rate: Share
-    correction_rate: Share
-    inference_time: NonNegative
+    error_rate: Share | None = None
+    correction_rate: Share | None = None
+    inference_time: NonNegative | None = None
 
 
 class ModelVersionRecord(_RecordBase):

@@ -1,4 +1,15 @@
-"""Statistics over all cases, summed from counter shards (no single hot document)."""
+"""Statistics over all cases, summed from counter shards (no single hot document).
+
+The keys of `DataManager.get_statistics()` (the seed's names first; every stored case is a failed transcription):
+
+- ``total_failed_cases``: stored cases (the seed's name); ``total_cases`` is the same number, kept for callers
+  written against it. Quarantined events are not cases and are counted apart, in ``quarantined_events``.
+- ``corrected_cases``: cases that have a corrected transcript (however many corrections each one had).
+- ``correction_rate``: ``corrected_cases / total_failed_cases`` in [0, 1], 0.0 when there is no case.
+- ``error_type_distribution``: cases per error type (a case with two types counts in both), only non-zero ones.
+- ``average_error_score``: mean ``error_score`` of the cases that have one, None when none has.
+- ``cases_by_model_version``: cases per model version (``(unknown)`` for a case without one).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +34,7 @@ def summarize(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for name, n in (shard.get("model_versions") or {}).items():
             model_versions[name] = model_versions.get(name, 0) + int(n)
     return {
+        "total_failed_cases": total,
         "total_cases": total,
         "corrected_cases": corrected,
         "correction_rate": corrected / total if total else 0.0,

@@ -188,6 +188,31 @@ def _created_key(entry: Mapping[str, Any]) -> tuple[float, str]:
         return float("-inf"), text
 
 
+class VersionEntry(dict[str, Any]):
+    """A registry entry as the Python API hands it out: a dict (JSON as it is, for the `api` and any encoder)
+    whose top-level keys also read as attributes, as the seed's `v.version_id` / `v.checksum` do.
+
+    A key that is not there is an AttributeError when read as an attribute (a KeyError by subscript, as for any
+    dict); nested values stay plain dicts. No attribute can be set: a change goes through the dict's keys.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"version entry has no {name!r}; its keys: {', '.join(sorted(self))}") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(key for key in self if isinstance(key, str))})
+
+
+def as_entry(entry: Mapping[str, Any]) -> VersionEntry:
+    """A copy of one registry entry readable by attribute (the nested values are the entry's own)."""
+    return VersionEntry(entry)
+
+
 def quality_score(entry: Mapping[str, Any]) -> float | None:
     """The overall quality score of a version's report, None when it has none."""
     report = entry.get("quality_report") or {}
@@ -198,14 +223,15 @@ def quality_score(entry: Mapping[str, Any]) -> float | None:
 
 def list_versions(
     registry: Mapping[str, Any], parent_version: str | None = None, min_quality_score: float | None = None
-) -> list[dict[str, Any]]:
-    """Entries newest first, optionally only children of parent_version and only those scoring at least the min."""
+) -> list[VersionEntry]:
+    """Entries newest first, optionally only children of parent_version and only those scoring at least the min;
+    each one readable by key or attribute (`VersionEntry`)."""
     entries = _newest_first(registry["versions"].values())
     if parent_version is not None:
         entries = [entry for entry in entries if entry.get("parent_version") == parent_version]
     if min_quality_score is not None:
         entries = [entry for entry in entries if (quality_score(entry) or 0.0) >= min_quality_score]
-    return entries
+    return [as_entry(entry) for entry in entries]
 
 
 def _ancestors(registry: Mapping[str, Any], version_id: str) -> list[str]:
@@ -218,10 +244,10 @@ def _ancestors(registry: Mapping[str, Any], version_id: str) -> list[str]:
     return chain
 
 
-def get_version_lineage(registry: Mapping[str, Any], version_id: str) -> list[dict[str, Any]]:
+def get_version_lineage(registry: Mapping[str, Any], version_id: str) -> list[VersionEntry]:
     """The entries from the oldest known ancestor down to version_id; KeyError when it is unknown."""
     get_version(registry, version_id)
-    return [registry["versions"][ancestor] for ancestor in reversed(_ancestors(registry, version_id))]
+    return [as_entry(registry["versions"][ancestor]) for ancestor in reversed(_ancestors(registry, version_id))]
 
 
 def _lineage_relation(registry: Mapping[str, Any], version_id1: str, version_id2: str) -> str:
@@ -316,11 +342,50 @@ def compare_versions(
         "quality": {
             "version1": score1,
             "version2": score2,
-            "improvement": score2 - score1 if score1 is not None and score2 is not None else None,
+            "improvement": _improvement(score1, score2),
         },
+        "quality_comparison": quality_comparison(entry1, entry2),
         "lineage_relation": _lineage_relation(registry, version_id1, version_id2),
         "metadata_diff": _metadata_diff(meta1, meta2),
         "cases": compare_cases(case_ids1, case_ids2) if case_ids1 is not None and case_ids2 is not None else None,
+    }
+
+
+def _improvement(score1: float | None, score2: float | None) -> float | None:
+    """score2 - score1, rounded as the scores are; None unless both are known."""
+    return round(score2 - score1, 6) if score1 is not None and score2 is not None else None
+
+
+def _passed(entry: Mapping[str, Any]) -> bool | None:
+    """Whether a version's quality report passed its thresholds; None without a report."""
+    report = entry.get("quality_report")
+    return bool(report.get("passed")) if isinstance(report, Mapping) and "passed" in report else None
+
+
+def _quality_metrics(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-rule metrics (completeness, consistency, ...) of a version's quality report, {} without one."""
+    metrics = ((entry.get("quality_report") or {}).get("quality_metrics") or {}).get("metrics") or {}
+    return dict(metrics) if isinstance(metrics, Mapping) else {}
+
+
+def quality_comparison(entry1: Mapping[str, Any], entry2: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's `compare_versions(...)['quality_comparison']`, from the two versions' quality reports.
+
+    ``improvement`` is ``version2_score - version1_score``, the difference of the reports' ``overall_score``
+    (each the mean of the rule metrics, in [0, 1]): positive when version 2 scores better, so it lies in
+    [-1, 1] (0.05 = five points better). None when either version has no quality report (an entry registered
+    before reports existed); every version a build or `create_version` registers has one.
+    ``metrics_delta`` is the same difference per rule metric.
+    """
+    score1, score2 = quality_score(entry1), quality_score(entry2)
+    return {
+        "version1_score": score1,
+        "version2_score": score2,
+        "improvement": _improvement(score1, score2),
+        "version1_passed": _passed(entry1),
+        "version2_passed": _passed(entry2),
+        "metrics_delta": {key: round(value, 6) for key, value in
+                          _delta(_quality_metrics(entry1), _quality_metrics(entry2)).items()},
     }
 
 

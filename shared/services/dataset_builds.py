@@ -22,6 +22,7 @@ import orjson
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
+from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
@@ -74,7 +75,9 @@ def build_dataset(
         sync_snapshot(cases, bucket, now)
         metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit)
         if metadata is None:
-            return {"error": "No eligible cases", "dataset_id": dataset_id, "request": request.model_dump()}
+            # The keys a built dataset's info has too, at zero, so a caller reading split_sizes never KeyErrors.
+            return {"error": "No eligible cases", "dataset_id": dataset_id, "total_samples": 0,
+                    "split_sizes": dict.fromkeys(SPLITS, 0), "request": request.model_dump()}
     version_id = None
     if request.create_version:
         version_id = register_version(bucket, metadata, request.version_name, request.parent_version, now)

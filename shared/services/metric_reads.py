@@ -98,6 +98,21 @@ def trend_plot(store: MetricStore, metric: str) -> bytes:
     return render_trend_png(performance_trend(points, metric), metric_anomalies(points, metric))
 
 
+def latest_registration(store: MetricStore, version_id: str | None = None) -> dict[str, Any] | None:
+    """The latest model version registration (of `version_id`, else of any version) by recorded_at, or None.
+
+    Reads the registrations (one small document each; a deployment has tens of model versions, not millions)."""
+    found = store.records_of_version("model_version", version_id) if version_id else store.records("model_version")
+    ordered = time_ordered(found)
+    return dict(ordered[-1][1]) if ordered else None
+
+
+def current_model_version(store: MetricStore) -> str | None:
+    """The model version registered last (the latest `model_version` record by recorded_at), or None."""
+    latest = latest_registration(store)
+    return str(latest.get("version_id") or latest.get("model_version")) if latest else None
+
+
 def model_lineage(store: MetricStore, version_id: str) -> dict[str, Any]:
     """A model version's registrations, the dataset version it was trained on, its performance records."""
     registrations = [r for _, r in time_ordered(store.records_of_version("model_version", version_id))]

@@ -8,40 +8,55 @@ from typing import Any
 
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
+from shared.domain.metric_records import validate_metric_record
 from shared.domain.recommendations import assess_quality, recommendations
 from shared.domain.statistics import summarize
 from shared.json_encoding import dumps_json
 from shared.ports import Bucket, CaseStore, MetricStore
 from shared.services import metric_reads
 from shared.services.datasets import list_datasets
-from shared.services.metrics import record_fields
+from shared.services.metrics import store_record
 from shared.services.version_registry import read_registry
 
-# Fields of a training run's metadata that make it a performance (trend) point as well.
+# Fields of a training run's metadata that a performance (trend) point also carries when they are there.
 POINT_FIELDS = ("error_rate", "correction_rate", "inference_time")
+# Fields of a model version registration a training run keeps from the latest one when its metadata lacks them.
+CARRIED_FIELDS = ("model_name", "training_data_size", "dataset_version_id")
 
 
 def record_training_performance(
-    store: MetricStore, model_version: str, wer: float, cer: float, training_metadata: Mapping[str, Any],
+    store: MetricStore, model_version: str, wer: float, cer: float, training_metadata: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, str]:
-    """Register the model version with its WER/CER; also a performance point when the metadata carries
-    `error_rate`, `correction_rate` and `inference_time` (a trend point is never made of guesses)."""
-    ids = {
-        "model_version": record_fields({
-            "kind": "model_version", "version_id": model_version,
-            "model_name": str(training_metadata.get("model_name", "unknown")),
-            "training_data_size": training_metadata.get("training_data_size"),
-            "training_metadata": dict(training_metadata), "performance_metrics": {"wer": wer, "cer": cer},
-            "dataset_version_id": training_metadata.get("dataset_version_id"),
-        }, store, now)
+    """A training run's figures as two records, both validated before either is stored; their record ids.
+
+    - a `performance` point of `model_version` with its `wer` and `cer` (and `error_rate`, `correction_rate`,
+      `inference_time` when the metadata carries them; never made up), so `get_performance_trend` shows the run;
+      it says `"source": "training"`, so it is not taken for an evaluation record of the same figures;
+    - a `model_version` registration with `performance_metrics` {wer, cer}. `model_name`, `training_data_size`
+      and `dataset_version_id` come from the metadata, else from the version's latest registration (so a run
+      keeps the lineage `record_model_version` gave it); a version never registered is named after itself.
+      `training_metadata` is the latest registration's with the run's keys on top.
+    """
+    given = dict(training_metadata or {})
+    registered = metric_reads.latest_registration(store, model_version) or {}
+    carried = {name: given.get(name, registered.get(name)) for name in CARRIED_FIELDS}
+    registration = validate_metric_record({
+        "kind": "model_version", "version_id": model_version,
+        "model_name": str(carried["model_name"] or model_version),
+        "training_data_size": carried["training_data_size"], "dataset_version_id": carried["dataset_version_id"],
+        "training_metadata": {**(registered.get("training_metadata") or {}), **given},
+        "performance_metrics": {**(registered.get("performance_metrics") or {}), "wer": wer, "cer": cer},
+    }, now)
+    figures = {name: given[name] for name in POINT_FIELDS if given.get(name) is not None}
+    point = validate_metric_record(
+        {"kind": "performance", "model_version": model_version, "wer": wer, "cer": cer, **figures,
+         "source": "training"}, now,
+    )
+    return {
+        "model_version": store_record(registration, store, now).record_id or "",
+        "performance": store_record(point, store, now).record_id or "",
     }
-    if all(training_metadata.get(name) is not None for name in POINT_FIELDS):
-        point = {name: float(training_metadata[name]) for name in POINT_FIELDS}
-        ids["performance"] = record_fields(
-            {"kind": "performance", "model_version": model_version, "wer": wer, "cer": cer, **point}, store, now
-        )
-    return ids
 
 
 def system_statistics(cases: CaseStore, metrics: MetricStore, bucket: Bucket, now: datetime) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from google.cloud import storage
 
 from shared import DataManager
 from shared.adapters.firestore_cases import FirestoreCaseStore
@@ -74,6 +77,7 @@ def test_corrections_history_statistics_and_queries(manager: DataManager) -> Non
     assert case["corrections"][1]["previous_transcript"] == "Turn left at the light."
     assert case["error_types"] == ["substitution"]
     assert manager.get_statistics() == {
+        "total_failed_cases": 2,
         "total_cases": 2,
         "corrected_cases": 2,
         "correction_rate": 1.0,
@@ -121,3 +125,32 @@ def test_oversize_reject_is_kept_whole_in_the_bucket(stack: StackInfo, test_sett
     name = kept["raw_uri"].removeprefix(f"gs://{test_settings.bucket}/")
     assert store.overflow.get(name) == raw
     assert not store.quarantine("big-1", raw, "again", source="test")
+
+
+def test_the_seeds_constructor_and_keys(
+    stack: StackInfo, test_settings: Settings, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's DataManager usage (a gs:// audio path until scheme-less paths resolve): gcs_bucket_name picks
+    the bucket its exports go to, the local directory is only recorded, and the seed's keys are there."""
+    monkeypatch.chdir(tmp_path)
+    bucket = storage.Client(project=test_settings.project).create_bucket(f"{namespace}-seed")
+    data_manager = DataManager(local_storage_dir="data/failed_cases", use_gcs=True, gcs_bucket_name=bucket.name,
+                               settings=test_settings)
+    case_id = data_manager.store_failed_case(
+        audio_path="gs://stt-audio/sample.wav",
+        original_transcript="THIS IS ALL CAPS",
+        corrected_transcript="This is proper text",
+        error_types=["all_caps"],
+        error_score=0.8,
+        metadata={"confidence": 0.85},
+    )
+    data_manager.store_failed_case(audio_path="gs://stt-audio/other.wav", original_transcript="uncorrected")
+    stats = data_manager.get_statistics()
+    assert f"Total cases: {stats['total_failed_cases']}" == "Total cases: 2"
+    assert f"Correction rate: {stats['correction_rate']:.2%}" == "Correction rate: 50.00%"
+    assert data_manager.get_failed_case(case_id)["metadata"] == {"confidence": 0.85}  # type: ignore[index]
+    assert data_manager.sync_to_gcs()["cases"] == 2
+    assert bucket.blob("learning_data/failed_cases.jsonl").exists()
+    assert data_manager.local_storage_dir == Path("data/failed_cases") and list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="source of truth"):
+        DataManager(local_storage_dir="data/failed_cases", use_gcs=False)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore, storage
 
-from shared import MetadataTracker
+from shared import IntegratedDataManagementSystem, MetadataTracker
 from shared.adapters.firestore_metrics import RECENT, SNAPSHOT_HEADER, SNAPSHOTS, FirestoreMetricStore
 from shared.config import Settings
 from shared.domain.metric_history import SNAPSHOT_OVERLAP, Snapshot, build_snapshot
@@ -47,11 +47,12 @@ def docs(settings: Settings, collection: str) -> list[dict[str, Any]]:
 
 
 def perf(tracker: MetadataTracker, day: float, version: str, wer: float, cer: float = 0.1) -> str:
-    return tracker.record_performance(version, wer, cer, 0.1, 0.5, 0.4, recorded_at=T0 + timedelta(days=day))
+    return tracker.record_performance(wer, cer, 0.1, 0.5, 0.4, model_version=version,
+                                      recorded_at=T0 + timedelta(days=day))
 
 
 def test_each_kind_lands_in_its_collection(tracker: MetadataTracker, settings: Settings) -> None:
-    rid = tracker.record_performance("v1", 0.25, 0.1, 0.1, 0.5, 0.4, recorded_at=T0, epoch=3)
+    rid = tracker.record_performance(0.25, 0.1, 0.1, 0.5, 0.4, model_version="v1", recorded_at=T0, epoch=3)
     tracker.record_model_version("v1", "whisper-base", 1200, {"lr": 1e-4}, {"wer": 0.25}, "ds-1", recorded_at=T0)
     tracker.record_learning_progress("finetune", "v1", recorded_at=T0, epoch=1, loss=0.7)
     tracker.record_inference_stats("v1", recorded_at=T0, requests=120, p95_latency_ms=310.5)
@@ -110,6 +111,29 @@ def test_lineage_links_version_to_dataset_and_performance(tracker: MetadataTrack
         "version_id": "v9", "registered": False, "model_name": None, "dataset_version_id": None,
         "registrations": [], "performance_record_ids": [],
     }
+
+
+def test_the_seeds_calls_without_a_model_version_and_a_training_run(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    tracker.record_performance(wer=0.12, cer=0.06, error_rate=0.15, correction_rate=0.85, inference_time=0.5,
+                               recorded_at=T0)
+    tracker.record_model_version(version_id="whisper_base_v1", model_name="whisper-base", training_data_size=1000,
+                                 training_metadata={"epochs": 10, "batch_size": 16},
+                                 performance_metrics={"wer": 0.12, "cer": 0.06}, recorded_at=T0 + timedelta(days=1))
+    tracker.record_performance(wer=0.11, cer=0.05, recorded_at=T0 + timedelta(days=2))
+    system = IntegratedDataManagementSystem(settings)
+    ids = system.record_training_performance(model_version="whisper_base_v2", wer=0.10, cer=0.04,
+                                             training_metadata={"epochs": 10})
+
+    trend = tracker.get_performance_trend("wer")
+    assert [(p["model_version"], p["value"]) for p in trend["points"]] == [
+        ("unversioned", 0.12), ("whisper_base_v1", 0.11), ("whisper_base_v2", 0.10)]
+    assert f"{trend['improvement_percent']:.2f}" == "16.67"
+    assert tracker.get_performance_trend("inference_time")["skipped"] == 2
+    assert tracker.get_model_lineage("whisper_base_v2")["performance_record_ids"] == [ids["performance"]]
+    [registration] = [d for d in docs(settings, "model_versions") if d["version_id"] == "whisper_base_v2"]
+    assert registration["model_name"] == "whisper_base_v2" and registration["performance_metrics"]["wer"] == 0.10
 
 
 def test_trend_matches_hand_computed_values(tracker: MetadataTracker) -> None:
@@ -224,7 +248,7 @@ def test_a_snapshot_header_from_before_the_recent_points_is_not_trusted(
 
 def test_invalid_input_raises_for_a_python_caller(tracker: MetadataTracker, settings: Settings) -> None:
     with pytest.raises(InvalidMetricRecord, match="wer"):
-        tracker.record_performance("v1", float("nan"), 0.1, 0.1, 0.5, 0.4)
+        tracker.record_performance(float("nan"), 0.1, 0.1, 0.5, 0.4, model_version="v1")
     with pytest.raises(InvalidMetricRecord, match="after now"):
         tracker.record_inference_stats("v1", recorded_at=NOW + timedelta(hours=1), requests=1)
     assert docs(settings, "performance_history") == [] and docs(settings, "inference_stats") == []

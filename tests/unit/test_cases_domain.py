@@ -120,6 +120,7 @@ def test_summarize_sums_shards() -> None:
         ]
     )
     assert stats == {
+        "total_failed_cases": 4,
         "total_cases": 4,
         "corrected_cases": 2,
         "correction_rate": 0.5,
@@ -131,5 +132,6 @@ def test_summarize_sums_shards() -> None:
 
 
 def test_summarize_of_nothing() -> None:
+    assert summarize([])["total_failed_cases"] == 0
     assert summarize([])["correction_rate"] == 0.0
     assert summarize([])["average_error_score"] is None

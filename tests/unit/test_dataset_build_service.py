@@ -508,6 +508,7 @@ def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:
     bucket = FakeBucket()
     info = build_dataset(BuildRequest(), "py-3", "python", FakeCases([]), bucket, T0)
     assert info["error"] == "No eligible cases"
+    assert info["split_sizes"] == {"train": 0, "val": 0, "test": 0} and info["total_samples"] == 0
     assert landed(bucket) == []  # the snapshot was brought up to date, nothing else
 
 

@@ -667,7 +667,7 @@ def test_api_get_statistics_answers_the_figures(world: World, api_client: FlaskC
     body = response.get_json()
     assert body["op"] == "get_statistics"
     assert body["result"] == {
-        "total_cases": 2, "corrected_cases": 1, "correction_rate": 0.5,
+        "total_failed_cases": 2, "total_cases": 2, "corrected_cases": 1, "correction_rate": 0.5,
         "error_type_distribution": {"substitution": 2}, "average_error_score": pytest.approx(0.7),
         "cases_by_model_version": {"m1": 2}, "quarantined_events": 1,
     }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from shared.domain.versions import (
     manifest_checksum,
     new_version,
     parse_registry,
+    quality_comparison,
     rollback,
     version_id_for,
     version_report,
@@ -178,6 +181,26 @@ def test_list_versions_newest_first_with_filters() -> None:
     assert [e["version_id"] for e in list_versions(registry, min_quality_score=0.9)] == ["v1"]
 
 
+def test_listed_versions_read_as_attributes_and_stay_the_same_json() -> None:
+    registry = registry_of(entry("v1", day=0), entry("v2", parent="v1", day=1))
+    [newest, oldest] = list_versions(registry)
+    # The seed's loop: `for v in versions: print(f"{v.version_id}: {v.checksum}")`.
+    assert (newest.version_id, newest.checksum) == ("v2", registry["versions"]["v2"]["checksum"])
+    assert newest.parent_version == "v1" and oldest.parent_version is None
+    assert newest.quality_report["quality_metrics"]["overall_score"] == 0.97
+    assert newest["version_id"] == "v2" and isinstance(newest, dict)
+    with pytest.raises(AttributeError, match="no 'versionid'; its keys: checksum, created_at"):
+        _ = newest.versionid
+    with pytest.raises(AttributeError):
+        newest.version_id = "v9"  # type: ignore[attr-defined]
+    # Encoded exactly as the registry's plain dict by orjson (the api), json and pickle.
+    assert orjson.dumps(newest) == orjson.dumps(registry["versions"]["v2"])
+    assert json.dumps(newest, sort_keys=True) == json.dumps(registry["versions"]["v2"], sort_keys=True)
+    assert pickle.loads(pickle.dumps(newest)) == newest and copy.deepcopy(newest).checksum == newest.checksum
+    assert "checksum" in dir(newest)
+    assert [v.version_id for v in get_version_lineage(registry, "v2")] == ["v1", "v2"]
+
+
 def test_lineage_runs_from_the_oldest_ancestor_and_survives_a_cycle() -> None:
     registry = registry_of(entry("a"), entry("b", parent="a"), entry("c", parent="b"), entry("x"))
     assert [e["version_id"] for e in get_version_lineage(registry, "c")] == ["a", "b", "c"]
@@ -231,6 +254,27 @@ def test_compare_versions_on_hand_built_registries() -> None:
         "differing": ["error_type_distribution", "min_error_score"],
     }
     assert result["cases"] is None
+    # The seed's key: overall_score of version 2 minus that of version 1 (positive = version 2 is better).
+    assert result["quality_comparison"] == {
+        "version1_score": 0.90, "version2_score": 0.96, "improvement": 0.06,
+        "version1_passed": True, "version2_passed": True, "metrics_delta": {},
+    }
+
+
+def test_quality_comparison_per_metric_and_without_a_report() -> None:
+    def scored(version_id: str, overall: float, completeness: float, passed: bool) -> dict[str, Any]:
+        with_report = entry(version_id)
+        with_report["quality_report"] = {"passed": passed, "quality_metrics": {
+            "overall_score": overall, "metrics": {"completeness": completeness, "uniqueness": 1.0}}}
+        return with_report
+
+    comparison = quality_comparison(scored("a", 0.95, 1.0, True), scored("b", 0.85, 0.7, False))
+    assert comparison["improvement"] == -0.1
+    assert comparison["metrics_delta"] == {"completeness": -0.3, "uniqueness": 0.0}
+    assert (comparison["version1_passed"], comparison["version2_passed"]) == (True, False)
+    unscored = quality_comparison(entry("a"), entry("b", score=None))
+    assert unscored["improvement"] is None and unscored["version2_score"] is None
+    assert unscored["version2_passed"] is None
 
 
 def test_compare_versions_lineage_sentences() -> None:
