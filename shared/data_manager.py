@@ -14,6 +14,7 @@ from shared.domain.statistics import summarize
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import CaseStore
 from shared.services.case_exports import export_cases
+from shared.services.case_snapshot import sync_snapshot
 from shared.services.ingestion import DEFAULT_LIST, correct_by_id, list_limit, store_failure_fields
 
 DEFAULT_LOCAL_DIR = "data/failed_cases"
@@ -93,8 +94,11 @@ class DataManager:
         return summarize(self.store.counter_shards())
 
     def sync_to_gcs(self) -> dict[str, Any]:
-        """Export every case and correction to `learning_data/` in the bucket; a summary of the objects."""
-        return export_cases(self.store, self.adapters.bucket, utc_now())
+        """Bring the case snapshot up to date, then append the cases changed since the last export to
+        `learning_data/` (shared/services/case_exports.py: the first export writes every case); a summary."""
+        now = utc_now()
+        sync_snapshot(self.store, self.adapters.bucket, now)
+        return export_cases(self.store, self.adapters.bucket, now)
 
     def export_to_dataframe(self) -> pd.DataFrame:
         """Every case as one typed row (shared/domain/case_table.py); `metadata` and extra fields stay objects."""

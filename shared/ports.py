@@ -56,6 +56,14 @@ class CaseStore(Quarantine, Protocol):
     def get_case(self, case_id: str) -> dict[str, Any] | None:
         """One case, or None."""
 
+    def get_cases(self, case_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The stored cases of these ids, in the order given (an id with no case is skipped); a store with a
+        batched read overrides this one-at-a-time default."""
+        for case_id in case_ids:
+            case = self.get_case(case_id)
+            if case is not None:
+                yield case
+
     def cases_with_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Cases whose error_types contain `error_type`, newest first."""
 
@@ -187,6 +195,9 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
     def get(self, name: str, generation: int | None = None) -> bytes | None:
         """The object's bytes (of one generation, when given), or None when absent."""
 
+    def generation(self, name: str) -> int:
+        """The object's live generation from its metadata (0 when absent); nothing is downloaded."""
+
     def size(self, name: str, generation: int | None = None) -> int | None:
         """The object's size in bytes (of one generation, when given) without reading it, or None when absent."""
 
@@ -204,6 +215,12 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
 
     def compose(self, sources: Sequence[str], destination: str, content_type: str = ...) -> str:
         """`destination` made of the sources' bytes in order (at most 32), without downloading them; its URI."""
+
+    def compose_if_generation(
+        self, sources: Sequence[str], destination: str, generation: int, content_type: str = ...
+    ) -> int | None:
+        """``compose``, only if `destination` is still at `generation` (0: only if absent); its new generation,
+        None when it moved on (an append that lost a race appends nothing)."""
 
     def reader(self, name: str, generation: int | None = None) -> AbstractContextManager[BinaryIO]:
         """A seekable stream of the object (of one generation); ObjectGone when that version no longer exists."""

@@ -25,6 +25,7 @@ from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.ports import Bucket, CaseStore
 
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
+GET_ALL_BATCH = 500  # documents read per get_all round trip
 # The commit time of a case's last single write (not set by bulk imports, which write the snapshot themselves):
 # the case snapshot's tail reads the cases changed since its watermark by it (an index read in Firestore).
 TAIL_FIELD = "tail_at"
@@ -153,6 +154,14 @@ class FirestoreCaseStore(CaseStore):
         """One case, or None."""
         snapshot = self.cases.document(case_id).get()
         return snapshot.to_dict() if snapshot.exists else None
+
+    def get_cases(self, case_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The stored cases of these ids, in the order given, read GET_ALL_BATCH documents per round trip."""
+        for start in range(0, len(case_ids), GET_ALL_BATCH):
+            batch = case_ids[start:start + GET_ALL_BATCH]
+            refs = [self.cases.document(case_id) for case_id in batch]
+            found = {snap.id: snap.to_dict() for snap in self.client.get_all(refs) if snap.exists}
+            yield from (found[case_id] for case_id in batch if case_id in found)
 
     def cases_with_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Cases whose error_types contain `error_type`, newest first."""

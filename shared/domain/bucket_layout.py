@@ -28,6 +28,8 @@ LEARNING_DATA = "learning_data/"
 FAILED_CASES = f"{LEARNING_DATA}failed_cases.jsonl"
 CORRECTIONS = f"{LEARNING_DATA}corrections.jsonl"
 LEARNING_METADATA = f"{LEARNING_DATA}metadata.json"
+# Where an export stages what it appends to those files (composed onto them, then deleted).
+EXPORT_SEGMENTS = f"{LEARNING_DATA}appending/"
 
 # The case snapshot: Parquet parts (the latest updated_at of a case wins), and how far its tail has read.
 SNAPSHOT_PARTS = f"{LEARNING_DATA}cases/"

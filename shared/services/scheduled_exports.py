@@ -33,12 +33,12 @@ def export_options(body: Any) -> dict[str, Any]:
 
 
 def run_exports(body: Any, metrics: MetricStore, cases: CaseStore, bucket: Bucket, now: datetime) -> dict[str, Any]:
-    """Write the metric exports, report and plot (`metadata/`), bring the case snapshot up to date, then export
-    the cases (`learning_data/`); a summary."""
+    """Write the metric exports, report and plot (`metadata/`), bring the case snapshot up to date, then append
+    the cases it changed to the `learning_data/` exports; a summary."""
     summary = export_metadata(metrics, bucket, now, **export_options(body))
     summary["snapshot"] = snapshot = maintain_snapshot(cases, bucket, now)
-    source = {"snapshot": {"tail_at": snapshot["tail_at"], "parts": sorted(snapshot["part_names"])}}
-    exported = export_cases(cases, bucket, now, source)
+    exported = export_cases(cases, bucket, now, snapshot["part_names"])
     summary["objects"].update({name: {"uri": uri} for name, uri in exported["objects"].items()})
-    summary["learning_data"] = {key: exported[key] for key in ("cases", "corrections", "skipped") if key in exported}
+    summary["learning_data"] = {key: exported[key] for key in ("cases", "corrections", "skipped", "mode", "lines")
+                                if key in exported}
     return summary

@@ -50,6 +50,31 @@ def test_a_reader_seeks_so_pyarrow_reads_parquet_from_the_bucket(bucket: BucketS
         pass
 
 
+def test_an_append_by_compose_lands_only_on_the_generation_it_was_made_for(bucket: BucketStore) -> None:
+    """What the learning_data/ exports rely on: compose under a generation precondition, on fake-gcs-server."""
+    assert bucket.generation("streams/log.jsonl") == 0
+    bucket.put("streams/a.jsonl", b"a\n")
+    bucket.put("streams/b.jsonl", b"b\n")
+    first = bucket.compose_if_generation(["streams/a.jsonl"], "streams/log.jsonl", 0, "application/x-ndjson")
+    assert first is not None and first == bucket.generation("streams/log.jsonl")
+    assert bucket.compose_if_generation(["streams/a.jsonl"], "streams/log.jsonl", 0) is None  # exists already
+    second = bucket.compose_if_generation(["streams/log.jsonl", "streams/b.jsonl"], "streams/log.jsonl", first)
+    assert second is not None and second != first
+    assert bucket.get("streams/log.jsonl") == b"a\nb\n"
+    assert bucket.compose_if_generation(["streams/log.jsonl", "streams/b.jsonl"], "streams/log.jsonl", first) is None
+    assert bucket.get("streams/log.jsonl") == b"a\nb\n"  # the stale append landed nothing
+
+
+def test_get_cases_reads_the_cases_asked_for_in_order(stack: StackInfo, test_settings: Settings) -> None:
+    from shared.services.ingestion import store_failure_fields
+
+    store = adapters(test_settings).cases
+    ids = [store_failure_fields({"audio_path": f"gs://stt-audio/get/{i}.wav", "original_transcript": f"GET {i}"},
+                                store) for i in range(7)]
+    wanted = [ids[5], "no-such-case", ids[0], ids[3]]
+    assert [case["case_id"] for case in store.get_cases(wanted)] == [ids[5], ids[0], ids[3]]
+
+
 def test_a_parquet_import_through_the_real_adapters(bucket: BucketStore, test_settings: Settings) -> None:
     store = adapters(test_settings).cases
     rows = [{"audio_path": f"gs://stt-audio/pq/{i}.wav", "original_transcript": f"ROW {i}"} for i in range(50)]

@@ -41,4 +41,20 @@ def test_cases_and_corrections_are_exported_with_checksums(
     assert metadata["statistics"]["total_cases"] == 3 and metadata["statistics"]["corrected_cases"] == 1
     for name in ("learning_data/failed_cases.jsonl", "learning_data/corrections.jsonl"):
         data = bucket.blob(name).download_as_bytes()
-        assert metadata["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+        [segment] = metadata["files"][name]["segments"]
+        assert (segment["offset"], segment["bytes"]) == (0, len(data))
+        assert segment["sha256"] == hashlib.sha256(data).hexdigest()
+
+    # Another sync appends the case that changed, and only it.
+    manager.store_correction(ids[1], "Case one.", corrected_by="ana")
+    again = manager.sync_to_gcs()
+    assert (again["mode"], again["cases"], again["corrections"], again["lines"]) == ("append", 1, 1, 4)
+    lines = bucket.blob("learning_data/failed_cases.jsonl").download_as_bytes().splitlines()
+    assert orjson.loads(lines[-1])["corrected_transcript"] == "Case one."
+    metadata = orjson.loads(bucket.blob("learning_data/metadata.json").download_as_bytes())
+    for name in ("learning_data/failed_cases.jsonl", "learning_data/corrections.jsonl"):
+        data = bucket.blob(name).download_as_bytes()
+        for segment in metadata["files"][name]["segments"]:
+            piece = data[segment["offset"]:segment["offset"] + segment["bytes"]]
+            assert hashlib.sha256(piece).hexdigest() == segment["sha256"]
+    assert manager.sync_to_gcs()["skipped"] == "nothing changed since"

@@ -160,6 +160,15 @@ class FakeBucket(Bucket):
         assert all(part is not None for part in parts), f"a source of {destination} is missing"
         return self.put(destination, b"".join(part or b"" for part in parts), content_type)
 
+    def compose_if_generation(
+        self, sources: Sequence[str], destination: str, generation: int,
+        content_type: str = "application/octet-stream",
+    ) -> int | None:
+        if self.generation(destination) != generation:
+            return None
+        self.compose(sources, destination, content_type)
+        return self.generation(destination)
+
     @contextmanager
     def writer(self, name: str, content_type: str = "application/octet-stream") -> Iterator[io.BytesIO]:
         """As BucketStore.writer: the object lands when the block ends cleanly, an error writes nothing."""

@@ -642,7 +642,7 @@ def test_aggregate_writes_the_exports(world: World, aggregate_client: FlaskClien
 
     assert response.status_code == 200, response.get_data(as_text=True)
     summary = response.get_json()
-    assert summary["learning_data"] == {"cases": 1, "corrections": 0}
+    assert summary["learning_data"] == {"cases": 1, "corrections": 0, "mode": "rewrite", "lines": 1}
     assert summary["objects"][layout.PERFORMANCE_HISTORY]["records"] == 1
     [line] = (world.bucket.get(layout.PERFORMANCE_HISTORY) or b"").splitlines()
     assert orjson.loads(line)["wer"] == 0.2

@@ -144,7 +144,7 @@ def test_a_sync_with_nothing_new_writes_no_part_and_the_export_is_skipped() -> N
     store, bucket, metrics = FullCaseStore(), FakeBucket(), FakeStore()
     store_failure_fields(event(1), store)
     first = run_exports({}, metrics, store, bucket, NOW)
-    assert first["learning_data"] == {"cases": 1, "corrections": 0}
+    assert first["learning_data"] == {"cases": 1, "corrections": 0, "mode": "rewrite", "lines": 1}
     assert sync_snapshot(store, bucket, NOW)["parts"] == []  # the boundary case was read already
 
     again = run_exports({}, metrics, store, bucket, NOW + timedelta(minutes=30))
@@ -154,8 +154,8 @@ def test_a_sync_with_nothing_new_writes_no_part_and_the_export_is_skipped() -> N
     case_id = store_failure_fields(event(2), store)
     correct_by_id(case_id, "The number is two, corrected.", "ana", None, store)
     third = run_exports({}, metrics, store, bucket, NOW + timedelta(hours=1))
-    assert third["learning_data"] == {"cases": 2, "corrections": 1}
+    assert third["learning_data"] == {"cases": 1, "corrections": 1, "mode": "append", "lines": 2}
     exported = [orjson.loads(line) for line in (bucket.get(layout.FAILED_CASES) or b"").splitlines()]
-    assert {case["case_id"] for case in exported} == set(store.cases)
-    # Without a source (DataManager.sync_to_gcs), an export always writes.
-    assert "skipped" not in export_cases(store, bucket, NOW + timedelta(hours=2))
+    assert [case["case_id"] for case in exported] == [*sorted(set(store.cases) - {case_id}), case_id]
+    # Called again (DataManager.sync_to_gcs lists the parts itself), with nothing new: nothing written.
+    assert export_cases(store, bucket, NOW + timedelta(hours=2))["skipped"] == "nothing changed since"
