@@ -54,6 +54,8 @@ bench: venv
 	$(PY) bench/metrics_path.py
 	$(PY) bench/dataset_build.py
 	$(PY) bench/snapshot_build.py
+	$(PY) bench/dataset_reads.py
+	$(PY) bench/aggregate_export.py
 
 clean: down
 	rm -rf .local
