@@ -239,5 +239,6 @@ def test_aggregate_writes_the_exports_and_answers_a_summary(
     # The case snapshot is brought up to date too: with no case stored, that is its watermark and no part.
     assert learning == {"learning_data/failed_cases.jsonl", "learning_data/corrections.jsonl",
                         "learning_data/metadata.json", "learning_data/cases_watermark.json"}
-    assert summary["learning_data"] == {"cases": 0, "corrections": 0}  # this test stored no case
+    # This test stored no case: the first export writes empty files.
+    assert summary["learning_data"] == {"cases": 0, "corrections": 0, "mode": "rewrite", "lines": 0}
     assert summary["snapshot"]["first"] and summary["snapshot"]["parts"] == []
