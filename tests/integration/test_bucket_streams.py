@@ -145,3 +145,42 @@ def test_a_killed_import_resumes_from_its_firestore_checkpoint_and_joins_its_rej
     assert [r["line"] for r in rejects] == list(range(1, 1_501, 3))
     assert bucket.names("import_results/ck.rejected.jsonl.segments/") == []
     assert store.import_result(result["import_id"])["accepted"] == 1_000  # type: ignore[index]
+
+
+HUGE_LINE = b'{"audio_path": "gs://stt-audio/aw/huge.wav", "original_transcript": "' + b"y" * (50 * 1024 * 1024) + b'"}'
+
+
+def _row(i: int) -> bytes:
+    return b'{"audio_path": "gs://stt-audio/aw/%d.wav", "original_transcript": "ROW %d"}' % (i, i)
+
+
+@pytest.mark.parametrize(("data", "expected", "stored_rows"), [
+    pytest.param(b"", (0, 0, 0), set(), id="empty file"),
+    pytest.param(_row(1) + b"\n" + _row(2), (2, 2, 0), {1, 2}, id="no trailing newline"),
+    pytest.param(_row(1) + b"\n" + HUGE_LINE + b"\n" + _row(3), (3, 2, 1), {1, 3}, id="a 50 MB line"),
+])
+def test_awkward_files_through_the_real_reader(
+    bucket: BucketStore, test_settings: Settings, data: bytes, expected: tuple[int, int, int], stored_rows: set[int]
+) -> None:
+    """The import's own reader on fake-gcs-server (a buffered stream of 8 MiB reads): the last line without its
+    newline is stored, an empty file is a result with nothing in it, a 50 MB line (over the payload limit) is one
+    rejected line kept whole in the rejected-lines object, and the import ends with its result either way."""
+    import orjson
+
+    store = adapters(test_settings).cases
+    bucket.put("imports/aw.jsonl", data)
+    generation = bucket.bucket.get_blob("imports/aw.jsonl").generation  # type: ignore[union-attr]
+
+    result = run_import("imports/aw.jsonl", generation, store, bucket)
+
+    assert result["status"] == "imported"
+    assert (result["lines"], result["accepted"], result["rejected"]) == expected
+    stored = {case["audio_path"] for case in store.stream_cases()}
+    assert stored == {f"gs://stt-audio/aw/{i}.wav" for i in stored_rows}
+    assert store.import_result(result["import_id"]) is not None
+    rejected = bucket.get("import_results/aw.rejected.jsonl")
+    if expected[2]:
+        [kept] = [orjson.loads(line) for line in (rejected or b"").splitlines()]
+        assert kept["line"] == 2 and "over the limit" in kept["reason"] and kept["raw"].encode() == HUGE_LINE
+    else:
+        assert rejected is None

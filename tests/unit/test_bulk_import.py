@@ -114,6 +114,23 @@ def test_awkward_files_are_read_line_by_line(data: bytes, expected: tuple[int, i
     assert (result["lines"], result["accepted"], result["rejected"]) == expected
 
 
+def test_a_single_50_mb_line_is_rejected_with_its_reason_and_kept_whole() -> None:
+    """A line past the payload limit is one rejected line, its bytes kept in the rejected-lines object; the
+    lines around it are stored and the import ends with its result (no crash, nothing to retry)."""
+    huge = b'{"audio_path": "gs://stt-audio/huge.wav", "original_transcript": "' + b"y" * (50 * 1024 * 1024) + b'"}'
+    bucket, store = FakeBucket(), FullCaseStore()
+    data = jsonl([event(1)]) + huge + b"\n" + jsonl([event(3)]).rstrip(b"\n")
+    result = run_import("imports/huge.jsonl", upload(bucket, "imports/huge.jsonl", data), store, bucket)
+    assert result["status"] == "imported"
+    assert (result["lines"], result["accepted"], result["rejected"]) == (3, 2, 1)
+    assert result["rejects"] == [{"line": 2, "reason": result["rejects"][0]["reason"]}]
+    assert "over the limit" in result["rejects"][0]["reason"]
+    [kept] = rejected_lines(bucket, "import_results/huge")
+    assert kept["line"] == 2 and kept["raw"].encode() == huge
+    assert sorted(case["import_line"] for case in store.cases.values()) == [1, 3]
+    assert store.imports[result["import_id"]]["state"] == "finished"
+
+
 def mixed_file(n: int) -> list[object]:
     """n lines: events, every 7th a reject, every 11th repeating an earlier event, a blank line now and then."""
     rows: list[object] = []
