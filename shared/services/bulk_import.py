@@ -286,7 +286,10 @@ class RejectSink:
         return list(self.segments)
 
     def close(self) -> str | None:
-        """Join the segments into the one object; its URI, or None when no line was rejected."""
+        """Join the segments into the one object; its URI, or None when no line was rejected.
+
+        The segments stay until `discard_segments`: until the import's result is recorded, a redelivery resumes
+        at the last checkpoint and joins the segments it lists again."""
         segments = self.cut()
         if not segments:
             return None
@@ -294,9 +297,12 @@ class RejectSink:
         self.bucket.compose(joined, self.name, JSONL)
         for start in range(MAX_COMPOSE, len(segments), MAX_COMPOSE - 1):
             self.bucket.compose([self.name, *segments[start:start + MAX_COMPOSE - 1]], self.name, JSONL)
-        for leftover in self.bucket.names(f"{self.name}.segments/"):  # a dead attempt's ones included
-            self.bucket.delete(leftover)
         return self.bucket.uri(self.name)
+
+    def discard_segments(self) -> None:
+        """Delete the segments, a dead attempt's ones included (once the result that joined them is recorded)."""
+        for leftover in self.bucket.names(f"{self.name}.segments/"):
+            self.bucket.delete(leftover)
 
     def abandon(self) -> None:
         """Cancel a segment being streamed (the import failed: its retry writes those rejects again)."""
@@ -310,16 +316,19 @@ def run_import(
     """Import one object version, resuming after its last checkpoint when an attempt was interrupted; returns the
     per-file result (also kept in Firestore and the bucket)."""
     import_id = object_version_id(object_name, generation)
+    base = layout.import_result_base(object_name)
+    rejects_name = f"{base}.rejected.jsonl"
     done = ledger.import_result(import_id)
     if done is not None:
+        if done.get("rejected_lines_uri"):  # an attempt killed between recording the result and this cleanup
+            RejectSink(bucket, rejects_name).discard_segments()
         return {**done, "status": "already imported"}
     checkpoint = ledger.import_progress(import_id)
     # Every attempt stamps the cases as the first did: a case is the same whoever stores it.
     stamp = as_utc(checkpoint["stamp"]) if checkpoint else None
     stamp = stamp or utc_now()
     where = {"object": bucket.uri(object_name), "generation": str(generation)}
-    base = layout.import_result_base(object_name)
-    rejects = RejectSink(bucket, f"{base}.rejected.jsonl", (checkpoint or {}).get("reject_segments") or ())
+    rejects = RejectSink(bucket, rejects_name, (checkpoint or {}).get("reject_segments") or ())
     snapshot = SnapshotAppender(bucket, stamp, parts=(checkpoint or {}).get("snapshot_parts") or ())
 
     def save_progress(line: int, report: ImportReport) -> None:
@@ -359,6 +368,7 @@ def run_import(
         summary["rejected_lines_uri"] = rejected_uri
     bucket.put(f"{base}.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2), "application/json")
     ledger.save_import(import_id, summary)
+    rejects.discard_segments()
     return {**summary, "status": "imported"}
 
 

@@ -213,3 +213,64 @@ def test_a_file_named_parquet_that_is_not_parquet_is_a_rejected_import_not_a_ret
     # A redelivery finds the result: nothing is read or retried again.
     again = run_import("imports/x.parquet", bucket.generation("imports/x.parquet"), store, bucket)
     assert again["status"] == "already imported"
+
+
+class DiesSavingResult(FullCaseStore):
+    """A case store whose process dies as it records the import's result (the rejects already joined)."""
+
+    dies = True
+
+    def save_import(self, import_id, summary):  # type: ignore[no-untyped-def]
+        if self.dies:
+            self.dies = False
+            raise SystemExit("the function instance was killed")
+        super().save_import(import_id, summary)
+
+
+def test_an_import_killed_after_joining_its_rejects_finishes_on_redelivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redelivery resumes at the last checkpoint, whose reject segments must still be there to join again."""
+    monkeypatch.setattr(bulk_import, "IMPORT_BATCH", 50)
+    data = jsonl(mixed_file(600))
+    clean_bucket, clean_store = FakeBucket(), FullCaseStore()
+    clean = run_import("imports/j.jsonl", upload(clean_bucket, "imports/j.jsonl", data), clean_store, clean_bucket,
+                       checkpoint_every=100)
+
+    bucket, store = FakeBucket(), DiesSavingResult()
+    generation = upload(bucket, "imports/j.jsonl", data)
+    with pytest.raises(SystemExit):
+        run_import("imports/j.jsonl", generation, store, bucket, checkpoint_every=100)
+
+    resumed = run_import("imports/j.jsonl", generation, store, bucket, checkpoint_every=100)
+
+    counts = ("lines", "accepted", "duplicates", "rejected", "rejects")
+    assert resumed["status"] == "imported" and {k: resumed[k] for k in counts} == {k: clean[k] for k in counts}
+    assert bucket.get("import_results/j.rejected.jsonl") == clean_bucket.get("import_results/j.rejected.jsonl")
+    assert bucket.names("import_results/j.rejected.jsonl.segments/") == []
+    assert run_import("imports/j.jsonl", generation, store, bucket)["status"] == "already imported"
+
+
+def test_an_import_killed_after_recording_its_result_has_its_segments_cleaned_by_the_redelivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk_import, "IMPORT_BATCH", 50)
+
+    class DiesDeleting(FakeBucket):
+        dies = True
+
+        def delete(self, name):  # type: ignore[no-untyped-def]
+            if self.dies:
+                self.dies = False
+                raise SystemExit("the function instance was killed")
+            super().delete(name)
+
+    bucket, store = DiesDeleting(), FullCaseStore()
+    generation = upload(bucket, "imports/d.jsonl", jsonl(mixed_file(300)))
+    with pytest.raises(SystemExit):
+        run_import("imports/d.jsonl", generation, store, bucket, checkpoint_every=100)
+    assert bucket.names("import_results/d.rejected.jsonl.segments/")
+
+    again = run_import("imports/d.jsonl", generation, store, bucket, checkpoint_every=100)
+
+    assert again["status"] == "already imported"
+    assert again["rejected"] == len(rejected_lines(bucket, "import_results/d"))
+    assert bucket.names("import_results/d.rejected.jsonl.segments/") == []
