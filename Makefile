@@ -51,6 +51,7 @@ bench: venv
 	$(PY) bench/stack_startup.py
 	$(PY) bench/push_path.py
 	$(PY) bench/ingestion.py
+	$(PY) bench/imports.py
 	$(PY) bench/metrics_path.py
 	$(PY) bench/dataset_build.py
 	$(PY) bench/snapshot_build.py
