@@ -35,7 +35,7 @@ from tests.e2e.waiting import wait_for
 
 pytestmark = pytest.mark.emulators
 
-CHECKPOINT_LINES = 1_000
+CHECKPOINT_LINES = 500
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_an_import_killed_after_a_checkpoint_and_redelivered_stores_every_line_o
     importer: KillableFunction, own_bucket: tuple[Settings, storage.Bucket]
 ) -> None:
     settings, bucket = own_bucket
-    n = 9_000
+    n = 5_000
     lines = [_line(i) for i in range(1, n + 1)]
     events = {derive_case_id(parse_failure_event(raw)) for raw in lines if raw and b"original_transcript" in raw}
     rejected_lines = [i for i in range(1, n + 1) if lines[i - 1] and b"original_transcript" not in lines[i - 1]]
