@@ -31,7 +31,7 @@ quick run.
 Measured 2026-12-03 (2 cores shared with other sessions): read 318 MB/s (raw client read 261 MB/s); the 1 GB
 import (2.51M lines) peaked at 626 MiB in the import process, 91 MiB in the parser worker, 717 MiB sampled sum
 (read-and-parse floor 105 MiB), in 553 s; stored 1,239 cases/s without corrections (62% of raw WriteBatch's
-1,998/s) and 818/s half corrected (50% of 1,624/s: scoring is the bound). The import process grows by ~210 bytes
+1,998/s) and 818/s half corrected (50% of 1,624/s: scoring is the bound). The import process grows by ~150 bytes
 per distinct case (the ids it has seen, so two batches in flight never hold the same case).
 """
 
