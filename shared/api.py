@@ -43,6 +43,7 @@ OPERATIONS: dict[str, str] = {
     "generate_version_report": "DataVersionControl",
     "get_system_statistics": "IntegratedDataManagementSystem",
     "generate_comprehensive_report": "IntegratedDataManagementSystem",
+    "sync_all_from_gcs": "IntegratedDataManagementSystem",
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 

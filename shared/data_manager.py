@@ -14,6 +14,7 @@ from shared.domain.statistics import summarize
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import CaseStore
 from shared.services.case_exports import export_cases
+from shared.services.case_restore import restore_cases
 from shared.services.case_snapshot import sync_snapshot
 from shared.services.ingestion import DEFAULT_LIST, correct_by_id, list_limit, store_failure_fields
 
@@ -99,6 +100,11 @@ class DataManager:
         now = utc_now()
         sync_snapshot(self.store, self.adapters.bucket, now)
         return export_cases(self.store, self.adapters.bucket, now)
+
+    def sync_from_gcs(self) -> dict[str, Any]:
+        """Store every case of the `learning_data/` export that Firestore lacks, corrections and counters
+        included (shared/services/case_restore.py); what was restored."""
+        return restore_cases(self.store, self.adapters.bucket)
 
     def export_to_dataframe(self) -> pd.DataFrame:
         """Every case as one typed row (shared/domain/case_table.py); `metadata` and extra fields stay objects."""

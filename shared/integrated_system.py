@@ -91,6 +91,11 @@ class IntegratedDataManagementSystem:
         """Write every export to the bucket: the cases (`learning_data/`) and the metrics (`metadata/`)."""
         return {"learning_data": self.data_manager.sync_to_gcs(), "metadata": self.metadata_tracker.export_metadata()}
 
+    def sync_all_from_gcs(self) -> dict[str, Any]:
+        """Rebuild the stored cases (corrections and statistics counters included) from what `sync_all_to_gcs`
+        wrote, adding only what Firestore lacks; the metric records are not restored (yet)."""
+        return {"learning_data": self.data_manager.sync_from_gcs()}
+
     def get_system_statistics(self) -> dict[str, Any]:
         """Cases, performance trends, versions and datasets, in one answer."""
         a = self.adapters

@@ -58,3 +58,41 @@ def test_cases_and_corrections_are_exported_with_checksums(
             piece = data[segment["offset"]:segment["offset"] + segment["bytes"]]
             assert hashlib.sha256(piece).hexdigest() == segment["sha256"]
     assert manager.sync_to_gcs()["skipped"] == "nothing changed since"
+
+
+def test_sync_all_from_gcs_gives_a_wiped_firestore_its_cases_and_statistics_back(
+    stack: StackInfo, test_settings: Settings, namespace: str
+) -> None:
+    from google.cloud import firestore
+
+    from shared import IntegratedDataManagementSystem
+    from shared.adapters.firestore_counters import SHARDS
+
+    settings = replace(test_settings, bucket=f"{namespace}-restore")
+    storage.Client(project=settings.project).create_bucket(settings.bucket)
+    system = IntegratedDataManagementSystem(settings=settings)
+    manager = system.data_manager
+    ids = [manager.store_failed_case(f"gs://stt-audio/{namespace}/r{i}.wav", f"CASE {i}", error_score=i / 10,
+                                     model_version=f"v{i % 2}") for i in range(6)]
+    manager.store_correction(ids[0], "Case 0", corrected_by="ana")
+    system.sync_all_to_gcs()
+    manager.store_correction(ids[0], "Case zero.", corrected_by="ben")
+    manager.store_correction(ids[4], "Case four.", corrected_by="ana")
+    assert system.sync_all_to_gcs()["learning_data"]["mode"] == "append"
+    before = (manager.get_statistics(), {case_id: manager.get_failed_case(case_id) for case_id in ids})
+
+    client = firestore.Client(project=settings.project)
+    for name in ("failed_cases", SHARDS):
+        client.recursive_delete(client.collection(settings.collection(name)))
+    assert manager.get_statistics()["total_cases"] == 0
+
+    restored = system.sync_all_from_gcs()["learning_data"]
+
+    assert (restored["cases"], restored["restored"]) == (6, 6)
+    after = (manager.get_statistics(), {case_id: manager.get_failed_case(case_id) for case_id in ids})
+    assert after[0] == before[0]
+    for case_id in ids:
+        assert {k: v for k, v in (after[1][case_id] or {}).items() if k != "tail_at"} == {
+            k: v for k, v in (before[1][case_id] or {}).items() if k != "tail_at"}
+    assert [c["corrected_by"] for c in (after[1][ids[0]] or {})["corrections"]] == ["ana", "ben"]
+    assert system.sync_all_from_gcs()["learning_data"]["restored"] == 0

@@ -10,7 +10,10 @@ import orjson
 import pytest
 
 from shared.domain import bucket_layout as layout
+from shared.domain.statistics import summarize
+from shared.errors import BadInput, NotFound
 from shared.services.case_exports import MAX_SEGMENTS, export_cases
+from shared.services.case_restore import restore_cases
 from shared.services.case_snapshot import sync_snapshot
 from shared.services.ingestion import correct_by_id, store_failure_fields
 from shared.snapshot.engine import compact
@@ -203,3 +206,54 @@ def test_a_file_replaced_by_hand_is_rewritten_not_appended_to() -> None:
     world.change(new=1)
     assert world.export()["mode"] == "rewrite"
     assert_exports_are_the_store(world)
+
+
+# -- restore: the cases back from the export ------------------------------------------------------------------
+
+
+def comparable(case: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in case.items() if key != "tail_at"}
+
+
+def test_a_wiped_store_gets_its_cases_corrections_and_statistics_back_from_the_change_log() -> None:
+    world = World(25)
+    world.export()
+    world.change(corrections=3, new=2)
+    world.export()
+    world.change(corrections=1)  # the first case corrected a second time: three lines of it in the log
+    world.export()
+    assert len(world.lines(layout.FAILED_CASES)) > len(world.store.cases)
+    empty = FullCaseStore()
+
+    result = restore_cases(empty, world.bucket)
+
+    assert (result["cases"], result["restored"], result["already_stored"]) == (27, 27, 0)
+    assert {case_id: comparable(case) for case_id, case in empty.cases.items()} == {
+        case_id: comparable(case) for case_id, case in world.store.cases.items()}
+    assert isinstance(empty.cases[world.ids[0]]["corrections"][1]["corrected_at"], datetime)
+    assert summarize(empty.counter_shards()) == summarize(world.store.counter_shards())
+    again = restore_cases(empty, world.bucket)
+    assert (again["restored"], again["already_stored"]) == (0, 27)
+    assert summarize(empty.counter_shards()) == summarize(world.store.counter_shards())  # counted once
+
+
+def test_a_restore_into_a_live_store_adds_only_what_it_lacks() -> None:
+    world = World(12)
+    world.export()
+    partial = FullCaseStore()
+    for case_id in world.ids[:5]:
+        partial.cases[case_id] = dict(world.store.cases[case_id])
+    assert restore_cases(partial, world.bucket)["restored"] == 7
+    assert set(partial.cases) == set(world.store.cases)
+
+
+def test_a_restore_names_what_is_wrong_with_the_export() -> None:
+    with pytest.raises(NotFound, match="nothing to restore"):
+        restore_cases(FullCaseStore(), FakeBucket())
+    bucket = FakeBucket()
+    bucket.put(layout.FAILED_CASES, b'{"case_id": "a"}\n{not json\n')
+    with pytest.raises(BadInput, match="line 2 is not JSON"):
+        restore_cases(FullCaseStore(), bucket)
+    bucket.put(layout.FAILED_CASES, b'{"case_id": "a"}\n[1]\n')
+    with pytest.raises(BadInput, match="line 2 is not a case"):
+        restore_cases(FullCaseStore(), bucket)
