@@ -5,11 +5,20 @@ score only when that is 0) and it has a correction (a non-blank ``corrected_tran
 ``include_uncorrected``. Eligible cases are ordered by a keyed blake2b of their ``case_id``, so taking the
 first N is a stable, unbiased sample (not the oldest N), and a new case displaces at most one selected case.
 
-Balancing. Cases are grouped by their primary error type, the first of their
-``error_types`` (stored sorted, so the alphabetically first; ``unknown`` when none). Each type contributes
-``per_type = min(size of the smallest group, max_samples // number_of_types)`` cases, the second term only
-when ``max_samples`` is set. So the rarest type (``unknown`` included) bounds every other, and a
-``max_samples`` below the number of types selects nothing. Without balancing, the first ``max_samples``.
+Balancing (``balance_error_types``) evens out error types without throwing away the data that makes them:
+
+- A case counts for its **rarest type**: of its ``error_types``, the one the fewest eligible cases carry (ties
+  by name; ``unknown`` when it has none). A case that is both ``substitution`` and ``numerals`` fills the
+  rarer ``numerals``: multi-label cases go where they are scarce.
+- Every type gets the same **quota** ``q``, water-filled: with ``max_samples`` the largest ``q`` for which the
+  types' ``min(size, q)`` add up to at most ``max_samples``, a type smaller than ``q`` keeping all its cases
+  and leaving its unused share to the others; the cases that still fit (fewer than the types at the quota)
+  are the next case of each type at the quota, in selection order. So a dataset is ``max_samples`` rows
+  whenever that many cases are eligible. Without ``max_samples``, ``q`` is twice the median type size
+  (rounded up): only types far above the median are cut, and never below that.
+- Within a type, cases are taken in selection order (below), so the sample is stable too.
+
+Without balancing, the first ``max_samples`` in selection order.
 
 Splits. A case's split is a stable function of its group key (the speaker, else the recording), so one
 speaker's audio never sits in two splits and a case keeps its split in every dataset version built with
@@ -142,20 +151,43 @@ def _selection_order(case_id: str) -> bytes:
     return hashlib.blake2b(encoded, digest_size=8, person=_SELECTION_PERSON).digest() + encoded
 
 
+def rarest_types(cases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each case's rarest error type among these cases (see Balancing), in order."""
+    carried = Counter(str(name) for case in cases for name in set(case.get("error_types") or []))
+    return [
+        min((str(name) for name in types), key=lambda name: (carried[name], name)) if types else UNKNOWN_ERROR_TYPE
+        for types in (case.get("error_types") or [] for case in cases)
+    ]
+
+
+def balance_quota(sizes: Iterable[int], max_samples: int | None) -> tuple[int, int]:
+    """The water-filled quota per type for types of these sizes, and how many cases past it still fit
+    (taken one per type at the quota); see Balancing."""
+    counts = sorted(sizes)
+    if not counts:
+        return 0, 0
+    if max_samples is None:
+        return math.ceil(2 * statistics.median(counts)), 0
+    remaining = max_samples
+    for position, size in enumerate(counts):
+        share = remaining // (len(counts) - position)
+        if size > share:
+            return share, remaining - share * (len(counts) - position)
+        remaining -= size
+    return counts[-1], 0
+
+
 def _balanced(ordered: Sequence[Mapping[str, Any]], max_samples: int | None) -> list[Mapping[str, Any]]:
-    """The first ``per_type`` cases of each primary error type, in the given order."""
-    sizes = Counter(primary_error_type(case) for case in ordered)
-    if not sizes:
-        return []
-    per_type = min(sizes.values())
-    if max_samples is not None:
-        per_type = min(per_type, max_samples // len(sizes))
+    """The cases balancing keeps (see Balancing), in the given (selection) order."""
+    labels = rarest_types(ordered)
+    sizes = Counter(labels)
+    quota, extra = balance_quota(sizes.values(), max_samples)
     taken: dict[str, int] = defaultdict(int)
     selected = []
-    for case in ordered:
-        kind = primary_error_type(case)
-        if taken[kind] < per_type:
-            taken[kind] += 1
+    for case, label in zip(ordered, labels, strict=True):
+        taken[label] += 1
+        if taken[label] <= quota or (taken[label] == quota + 1 and extra > 0):
+            extra -= taken[label] > quota
             selected.append(case)
     return selected
 

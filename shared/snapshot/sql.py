@@ -160,45 +160,90 @@ def source(columns: Mapping[str, str], present: Mapping[str, int], parts: int) -
 LATEST_ORDER = "struct_pack(u := coalesce(epoch_us(updated_at), -4611686018427387904), p := part, r := part_row)"
 
 
+# Balancing (shared/domain/dataset_build.py): each eligible case's rarest type, the types' sizes, the water-filled
+# quota and how many cases past it still fit, and which ones (the next of each type at the quota, in selection
+# order).
+_BALANCE = """
+carried AS (
+    SELECT t, count(*) AS n FROM (SELECT DISTINCT part, part_row, unnest(error_types) AS t FROM eligible) AS ct
+    GROUP BY t
+),
+labels AS (
+    SELECT ct.part, ct.part_row, arg_min(ct.t, struct_pack(n := c.n, t := ct.t)) AS label
+    FROM (SELECT part, part_row, unnest(error_types) AS t FROM eligible) AS ct JOIN carried AS c USING (t)
+    GROUP BY ct.part, ct.part_row
+),
+labelled AS (
+    SELECT e.case_id, e.part, e.part_row, e.sample_key, e.split_bucket, coalesce(l.label, 'unknown') AS label
+    FROM eligible AS e LEFT JOIN labels AS l ON e.part = l.part AND e.part_row = l.part_row
+),
+sizes AS (SELECT label, count(*) AS n FROM labelled GROUP BY label),
+filled AS (
+    SELECT i, n, k - i + 1 AS open_types,
+        CAST($max_samples AS BIGINT) - coalesce(sum(n) OVER (ORDER BY i ROWS BETWEEN UNBOUNDED PRECEDING
+                                                              AND 1 PRECEDING), 0) AS remaining
+    FROM (SELECT n, row_number() OVER (ORDER BY n) AS i, count(*) OVER () AS k FROM sizes) AS ordered
+),
+cut AS (SELECT remaining // open_types AS share, remaining % open_types AS extra FROM filled
+        WHERE n > remaining // open_types ORDER BY i LIMIT 1),
+quota AS (
+    SELECT CASE WHEN CAST($max_samples AS BIGINT) IS NULL THEN CAST(ceil(2 * (SELECT median(n) FROM sizes)) AS BIGINT)
+                ELSE coalesce((SELECT share FROM cut), (SELECT max(n) FROM sizes)) END AS per_type,
+        CASE WHEN CAST($max_samples AS BIGINT) IS NULL THEN 0 ELSE coalesce((SELECT extra FROM cut), 0) END AS extra
+),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY label ORDER BY sample_key, case_id) AS rank FROM labelled
+),
+extra_picks AS (
+    SELECT part, part_row FROM (
+        SELECT part, part_row, row_number() OVER (ORDER BY sample_key, case_id) AS pick
+        FROM ranked WHERE rank = (SELECT per_type FROM quota) + 1
+    ) AS next_ones
+    WHERE pick <= (SELECT extra FROM quota)
+),"""
+
+
 def select_keys(source_sql: str, balance: bool, capped: bool) -> str:
     """Step 1: ``stt_keys`` (part, part_row, split, seq, pos) of the selected cases.
 
     ``balance`` and ``capped`` (the request's balance_error_types and max_samples is not None) say which
-    ranking the selection needs; a window over every eligible case is only computed when it is used.
+    ranking the selection needs; a window over every eligible case is only computed when it is used, and the
+    error types are only read for balancing.
     """
     if balance:
-        rank = "row_number() OVER (PARTITION BY primary_type ORDER BY sample_key, case_id)"
-        keep = "rank <= (SELECT per_type FROM quota)"
+        picked = (
+            "SELECT r.part, r.part_row, r.case_id, r.split_bucket FROM ranked AS r "
+            "LEFT JOIN extra_picks AS x ON r.part = x.part AND r.part_row = x.part_row "
+            "WHERE r.rank <= (SELECT per_type FROM quota) OR x.part IS NOT NULL"
+        )
+        steps = _BALANCE
     elif capped:
-        rank = "row_number() OVER (ORDER BY sample_key, case_id)"
-        keep = "rank <= CAST($max_samples AS BIGINT)"
+        picked = (
+            "SELECT part, part_row, case_id, split_bucket FROM (SELECT *, row_number() OVER "
+            "(ORDER BY sample_key, case_id) AS rank FROM eligible) AS ranked WHERE rank <= CAST($max_samples AS BIGINT)"
+        )
+        steps = ""
     else:
-        rank, keep = "0", "true"
+        picked, steps = "SELECT part, part_row, case_id, split_bucket FROM eligible", ""
+    types = ", error_types" if balance else ""
     return f"""
 CREATE OR REPLACE TEMP TABLE stt_keys AS
 WITH latest AS (
-    SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction,
-        coalesce(error_types[1], 'unknown') AS primary_type
+    SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction{types}
     FROM ({source_sql}) AS snapshot
     WHERE case_id IS NOT NULL  -- not a case (the writer never writes one; a hand-made part might)
     QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY {LATEST_ORDER} DESC) = 1
 ),
 eligible AS (
-    SELECT case_id, part, part_row, sample_key, split_bucket, primary_type
+    SELECT case_id, part, part_row, sample_key, split_bucket{types}
     FROM latest
     WHERE CASE WHEN error_score IS NULL OR NOT isfinite(error_score) THEN $min_error_score <= 0
                ELSE error_score >= $min_error_score END
       AND ($include_uncorrected OR coalesce(has_correction, false))
-),
-quota AS (
-    SELECT CASE WHEN CAST($max_samples AS BIGINT) IS NULL THEN min(size)
-                ELSE least(min(size), CAST($max_samples AS BIGINT) // count(*)) END AS per_type
-    FROM (SELECT primary_type, count(*) AS size FROM eligible GROUP BY primary_type) AS sizes
-),
-ranked AS (SELECT *, {rank} AS rank FROM eligible),
+),{steps}
 numbered AS MATERIALIZED (
     SELECT part, part_row, split, row_number() OVER (ORDER BY {SPLIT_ORDER}, case_id) AS seq
-    FROM (SELECT part, part_row, case_id, {SPLIT_CASE} AS split FROM ranked WHERE {keep}) AS selected
+    FROM (SELECT part, part_row, case_id, {SPLIT_CASE} AS split FROM ({picked}) AS picked) AS selected
 )
 SELECT part, part_row, split, seq,
     seq - 1 - CASE split WHEN 'train' THEN 0
@@ -693,22 +738,53 @@ WITH latest AS (
     QUALIFY ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY updated_at DESC, _FILE_NAME DESC) = 1
 ),
 eligible AS (
-    SELECT *, COALESCE(error_types[SAFE_OFFSET(0)], 'unknown') AS primary_type,
-        (corrected_transcript IS NOT NULL AND {_BQ_NOT_BLANK}) AS has_correction
+    SELECT *, (corrected_transcript IS NOT NULL AND {_BQ_NOT_BLANK}) AS has_correction
     FROM latest
     WHERE (CASE WHEN error_score IS NULL OR IS_NAN(error_score) OR IS_INF(error_score) THEN @min_error_score <= 0
                 ELSE error_score >= @min_error_score END)
       AND (@include_uncorrected OR (corrected_transcript IS NOT NULL AND {_BQ_NOT_BLANK}))
 ),
+carried AS (
+    SELECT t, COUNT(*) AS n FROM (SELECT DISTINCT case_id, t FROM eligible, UNNEST(error_types) AS t) GROUP BY t
+),
+labels AS (
+    SELECT e.case_id, ARRAY_AGG(t ORDER BY c.n, t LIMIT 1)[OFFSET(0)] AS label
+    FROM eligible AS e, UNNEST(e.error_types) AS t JOIN carried AS c USING (t)
+    GROUP BY e.case_id
+),
+labelled AS (
+    SELECT e.*, COALESCE(l.label, 'unknown') AS label FROM eligible AS e LEFT JOIN labels AS l USING (case_id)
+),
+sizes AS (SELECT label, COUNT(*) AS n FROM labelled GROUP BY label),
+filled AS (
+    SELECT i, n, k - i + 1 AS open_types,
+        @max_samples - COALESCE(SUM(n) OVER (ORDER BY i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+            AS remaining
+    FROM (SELECT n, ROW_NUMBER() OVER (ORDER BY n) AS i, COUNT(*) OVER () AS k FROM sizes)
+),
+cut AS (
+    SELECT DIV(remaining, open_types) AS share, MOD(remaining, open_types) AS extra
+    FROM filled WHERE n > DIV(remaining, open_types) ORDER BY i LIMIT 1
+),
 quota AS (
-    SELECT IF(@max_samples IS NULL, MIN(size), LEAST(MIN(size), DIV(@max_samples, COUNT(*)))) AS per_type
-    FROM (SELECT primary_type, COUNT(*) AS size FROM eligible GROUP BY primary_type)
+    SELECT
+        IF(@max_samples IS NULL,
+           CAST(CEIL(2 * (SELECT PERCENTILE_CONT(n, 0.5) OVER () FROM sizes LIMIT 1)) AS INT64),
+           COALESCE((SELECT share FROM cut), (SELECT MAX(n) FROM sizes))) AS per_type,
+        IF(@max_samples IS NULL, 0, COALESCE((SELECT extra FROM cut), 0)) AS extra
 ),
 ranked AS (
     SELECT *,
-        ROW_NUMBER() OVER (PARTITION BY primary_type ORDER BY sample_key, case_id) AS type_rank,
+        ROW_NUMBER() OVER (PARTITION BY label ORDER BY sample_key, case_id) AS type_rank,
         ROW_NUMBER() OVER (ORDER BY sample_key, case_id) AS overall_rank
-    FROM eligible
+    FROM labelled
+),
+next_picks AS (
+    SELECT case_id FROM (
+        SELECT r.case_id, ROW_NUMBER() OVER (ORDER BY r.sample_key, r.case_id) AS pick
+        FROM ranked AS r CROSS JOIN quota AS q WHERE r.type_rank = q.per_type + 1
+    )
+    WHERE pick <= (SELECT extra FROM quota)
 )
 SELECT
     {split_case} AS split,
@@ -725,8 +801,9 @@ SELECT
     IF(IS_NAN(duration_s) OR IS_INF(duration_s), NULL, duration_s) AS duration_s,
     IF(IS_NAN(wer) OR IS_INF(wer), NULL, wer) AS wer,
     IF(IS_NAN(cer) OR IS_INF(cer), NULL, cer) AS cer
-FROM ranked CROSS JOIN quota
-WHERE IF(@balance, type_rank <= per_type, @max_samples IS NULL OR overall_rank <= @max_samples)
+FROM ranked CROSS JOIN quota LEFT JOIN next_picks AS picked USING (case_id)
+WHERE IF(@balance, type_rank <= per_type OR picked.case_id IS NOT NULL,
+         @max_samples IS NULL OR overall_rank <= @max_samples)
 ORDER BY split, case_id
 """  # nosec B608
 

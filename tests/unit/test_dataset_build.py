@@ -18,10 +18,12 @@ from shared.domain.dataset_build import (
     ROW_FEATURES,
     SPLITS,
     assign_split,
+    balance_quota,
     build_splits,
     dataset_metadata,
     eligible,
     group_key,
+    rarest_types,
     select_cases,
     to_row,
 )
@@ -155,30 +157,65 @@ def primary_counts(selected: list[dict[str, Any]]) -> Counter[str]:
     return Counter(c["error_types"][0] if c["error_types"] else "unknown" for c in selected)
 
 
-def test_balancing_takes_the_smallest_type_count_of_each_type() -> None:
+def test_balancing_without_max_samples_cuts_only_types_far_above_the_median() -> None:
     cases = typed_cases({"casing": 5, "deletion": 3, "substitution": 10})
-    assert primary_counts(select_cases(cases, BuildRequest())) == {"casing": 3, "deletion": 3, "substitution": 3}
+    # median 5: quota 10, nothing cut
+    assert primary_counts(select_cases(cases, BuildRequest())) == {"casing": 5, "deletion": 3, "substitution": 10}
+    cases = typed_cases({"casing": 4, "deletion": 3, "numerals": 2, "substitution": 40})
+    # median 3.5: quota 7, only the dominant type cut
+    assert primary_counts(select_cases(cases, BuildRequest())) == {
+        "casing": 4, "deletion": 3, "numerals": 2, "substitution": 7}
+
+
+def test_a_rare_type_never_shrinks_the_dataset_to_its_size() -> None:
+    """Issue #14: 1,000 substitution and 2 empty_output used to give 4 rows."""
+    cases = typed_cases({"substitution": 1000, "empty_output": 2})
+    assert len(select_cases(cases, BuildRequest())) == 1002
+    assert primary_counts(select_cases(cases, BuildRequest(max_samples=500))) == {
+        "substitution": 498, "empty_output": 2}
 
 
 def test_balancing_counts_cases_without_types_as_unknown() -> None:
     cases = typed_cases({"casing": 5, "unknown": 2})
-    assert primary_counts(select_cases(cases, BuildRequest())) == {"casing": 2, "unknown": 2}
+    assert primary_counts(select_cases(cases, BuildRequest(max_samples=4))) == {"casing": 2, "unknown": 2}
 
 
-def test_balancing_with_max_samples_takes_its_share_per_type() -> None:
-    cases = typed_cases({"casing": 50, "deletion": 30, "substitution": 100})
-    selected = select_cases(cases, BuildRequest(max_samples=20))
-    assert primary_counts(selected) == {"casing": 6, "deletion": 6, "substitution": 6}  # 20 // 3
+def test_balancing_water_fills_max_samples() -> None:
+    cases = typed_cases({"casing": 50, "deletion": 4, "substitution": 100})
+    # deletion keeps its 4; the other two share the rest: 8 each
+    assert primary_counts(select_cases(cases, BuildRequest(max_samples=20))) == {
+        "casing": 8, "deletion": 4, "substitution": 8}
+    # 21: one more fits, the next case in selection order of a type at the quota
+    assert sum(primary_counts(select_cases(cases, BuildRequest(max_samples=21))).values()) == 21
     assert primary_counts(select_cases(cases, BuildRequest(max_samples=1000))) == {
-        "casing": 30,
-        "deletion": 30,
-        "substitution": 30,
-    }
+        "casing": 50, "deletion": 4, "substitution": 100}
 
 
-def test_balancing_with_fewer_samples_than_types_selects_nothing() -> None:
+def test_balancing_with_fewer_samples_than_types_takes_max_samples_cases() -> None:
     cases = typed_cases({"casing": 5, "deletion": 5, "substitution": 5})
-    assert select_cases(cases, BuildRequest(max_samples=2)) == []
+    assert len(select_cases(cases, BuildRequest(max_samples=2))) == 2
+
+
+def test_a_multi_label_case_counts_for_its_rarest_type() -> None:
+    cases = typed_cases({"substitution": 30})
+    cases += [case(f"both-{i}", error_types=["numerals", "substitution"]) for i in range(3)]
+    cases += [case(f"sub-num-{i}", error_types=["substitution", "zz_rare"]) for i in range(2)]
+    assert rarest_types(cases)[-5:] == ["numerals"] * 3 + ["zz_rare"] * 2
+    selected = select_cases(cases, BuildRequest(max_samples=9))
+    rare = {c["case_id"] for c in cases[-5:]}
+    assert rare <= {c["case_id"] for c in selected}  # the rare ones all kept
+    assert len(selected) == 9
+
+
+@pytest.mark.parametrize(("sizes", "max_samples", "expected"), [
+    ([], 10, (0, 0)), ([5], None, (10, 0)), ([2, 1000], 1000, (998, 0)), ([2, 1000, 1000], 1001, (499, 1)),
+    ([3, 3, 3], 100, (3, 0)), ([5, 5, 5], 2, (0, 2)), ([1, 2, 3, 4], None, (5, 0)),
+])
+def test_balance_quota(sizes: list[int], max_samples: int | None, expected: tuple[int, int]) -> None:
+    assert balance_quota(sizes, max_samples) == expected
+    quota, extra = expected
+    if max_samples is not None and sizes:
+        assert sum(min(size, quota) for size in sizes) + extra == min(max_samples, sum(sizes))
 
 
 def test_balancing_looks_only_at_eligible_cases() -> None:

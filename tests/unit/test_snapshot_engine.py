@@ -22,7 +22,7 @@ import pytest
 
 from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import REQUIRED_COLUMNS, cases_to_table
-from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata, to_row
+from shared.domain.dataset_build import SPLITS, build_splits, dataset_metadata, select_cases, to_row
 from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest
 from shared.errors import SnapshotPartError
@@ -461,3 +461,23 @@ def test_each_parquet_copy_holds_its_split_files_rows_in_order(tmp_path: Path) -
         entry = result.files[f"parquet/{split}.parquet"]
         assert entry["rows"] == copy.num_rows == result.split_sizes[split]
         assert entry["sha256"] == hashlib.sha256(captured.named[f"parquet/{split}.parquet"]).hexdigest()
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_balancing_equals_the_reference_for_many_budgets(seed: int, tmp_path: Path) -> None:
+    """Water-filling, rarest types and the picks past the quota, on multi-label cases, as the domain rule."""
+    rng = random.Random(seed)
+    types = ["casing", "deletion", "numerals", "substitution", "truncation", "unknown"]
+    cases = random_cases(seed, 400)
+    for case in cases:
+        drawn = rng.choices(types[:5], weights=[1, 3, 1, 20, 2], k=rng.choice([0, 1, 1, 2, 3]))
+        case["error_types"] = sorted(set(drawn))
+    paths, names = snapshot_of(tmp_path, cases, rows_per_part=150)
+    everything = BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=False)
+    eligible = len(select_cases(cases, everything))
+    for max_samples in (None, 1, 2, 5, 17, 60, 200, 1000):
+        request = BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=True,
+                               max_samples=max_samples)
+        result = assert_same_build(cases, request, paths, names)
+        if max_samples is not None:
+            assert result.total == min(max_samples, eligible)  # balancing never leaves the budget unspent
