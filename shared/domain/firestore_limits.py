@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
 from typing import Any
 
 MIN_INTEGER = -(2**63)
@@ -41,7 +40,7 @@ def field_name_problem(name: object) -> str | None:
         return f"field name {name!r} is not text"
     if not name:
         return "a field name is empty"
-    if _RESERVED_NAME.fullmatch(name):
+    if name.startswith("__") and _RESERVED_NAME.fullmatch(name):
         return f"field name {_shown(name)} is reserved (Firestore refuses names like __name__)"
     return None
 
@@ -68,25 +67,21 @@ def unstorable_reason(fields: Mapping[str, Any], reserve_bytes: int = 0) -> str 
     pending.extend((value, (str(key),), 0, False) for key, value in fields.items())
     while pending:
         value, path, depth, in_array = pending.pop()
-        where = _where(path)
-        if isinstance(value, bool) or value is None:
+        if type(value) is int and not MIN_INTEGER <= value <= MAX_INTEGER:
+            return (f"{_where(path)}: integer {_shown(str(value))} is outside Firestore's signed 64-bit range "
+                    f"({MIN_INTEGER} to {MAX_INTEGER})")
+        if not isinstance(value, dict | list | tuple):
             continue
-        if isinstance(value, int):
-            if not MIN_INTEGER <= value <= MAX_INTEGER:
-                return (f"{where}: integer {_shown(str(value))} is outside Firestore's signed 64-bit range "
-                        f"({MIN_INTEGER} to {MAX_INTEGER})")
-            continue
-        if isinstance(value, Mapping | list | tuple):
-            if depth + 1 > MAX_DEPTH:
-                return f"{where}: maps and arrays nest more than {MAX_DEPTH} deep (Firestore's limit)"
-            if isinstance(value, Mapping):
-                problem = _names_problem(value, path)
-                if problem:
-                    return problem
-                pending.extend((item, (*path, str(key)), depth + 1, False) for key, item in value.items())
-                continue
-            if in_array:
-                return f"{where}: an array directly inside an array (Firestore cannot store one)"
+        if depth + 1 > MAX_DEPTH:
+            return f"{_where(path)}: maps and arrays nest more than {MAX_DEPTH} deep (Firestore's limit)"
+        if isinstance(value, dict):
+            problem = _names_problem(value, path)
+            if problem:
+                return problem
+            pending.extend((item, (*path, str(key)), depth + 1, False) for key, item in value.items())
+        elif in_array:
+            return f"{_where(path)}: an array directly inside an array (Firestore cannot store one)"
+        else:
             pending.extend((item, path, depth + 1, True) for item in value)
     size = DOCUMENT_NAME_BYTES + reserve_bytes + storage_size(fields)
     if size > MAX_DOCUMENT_BYTES:
@@ -113,30 +108,28 @@ def storage_size(value: Any) -> int:
         item = pending.pop()
         if isinstance(item, str):
             total += _string_size(item)
-        elif isinstance(item, bool) or item is None:
-            total += 1
-        elif isinstance(item, int | float | datetime | date):
-            total += 8
-        elif isinstance(item, bytes | bytearray):
-            total += len(item)
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             total += sum(_string_size(str(key)) for key in item)
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
             pending.extend(item)
-        else:
+        elif isinstance(item, bool) or item is None:
+            total += 1
+        elif isinstance(item, bytes | bytearray):
+            total += len(item)
+        else:  # numbers, times
             total += 8
     return total
 
 
 def _names_problem(value: Mapping[Any, Any], path: tuple[str, ...]) -> str | None:
+    base = len(".".join(path).encode("utf-8", "surrogatepass")) + 1 if path else 0  # the holders' path and a dot
     for key in value:
         problem = field_name_problem(key)
         if problem:
             return f"{_where(path)}: {problem}" if path else problem
-        problem = field_path_problem(*path, key)
-        if problem:
-            return problem
+        if base + len(key.encode("utf-8", "surrogatepass")) > MAX_FIELD_PATH_BYTES:
+            return field_path_problem(*path, key)
     return None
 
 
