@@ -92,6 +92,10 @@ class BuildInProgress(Transient):
     """Another attempt holds the build's lease."""
 
 
+class TargetChanged(Transient):
+    """Another restore wrote the same restore target during this one: retried, this one restores it whole."""
+
+
 class LeaseLost(Transient):
     """Another attempt took the build over (this one stalled past its lease): stop before writing more."""
 

@@ -32,11 +32,13 @@ class CaseStore(Quarantine, Protocol):
     """
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
-        """Create-if-absent with its counters, atomically; False when the case already exists."""
+        """Create-if-absent with its counters, atomically; False when the case already exists; UnstorableRecord
+        (nothing written) when the store cannot hold the case."""
 
     def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
         """Create many cases in one atomic write; the ids that already existed (not written), each with where it
-        came from: its `import_id` and `import_line` (absent when no import stored it)."""
+        came from: its `import_id` and `import_line` (absent when no import stored it). UnstorableRecord (nothing
+        written) when the store cannot hold one of them."""
 
     def update_case(self, case_id: str, change: CaseChange) -> dict[str, Any] | None:
         """Read-modify-write one case; the case after the change, None when it does not exist."""

@@ -9,10 +9,11 @@ write and counts nothing. A reject is kept and counted by `keep_quarantined`, on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists, Conflict
+from google.api_core.exceptions import AlreadyExists, Conflict, InvalidArgument
 from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
@@ -22,6 +23,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SOURCE_FIELDS
 from shared.domain.cases import CounterDelta
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
+from shared.errors import BadInput, UnstorableRecord
 from shared.ports import Bucket, CaseStore
 
 MAX_BATCH = 500  # Firestore's limit of writes in one commit
@@ -31,6 +33,24 @@ GET_ALL_BATCH = 500  # documents read per get_all round trip
 TAIL_FIELD = "tail_at"
 # Where an imported case came from: a redelivered import knows its own lines from another's.
 ORIGIN_FIELDS = ["import_id", "import_line"]
+
+
+@contextmanager
+def _refused_as_unstorable() -> Iterator[None]:
+    """A write Firestore refuses for what it holds is UnstorableRecord (bad input: kept, never retried).
+
+    Refused by the server (InvalidArgument: an array in an array, a reserved name, a document over 1 MiB) or
+    by the client while encoding (ValueError: an integer beyond 64 bits, an empty field name). The event
+    validation refuses these first (shared/domain/firestore_limits.py); this is for what it does not foresee.
+    """
+    try:
+        yield
+    except BadInput:
+        raise
+    except InvalidArgument as exc:
+        raise UnstorableRecord(f"Firestore cannot store this case: {exc.message}") from None
+    except ValueError as exc:
+        raise UnstorableRecord(f"Firestore cannot store this case: {exc}") from None
 
 
 class FirestoreCaseStore(CaseStore):
@@ -50,12 +70,14 @@ class FirestoreCaseStore(CaseStore):
     # -- writes ---------------------------------------------------------------------------------------------
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
-        """Create-if-absent with its counters, atomically; False when the case already exists."""
-        batch = self.client.batch()
-        batch.create(self.cases.document(case_id), {**case, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
-        increment_shards(batch, self.shards, delta)
+        """Create-if-absent with its counters, atomically; False when the case already exists; UnstorableRecord
+        (nothing written) when Firestore refuses what it holds."""
         try:
-            batch.commit()
+            with _refused_as_unstorable():
+                batch = self.client.batch()
+                batch.create(self.cases.document(case_id), {**case, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
+                increment_shards(batch, self.shards, delta)
+                batch.commit()
         except (AlreadyExists, Conflict):
             return False
         return True
@@ -66,18 +88,20 @@ class FirestoreCaseStore(CaseStore):
 
         Optimistic: a fresh batch commits in one round trip. When any case exists the commit fails whole, so
         the existing ids are read and the rest written again (repeated if a concurrent writer raced us).
+        UnstorableRecord (nothing written) when Firestore refuses what one of them holds.
         """
         pending = list(items)
         existing: dict[str, dict[str, Any]] = {}
         while pending:
-            batch = self.client.batch()
-            total = CounterDelta()
-            for case_id, case, delta in pending:
-                batch.create(self.cases.document(case_id), case)
-                total.add(delta)
-            increment_shards(batch, self.shards, total)
             try:
-                batch.commit()
+                with _refused_as_unstorable():
+                    batch = self.client.batch()
+                    total = CounterDelta()
+                    for case_id, case, delta in pending:
+                        batch.create(self.cases.document(case_id), case)
+                        total.add(delta)
+                    increment_shards(batch, self.shards, total)
+                    batch.commit()
                 return existing
             except (AlreadyExists, Conflict):
                 refs = [self.cases.document(case_id) for case_id, _, _ in pending]

@@ -124,6 +124,15 @@ def restore_prefix(target_path: str) -> str:
     return _under(RESTORES, target_path.rstrip("/"), "target_path") + "/"
 
 
+# Written last into a restore's target: the version its files are, each with its sha256.
+RESTORE_MANIFEST = "_restore_manifest.json"
+
+
+def restore_manifest_name(target: str) -> str:
+    """The manifest object of a restore target (a prefix ending with "/")."""
+    return target + RESTORE_MANIFEST
+
+
 def report_name(output_path: str) -> str:
     """Where a report asked for goes: an object under `reports/` (`weekly.json` means `reports/weekly.json`)."""
     return _under(REPORTS, output_path, "output_path")

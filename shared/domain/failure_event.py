@@ -19,9 +19,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.domain.error_taxonomy import ERROR_TYPES
+from shared.domain.firestore_limits import (
+    field_name_problem,
+    field_path_problem,
+    indexed_value_problem,
+    unstorable_reason,
+)
 from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
 from shared.errors import InvalidEvent
 
@@ -34,6 +40,10 @@ _GCS_URI = re.compile(r"gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(?P<
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 _CASE_ID_DOC: dict[str, Any] = {"pattern": "^[^/]+$", "description": "a Firestore document id"}
+# A case's model_version names a field of the statistics counters (CounterDelta.model_versions): model_versions.<it>.
+MODEL_VERSION_COUNTER = "model_versions"
+# Room left in a case's document for what the case adds to its event (scores, types, times, ids, import origin).
+CASE_FIELDS_RESERVE = 8192
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -134,6 +144,37 @@ class FailureEvent(_Message):
     def _audio_path(cls, value: str) -> str:
         """audio_path is a safe gs:// URI."""
         return validate_gcs_uri(value)
+
+    @field_validator("model_version")
+    @classmethod
+    def _model_version(cls, value: str | None) -> str | None:
+        """A model_version can name its statistics counter in Firestore and be grouped by."""
+        if not value:  # counted as "(unknown)"
+            return value
+        problem = indexed_value_problem("model_version", value)
+        if problem:
+            raise ValueError(problem)
+        problem = field_name_problem(value) or field_path_problem(MODEL_VERSION_COUNTER, value)
+        if problem:
+            raise ValueError(f"model_version names a statistics counter field in Firestore: {problem}")
+        return value
+
+    @field_validator("speaker_id")
+    @classmethod
+    def _speaker_id(cls, value: str | None) -> str | None:
+        """A speaker_id is grouped by (splits, statistics): at most Firestore's indexed value size."""
+        problem = indexed_value_problem("speaker_id", value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _storable(self) -> FailureEvent:
+        """Firestore can store the case made of this event (see shared/domain/firestore_limits.py)."""
+        problem = unstorable_reason(self.model_dump(exclude_unset=True), reserve_bytes=CASE_FIELDS_RESERVE)
+        if problem:
+            raise ValueError(f"Firestore cannot store this event: {problem}")
+        return self
 
     @field_validator("occurred_at")
     @classmethod

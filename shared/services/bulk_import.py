@@ -25,7 +25,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta, case_counters, new_case
 from shared.domain.failure_event import derive_case_id, parse_failure_event
 from shared.domain.trends import as_utc
-from shared.errors import BadInput, InvalidEvent, ObjectGone
+from shared.errors import BadInput, InvalidEvent, ObjectGone, UnstorableRecord
 from shared.json_encoding import json_default
 from shared.ports import Bucket, CaseStore
 from shared.services.bucket_objects import is_new_object, object_version_id
@@ -72,16 +72,23 @@ class ImportReport:
                    int(checkpoint["rejected"]), list(checkpoint.get("rejects") or []))
 
 
+# What writing a batch tells: the cases that already existed (with their origin), and those the store refused
+# (case id -> reason).
+_Written = tuple[dict[str, dict[str, Any]], dict[str, str]]
+
+
 @dataclass
 class _ChunkJob:
     """One chunk of the file, settled in file order: its batch's commit, its rejected lines and the lines whose
-    case an earlier line of the file already had; `last_line` is the last line it covers (blank ones too)."""
+    case an earlier line of the file already had; `last_line` is the last line it covers (blank ones too), and
+    `lines` the chunk's numbered lines (a line the store refuses is rejected with its text)."""
 
-    write: Future[dict[str, dict[str, Any]]] | None
+    write: Future[_Written] | None
     batch: list[tuple[str, dict[str, Any], CounterDelta]]
     rejects: list[PreparedLine]
     repeats: int
     last_line: int
+    lines: list[tuple[int, bytes]]
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,22 @@ def prepare_lines(numbered: list[tuple[int, bytes]], import_id: str, stamp: date
         case = new_case(event, case_id, None, stamp) | {"import_id": import_id, "import_line": number}
         prepared.append(PreparedLine(number, case_id, case, case_counters(case)))
     return prepared
+
+
+def write_storable(store: CaseStore, batch: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> _Written:
+    """Write `batch` in one commit; when the store refuses it for a case it cannot hold (a refused commit writes
+    nothing), write each half the same way, down to the single cases it refuses. The cases that already existed,
+    and the refused ones with the store's reason: one bad line costs about 2 log2(len(batch)) commits, and never
+    the others."""
+    try:
+        return store.create_cases(batch), {}
+    except UnstorableRecord as exc:
+        if len(batch) == 1:
+            return {}, {batch[0][0]: exc.reason}
+    middle = len(batch) // 2
+    existing, refused = write_storable(store, batch[:middle])
+    later_existing, later_refused = write_storable(store, batch[middle:])
+    return existing | later_existing, refused | later_refused
 
 
 def _chunks(
@@ -154,31 +177,39 @@ def import_failures(
     resume_after = report.lines
     seen: set[str] = set()
     stamp = now or utc_now()
-    parsing: deque[tuple[Future[list[PreparedLine]], int]] = deque()
+    parsing: deque[tuple[Future[list[PreparedLine]], int, list[tuple[int, bytes]]]] = deque()
     jobs: deque[_ChunkJob] = deque()
     checkpointed = [resume_after]
 
     def settle(job: _ChunkJob) -> None:
-        existing = job.write.result() if job.write is not None else {}
-        lines_of = {case_id: case.get("import_line") for case_id, case, _ in job.batch}
+        existing, refused = job.write.result() if job.write is not None else ({}, {})
+        lines_of: dict[str, int] = {case_id: case["import_line"] for case_id, case, _ in job.batch}
         ours = [case_id for case_id, origin in existing.items()
                 if origin.get("import_id") == import_id and origin.get("import_line") == lines_of[case_id]]
         report.duplicates += job.repeats + len(existing) - len(ours)
-        report.accepted += len(job.batch) - len(existing) + len(ours)
-        for line in job.rejects:
+        report.accepted += len(job.batch) - len(existing) - len(refused) + len(ours)
+        rejects = job.rejects
+        if refused:  # valid lines the store cannot hold: rejected with their line, in file order with the others
+            raw_of = dict(job.lines)
+            unstorable = [PreparedLine(lines_of[case_id], raw=raw_of.get(lines_of[case_id], b""), reason=reason)
+                          for case_id, reason in refused.items()]
+            rejects = sorted([*job.rejects, *unstorable], key=lambda line: line.number)
+        for line in rejects:
             report.rejected += 1
             if len(report.rejects) < REJECTS_KEPT_INLINE:
                 report.rejects.append({"line": line.number, "reason": line.reason})
             if on_reject is not None:
                 on_reject(line.number, line.raw or b"", line.reason or "")
         if on_stored is not None:
-            stored = [case for case_id, case, _ in job.batch if case_id not in existing]
+            stored = [case for case_id, case, _ in job.batch if case_id not in existing and case_id not in refused]
             on_stored(stored + [case for case_id in ours if (case := store.get_case(case_id)) is not None])
         if on_checkpoint is not None and job.last_line - checkpointed[0] >= checkpoint_every:
             checkpointed[0] = job.last_line
             on_checkpoint(job.last_line, report)
 
-    def collect(prepared: list[PreparedLine], last_line: int, writers: ThreadPoolExecutor) -> None:
+    def collect(
+        prepared: list[PreparedLine], last_line: int, lines: list[tuple[int, bytes]], writers: ThreadPoolExecutor
+    ) -> None:
         # Batches never conflict with each other: a case id goes into one batch only (`seen`).
         batch, rejects, repeats = [], [], 0
         for line in prepared:
@@ -189,20 +220,20 @@ def import_failures(
             else:
                 seen.add(line.case_id)
                 batch.append((line.case_id, line.case or {}, line.delta or CounterDelta()))
-        write = writers.submit(store.create_cases, batch) if batch else None
-        jobs.append(_ChunkJob(write, batch, rejects, repeats, last_line))
+        write = writers.submit(write_storable, store, batch) if batch else None
+        jobs.append(_ChunkJob(write, batch, rejects, repeats, last_line, lines))
         while len(jobs) > IMPORT_WRITERS:
             settle(jobs.popleft())
 
     with ProcessPoolExecutor(max_workers=1, mp_context=_FORK) as parser, ThreadPoolExecutor(IMPORT_WRITERS) as writers:
         for chunk, last_line in _chunks(lines, report, resume_after):
-            parsing.append((parser.submit(prepare_lines, chunk, import_id, stamp), last_line))
+            parsing.append((parser.submit(prepare_lines, chunk, import_id, stamp), last_line, chunk))
             while len(parsing) > 2:  # a bounded look-ahead: the file is never all in memory
-                future, line = parsing.popleft()
-                collect(future.result(), line, writers)
+                future, line, numbered = parsing.popleft()
+                collect(future.result(), line, numbered, writers)
         while parsing:
-            future, line = parsing.popleft()
-            collect(future.result(), line, writers)
+            future, line, numbered = parsing.popleft()
+            collect(future.result(), line, numbered, writers)
         while jobs:
             settle(jobs.popleft())
     return report

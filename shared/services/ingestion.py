@@ -22,7 +22,7 @@ from shared.domain.cases import (
     new_case,
 )
 from shared.domain.failure_event import Correction, FailureEvent, derive_case_id, parse_correction, parse_failure_event
-from shared.errors import BadInput, InvalidEvent, NotFound
+from shared.errors import BadInput, InvalidEvent, NotFound, UnstorableRecord
 from shared.json_encoding import json_default
 from shared.ports import CaseStore
 from shared.services.outcome import Outcome
@@ -35,7 +35,13 @@ def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime
     except InvalidEvent as exc:
         store.quarantine(f"record_failure-{message_id}", data, exc.reason, "record_failure", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
-    outcome = store_event(event, message_id, store, now)
+    try:
+        outcome = store_event(event, message_id, store, now)
+    except UnstorableRecord as exc:  # valid, yet the store refuses it: retried, it would fail every time
+        case_id = derive_case_id(event)
+        store.quarantine(f"record_failure-{message_id}", data, exc.reason, "record_failure", message_id=message_id,
+                         case_id=case_id)
+        return Outcome("quarantined", case_id=case_id, reason=exc.reason)
     reason = _reused_case_id(event, outcome, store)
     if reason is not None:
         store.quarantine(f"record_failure-{message_id}", data, reason, "record_failure", message_id=message_id,

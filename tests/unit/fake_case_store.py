@@ -9,20 +9,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.cases import CounterDelta
+from shared.errors import UnstorableRecord
 from shared.ports import CaseStore
 
 # Commit times of the fake start here and grow by a microsecond a write.
 TAIL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class InMemoryCaseStore(CaseStore):
-    """Cases, one summed counter and quarantined payloads in dicts."""
+# Why the store cannot hold a case (None: it can), as Firestore refuses a write for what it holds.
+Refusal = Callable[[dict[str, Any]], str | None]
 
-    def __init__(self) -> None:
+
+class InMemoryCaseStore(CaseStore):
+    """Cases, one summed counter and quarantined payloads in dicts; `refuse` makes it refuse cases as Firestore
+    does (UnstorableRecord, nothing of the write kept)."""
+
+    def __init__(self, refuse: Refusal | None = None) -> None:
         self.cases: dict[str, dict[str, Any]] = {}
         self.counters = CounterDelta()
         self.rejects: dict[str, dict[str, Any]] = {}
         self._commits = 0
+        self.refuse = refuse
+
+    def _refused(self, cases: Sequence[dict[str, Any]]) -> None:
+        for case in cases:
+            reason = self.refuse(case) if self.refuse is not None else None
+            if reason is not None:
+                raise UnstorableRecord(f"Firestore cannot store this case: {reason}")
 
     def commit_time(self) -> datetime:
         """A commit time as Firestore's server timestamp gives it: later for every write."""
@@ -30,6 +43,7 @@ class InMemoryCaseStore(CaseStore):
         return TAIL_EPOCH + timedelta(microseconds=self._commits)
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
+        self._refused([case])
         if case_id in self.cases:
             return False
         self.cases[case_id] = {**copy.deepcopy(case), "tail_at": self.commit_time()}
@@ -38,6 +52,7 @@ class InMemoryCaseStore(CaseStore):
 
     def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
         # As the Firestore adapter: a bulk write sets no tail_at (imports write the snapshot themselves).
+        self._refused([case for _, case, _ in items])
         existing = {case_id: {k: v for k, v in self.cases[case_id].items() if k in ("import_id", "import_line")}
                     for case_id, _, _ in items if case_id in self.cases}
         for case_id, case, delta in items:
@@ -70,8 +85,8 @@ class FullCaseStore(InMemoryCaseStore):
     """InMemoryCaseStore plus the rest of the port the functions reach: reads, the tail, counter shards and
     finished imports."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, refuse: Refusal | None = None) -> None:
+        super().__init__(refuse)
         self.imports: dict[str, dict[str, Any]] = {}
 
     def save_import(self, import_id: str, summary: dict[str, Any]) -> None:

@@ -274,3 +274,37 @@ def test_an_import_killed_after_recording_its_result_has_its_segments_cleaned_by
     assert again["status"] == "already imported"
     assert again["rejected"] == len(rejected_lines(bucket, "import_results/d"))
     assert bucket.names("import_results/d.rejected.jsonl.segments/") == []
+
+
+def refuse_marked(case: dict) -> str | None:
+    """As Firestore refuses a write it cannot store (InvalidArgument): here, the cases marked for it."""
+    return "value refused by the store" if (case.get("metadata") or {}).get("refuse") else None
+
+
+@pytest.mark.parametrize("bad", [[2], [1, 2, 3], [1, 7, 8, 20], []])
+def test_lines_the_store_refuses_are_rejected_with_their_numbers_and_the_others_stored(bad: list[int]) -> None:
+    # Defence in depth: lines that pass validation but Firestore refuses; each write of 499 lines is atomic.
+    rows = [event(i, metadata={"refuse": i in bad}) for i in range(1, 21)]
+    bucket, store = FakeBucket(), FullCaseStore(refuse=refuse_marked)
+    generation = upload(bucket, "imports/odd.jsonl", jsonl(rows))
+
+    result = run_import("imports/odd.jsonl", generation, store, bucket)
+
+    assert (result["lines"], result["accepted"], result["rejected"]) == (20, 20 - len(bad), len(bad))
+    assert [r["line"] for r in result["rejects"]] == bad
+    assert all(r["reason"] == "Firestore cannot store this case: value refused by the store" for r in result["rejects"])
+    assert sorted(case["import_line"] for case in store.cases.values()) == [i for i in range(1, 21) if i not in bad]
+    assert store.counters.total_cases == 20 - len(bad)  # every stored case counted once, no refused one
+    kept = rejected_lines(bucket, "import_results/odd")
+    assert [(r["line"], orjson.loads(r["raw"])) for r in kept] == [(i, rows[i - 1]) for i in bad]
+    snapshot = [pq.read_table(io.BytesIO(bucket.get(name) or b"")) for name in result["snapshot_parts"]]
+    assert sorted(row for part in snapshot for row in part.column("case_id").to_pylist()) == sorted(store.cases)
+
+
+def test_an_import_of_good_unstorable_good_stores_two_and_rejects_the_middle_line() -> None:
+    bucket, store = FakeBucket(), FullCaseStore()
+    rows = [event(1), event(2, metadata={"frames": 2**63}), event(3)]
+    result = run_import("imports/g.jsonl", upload(bucket, "imports/g.jsonl", jsonl(rows)), store, bucket)
+    assert (result["accepted"], result["rejected"]) == (2, 1)
+    assert result["rejects"][0]["line"] == 2 and "signed 64-bit" in result["rejects"][0]["reason"]
+    assert sorted(case["import_line"] for case in store.cases.values()) == [1, 3]

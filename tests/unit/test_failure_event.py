@@ -378,3 +378,55 @@ def test_export_writes_every_schema(tmp_path: Path) -> None:
     assert schema["additionalProperties"] is True
     correction = json.loads((tmp_path / "correction.schema.json").read_text(encoding="utf-8"))
     assert correction["required"] == ["case_id", "corrected_transcript"]
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"level": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"metadata": {"frames": 2**63}}, "field 'metadata.frames': integer '9223372036854775808' is outside"),
+        ({"metadata": {"frames": -(2**63) - 1}}, "signed 64-bit range"),
+        ({"metadata": {"boxes": [[0, 1], [2, 3]]}}, "field 'metadata.boxes': an array directly inside an array"),
+        ({"metadata": {"": 1}}, "field 'metadata': a field name is empty"),
+        ({"metadata": {"__name__": "x"}}, "field name '__name__' is reserved"),
+        ({"__name__": "x"}, "field name '__name__' is reserved"),
+        ({"metadata": nested(25)}, "nest more than 20 deep"),
+        ({"metadata": {"a": [{"b": [[1]]}]}}, "an array directly inside an array"),
+        ({"metadata": {"k" * 2000: 1}}, "field path is over Firestore's 1500-byte limit"),
+        ({"metadata": {"ids": [1] * 200_000}}, "over its limit of 1048576"),  # 600 kB of JSON, 1.6 MB stored
+    ],
+)
+def test_an_event_firestore_cannot_store_is_refused_naming_what_and_where(
+    fields: dict[str, Any], expected: str
+) -> None:
+    reason = reason_of(with_fields(**fields))
+    assert reason.startswith("payload: Firestore cannot store this event: ")
+    assert expected in reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"model_version": "v" * 2000},
+         "field 'model_version': model_version is 2000 bytes in UTF-8, over Firestore's 1500-byte indexed value limit"),
+        ({"model_version": "v" * 1486}, "field 'model_version': model_version names a statistics counter field"),
+        ({"model_version": "__base__"}, "field name '__base__' is reserved"),
+        ({"speaker_id": "s" * 1501}, "field 'speaker_id': speaker_id is 1501 bytes in UTF-8"),
+    ],
+)
+def test_a_label_firestore_cannot_index_or_count_by_is_refused(fields: dict[str, Any], expected: str) -> None:
+    assert expected in reason_of(with_fields(**fields))
+
+
+def test_values_at_firestore_s_limits_are_accepted() -> None:
+    event = parse_failure_event(with_fields(
+        metadata={"frames": 2**63 - 1, "low": -(2**63), "deep": nested(19), "boxes": [{"xy": [0, 1]}], "__": 1},
+        model_version="v" * 1485, speaker_id="s" * 1500, original_transcript="word " * 150_000,
+    ))
+    assert event.metadata is not None and event.metadata["frames"] == 2**63 - 1

@@ -27,7 +27,7 @@ from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.cases import CounterDelta
 from shared.domain.failure_event import derive_case_id, parse_failure_event
-from shared.errors import Transient
+from shared.errors import Transient, UnstorableRecord
 from shared.services.bucket_objects import object_version_id
 from shared.services.ingestion import record_failure
 from shared.services.version_registry import read_registry
@@ -247,6 +247,8 @@ def test_record_failure_stores_a_valid_event_with_its_counters(
         pytest.param({"audio_path": "gs://stt-audio/1.wav"}, "missing required field 'original_transcript'",
                      id="missing-field"),
         pytest.param({**EVENT, "error_score": "0.7"}, "field 'error_score'", id="wrong-type"),
+        pytest.param({**EVENT, "metadata": {"n": 2**63}}, "Firestore cannot store this event", id="int-beyond-64-bits"),
+        pytest.param({**EVENT, "model_version": "v" * 2000}, "1500-byte indexed value limit", id="long-model-version"),
     ],
 )
 def test_record_failure_acks_bad_input_and_keeps_it_with_its_reason(
@@ -290,6 +292,18 @@ def test_record_failure_answers_500_while_the_store_fails_and_stores_the_redeliv
     assert_acked(push(record_failure_client, world, topic, EVENT, "m-1"))
     assert world.cases.cases[case_id_of(EVENT)]["message_id"] == "m-1"
     assert world.cases.counters.total_cases == 1
+
+
+def test_record_failure_acks_an_event_firestore_refuses_and_keeps_it(
+    world: World, record_failure_client: FlaskClient
+) -> None:
+    world.cases.outage = UnstorableRecord("Firestore cannot store this case: 400 an array value in an array value")
+
+    assert_acked(push(record_failure_client, world, world.settings.topic_failures, EVENT, "m-1"))  # not retried
+
+    assert world.cases.cases == {}
+    assert world.cases.rejects["record_failure-m-1"]["reason"].endswith("an array value in an array value")
+    assert world.cases.counters == CounterDelta(quarantined=1)
 
 
 def test_record_failure_acks_a_push_whose_data_is_not_base64(world: World, record_failure_client: FlaskClient) -> None:

@@ -168,3 +168,42 @@ def test_a_producer_case_id_reused_for_another_event_is_quarantined_with_the_rea
                               "differ from the stored case")
     assert store.rejects["record_failure-m3"]["raw"] == orjson.dumps(other)
     assert store.cases["utt-1"]["audio_path"] == "gs://stt-audio/1.wav"  # the stored case is untouched
+
+
+# A valid event Firestore cannot store (an array inside an array): retried, it would fail on every delivery.
+UNSTORABLE = {**EVENT, "metadata": {"boxes": [[0, 1], [2, 3]]}}
+
+
+def test_an_event_firestore_cannot_store_is_quarantined_with_the_reason_not_retried() -> None:
+    store = InMemoryCaseStore()
+    outcome = record_failure(orjson.dumps(UNSTORABLE), "m-boxes", store)
+    assert outcome.status == "quarantined"
+    assert "Firestore cannot store this event" in (outcome.reason or "")
+    assert "'metadata.boxes'" in (outcome.reason or "")
+    assert store.cases == {}
+    assert store.rejects["record_failure-m-boxes"]["raw"] == orjson.dumps(UNSTORABLE)
+    assert store.counters.quarantined == 1 and store.counters.total_cases == 0
+
+
+def test_an_event_the_store_refuses_is_quarantined_with_its_reason_not_retried() -> None:
+    # Defence in depth: what the validation does not foresee, the store refuses (Firestore's InvalidArgument).
+    store = InMemoryCaseStore(refuse=lambda case: "too odd" if case.get("speaker_id") == "odd" else None)
+    outcome = record_failure(orjson.dumps({**EVENT, "speaker_id": "odd"}), "m-odd", store)
+    assert outcome.status == "quarantined" and outcome.case_id is not None
+    assert outcome.reason == "Firestore cannot store this case: too odd"
+    kept = store.rejects["record_failure-m-odd"]
+    assert (kept["reason"], kept["case_id"], kept["message_id"]) == (outcome.reason, outcome.case_id, "m-odd")
+    assert store.cases == {} and store.counters.quarantined == 1
+    assert record_failure(orjson.dumps({**EVENT, "speaker_id": "odd"}), "m-odd", store).status == "quarantined"
+    assert store.counters.quarantined == 1  # a redelivery keeps nothing new
+
+
+def test_an_import_rejects_an_unstorable_line_with_its_number_and_stores_the_others() -> None:
+    store = FullCaseStore()
+    lines = [orjson.dumps(event) for event in (EVENT, UNSTORABLE, {**EVENT, "audio_path": "gs://stt-audio/b.wav"})]
+    report = import_failures(lines, "imports/x.jsonl#1", store)
+    assert (report.lines, report.accepted, report.rejected) == (3, 2, 1)
+    [reject] = report.rejects
+    assert reject["line"] == 2 and "an array directly inside an array" in reject["reason"]
+    assert {case["import_line"] for case in store.cases.values()} == {1, 3}
+    assert store.counters.total_cases == 2
