@@ -5,6 +5,11 @@ Derived fields exist once a corrected transcript does: ``wer``/``cer`` (raw), ``
 none (``error_types_source`` says which: ``given``, ``derived`` or ``none``). A correction keeps the history
 (who, when, previous and new text, the delivery's message id) and recomputes the derived fields; given error
 types of the correction win, else the case's given ones stay, else they are derived again.
+
+``error_score``: the sender's when given (``error_score_source: given``). A case sent without one gets
+``min(1, normalized_wer)`` once a correction exists (``error_score_source: derived``): the share of the
+words the model got wrong, casing and punctuation aside, so ``min_error_score`` selects it like any other
+case instead of never; each later correction derives it again. Without a correction it stays absent.
 """
 
 from __future__ import annotations
@@ -63,12 +68,28 @@ def _derived(original: str, corrected: str | None, given_types: list[str] | None
     }
 
 
+def derived_error_score(derived: dict[str, Any]) -> float | None:
+    """The error score of a corrected case sent without one: ``min(1, normalized_wer)`` (None uncorrected)."""
+    wer = derived.get("normalized_wer")
+    return None if wer is None else round(min(1.0, float(wer)), 6)
+
+
+def _score_fields(given_score: float | None, derived: dict[str, Any]) -> dict[str, Any]:
+    """error_score and where it came from: the sender's, else derived from the correction, else none."""
+    if given_score is not None:
+        return {"error_score_source": "given"}
+    score = derived_error_score(derived)
+    return {"error_score": score, "error_score_source": "derived"} if score is not None else {}
+
+
 def new_case(event: FailureEvent, case_id: str, message_id: str | None, now: datetime) -> dict[str, Any]:
     """The document stored for a failure event: every field as given plus the case's own."""
     given = event.model_dump(exclude_unset=True)
+    derived = _derived(event.original_transcript, event.corrected_transcript, event.error_types)
     return {
         **given,
-        **_derived(event.original_transcript, event.corrected_transcript, event.error_types),
+        **derived,
+        **_score_fields(event.error_score, derived),
         "case_id": case_id,
         "created_at": now,
         "updated_at": now,
@@ -124,6 +145,14 @@ def apply_correction(
         "updated_at": now,
     }
     delta = CounterDelta(corrected_cases=0 if case.get("corrected") else 1)
+    if case.get("error_score_source") != "given" and (case.get("error_score") is None
+                                                       or case.get("error_score_source") == "derived"):
+        score = derived_error_score(derived)
+        if score is not None:
+            previous = case.get("error_score")
+            updates |= {"error_score": score, "error_score_source": "derived"}
+            delta.error_score_sum = score - float(previous or 0.0)
+            delta.error_score_count = 0 if previous is not None else 1
     for name in case.get("error_types") or []:
         delta.error_types[name] = delta.error_types.get(name, 0) - 1
     for name in derived["error_types"]:

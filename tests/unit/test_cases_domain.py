@@ -66,6 +66,7 @@ def test_correction_keeps_history_and_swaps_type_counters() -> None:
         NOW,
     )
     assert case["error_types"] == ["casing", "punctuation"]
+    assert (case["error_score"], case["error_score_source"]) == (0.0, "derived")  # same words: nothing wrong
     later = datetime(2026, 11, 28, tzinfo=UTC)
     correction = Correction(case_id="c", corrected_transcript="turn left at the night", corrected_by="ana")
     updates, delta = apply_correction(case, correction, "m1", later)
@@ -81,7 +82,9 @@ def test_correction_keeps_history_and_swaps_type_counters() -> None:
         }
     ]
     assert updates["wer"] == pytest.approx(0.2)
-    assert delta == CounterDelta(error_types={"casing": -1, "punctuation": -1, "substitution": 1})
+    assert updates["error_score"] == pytest.approx(0.2)  # derived again: one word of five
+    assert delta == CounterDelta(error_types={"casing": -1, "punctuation": -1, "substitution": 1},
+                                 error_score_sum=pytest.approx(0.2))
     assert already_applied({**case, **updates}, "m1")
     assert not already_applied({**case, **updates}, "m2")
 
@@ -135,3 +138,25 @@ def test_summarize_of_nothing() -> None:
     assert summarize([])["total_failed_cases"] == 0
     assert summarize([])["correction_rate"] == 0.0
     assert summarize([])["average_error_score"] is None
+
+
+def test_a_case_sent_without_an_error_score_gets_one_from_its_correction() -> None:
+    uncorrected = new_case(_event(), "c", None, NOW)
+    assert "error_score" not in uncorrected and case_counters(uncorrected).error_score_count == 0
+    updates, delta = apply_correction(
+        uncorrected, Correction(case_id="c", corrected_transcript="this is all hats"), None, NOW)
+    assert (updates["error_score"], updates["error_score_source"]) == (0.25, "derived")
+    assert (delta.error_score_sum, delta.error_score_count) == (0.25, 1)
+    garbled = new_case(_event(original_transcript="a b c d e f", corrected_transcript="x"), "g", None, NOW)
+    assert garbled["error_score"] == 1.0  # normalized WER above 1 is capped
+
+
+def test_a_given_error_score_is_never_replaced() -> None:
+    case = new_case(_event(error_score=0.8), "c", None, NOW)
+    assert case["error_score_source"] == "given"
+    updates, delta = apply_correction(case, Correction(case_id="c", corrected_transcript="this is all hats"), None, NOW)
+    assert "error_score" not in updates and (delta.error_score_sum, delta.error_score_count) == (0.0, 0)
+    legacy = {**case}
+    del legacy["error_score_source"]  # stored before the source was recorded: a score there was given
+    updates, _ = apply_correction(legacy, Correction(case_id="c", corrected_transcript="this is all hats"), None, NOW)
+    assert "error_score" not in updates
