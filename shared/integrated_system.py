@@ -9,6 +9,8 @@ from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.data_manager import DataManager
+from shared.domain import bucket_layout as layout
+from shared.errors import BadInput
 from shared.facade_setup import LocalPath, bucket_object, deployment, is_bucket_uri, legacy_settings, local_dir
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.json_encoding import dumps_json
@@ -125,6 +127,9 @@ class IntegratedDataManagementSystem:
             report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
         elif is_bucket_uri(output_path):
             name = bucket_object(output_path, self.settings.bucket)
+            if not name.startswith(layout.REPORTS):
+                raise BadInput(f"output_path {output_path!r} is not allowed: a gs:// report goes under "
+                               f"gs://{self.settings.bucket}/{layout.REPORTS}")
             report["saved_to"] = system_report.save_report(a.bucket, name, report)
         else:
             path = local_dir(output_path, "")

@@ -167,8 +167,7 @@ class DataVersionControl(QualityThresholdsSetting):
         if target_path is None or not self.local_copies:
             return dataset_versions.rollback(bucket, version_id, target_path, now)
         if is_bucket_uri(target_path):
-            return dataset_versions.rollback(bucket, version_id, bucket_object(target_path, self.settings.bucket),
-                                             now)
+            return dataset_versions.rollback(bucket, version_id, self._restore_object(target_path), now)
         entry = versions.get_version(read_registry(bucket), version_id)
         target = local_dir(target_path, "")
         restored = local_copies.restore_version(bucket, entry, target, now)
@@ -178,6 +177,15 @@ class DataVersionControl(QualityThresholdsSetting):
     def generate_version_report(self) -> dict[str, Any]:
         """How many versions, by quality, the current one and the newest ten."""
         return versions.version_report(read_registry(self.adapters.bucket), utc_now())
+
+    def _restore_object(self, uri: str) -> str:
+        """The bucket prefix of a `gs://` restore target: literally under `restores/` (a bare name is not
+        moved there, as a bucket path through the `api` is)."""
+        name = bucket_object(uri, self.settings.bucket)
+        if not name.startswith(layout.RESTORES):
+            raise BadInput(f"target_path {uri!r} is not allowed: a gs:// target must be under "
+                           f"gs://{self.settings.bucket}/{layout.RESTORES}")
+        return name
 
     def _dataset(self, dataset_path: str | os.PathLike[str]) -> tuple[str, Path | None]:
         """(dataset id, its local copy or None) of a dataset id, `gs://` prefix, object prefix or local copy.
