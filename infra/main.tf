@@ -14,6 +14,10 @@ locals {
     ack_deadline_s        = var.ack_deadline_s
     min_backoff_s         = var.min_backoff_s
     max_backoff_s         = var.max_backoff_s
+    min_completeness      = var.min_completeness
+    min_consistency       = var.min_consistency
+    min_validity          = var.min_validity
+    min_overall_score     = var.min_overall_score
   }
 
   topics = [for setting in var.topics : local.settings[setting]]

@@ -1,4 +1,4 @@
-# project_id, bucket_name and topic_* to max_backoff_s are the Settings of shared/config.py, with the same
+# project_id, bucket_name and topic_* to max_backoff_s and the four min_* quality thresholds are the Settings of shared/config.py, with the same
 # defaults (tests/infra/test_parity.py checks it); local.settings in main.tf maps them by field name, and every
 # function gets them as environment variables.
 
@@ -88,6 +88,50 @@ variable "max_backoff_s" {
   description = "Maximum retry backoff of the push subscriptions in seconds (STT_MAX_BACKOFF_S, up to 600)."
   type        = number
   default     = 60
+}
+
+variable "min_completeness" {
+  description = "Default quality threshold of a dataset build, check and validation: minimum completeness in [0, 1] (STT_MIN_COMPLETENESS; a build request's quality_thresholds overrides it)."
+  type        = number
+  default     = 0.95
+
+  validation {
+    condition     = var.min_completeness >= 0 && var.min_completeness <= 1
+    error_message = "A quality threshold is a fraction in [0, 1]."
+  }
+}
+
+variable "min_consistency" {
+  description = "Default quality threshold of a dataset build, check and validation: minimum consistency in [0, 1] (STT_MIN_CONSISTENCY; a build request's quality_thresholds overrides it)."
+  type        = number
+  default     = 0.9
+
+  validation {
+    condition     = var.min_consistency >= 0 && var.min_consistency <= 1
+    error_message = "A quality threshold is a fraction in [0, 1]."
+  }
+}
+
+variable "min_validity" {
+  description = "Default quality threshold of a dataset build, check and validation: minimum validity in [0, 1] (STT_MIN_VALIDITY; a build request's quality_thresholds overrides it)."
+  type        = number
+  default     = 0.95
+
+  validation {
+    condition     = var.min_validity >= 0 && var.min_validity <= 1
+    error_message = "A quality threshold is a fraction in [0, 1]."
+  }
+}
+
+variable "min_overall_score" {
+  description = "Default quality threshold of a dataset build, check and validation: minimum overall score in [0, 1] (STT_MIN_OVERALL_SCORE; a build request's quality_thresholds overrides it)."
+  type        = number
+  default     = 0.9
+
+  validation {
+    condition     = var.min_overall_score >= 0 && var.min_overall_score <= 1
+    error_message = "A quality threshold is a fraction in [0, 1]."
+  }
 }
 
 variable "dead_letter_retention" {

@@ -112,7 +112,13 @@ def _typed(
     return checked
 
 
+# Classes whose local paths mean the local disk from Python: through the api they mean the bucket only (a
+# function's disk is neither the caller's nor kept), so they are made with local_copies=False.
+_BUCKET_ONLY = frozenset({"FinetuningDatasetPipeline", "DataVersionControl", "IntegratedDataManagementSystem"})
+
+
 def _instance(class_name: str, settings: Settings) -> Any:
     import shared
 
-    return getattr(shared, class_name)(settings=settings)
+    options = {"local_copies": False} if class_name in _BUCKET_ONLY else {}
+    return getattr(shared, class_name)(settings=settings, **options)

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from shared.domain.dataset_quality import QualityThresholds
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,6 +26,15 @@ class Settings:
     ack_deadline_s: int = 60
     min_backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    # The deployment's default quality thresholds of a build, a check and a validation (the seed's four; a build
+    # request's `quality_thresholds` and an instance's `quality_thresholds` override them).
+    min_completeness: float = 0.95
+    min_consistency: float = 0.90
+    min_validity: float = 0.95
+    min_overall_score: float = 0.90
+
+    def __post_init__(self) -> None:
+        self.quality_thresholds()  # BadInput (a ValueError) naming a threshold outside [0, 1]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +52,11 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in another process."""
         return {ENV_NAMES[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+
+    def quality_thresholds(self) -> QualityThresholds:
+        """The deployment's default quality thresholds."""
+        return QualityThresholds(self.min_completeness, self.min_consistency, self.min_validity,
+                                 self.min_overall_score)
 
     def collection(self, name: str) -> str:
         """The Firestore collection id for `name` under this deployment's prefix."""
@@ -63,6 +79,10 @@ ENV_NAMES: dict[str, str] = {
     "ack_deadline_s": "STT_ACK_DEADLINE_S",
     "min_backoff_s": "STT_MIN_BACKOFF_S",
     "max_backoff_s": "STT_MAX_BACKOFF_S",
+    "min_completeness": "STT_MIN_COMPLETENESS",
+    "min_consistency": "STT_MIN_CONSISTENCY",
+    "min_validity": "STT_MIN_VALIDITY",
+    "min_overall_score": "STT_MIN_OVERALL_SCORE",
 }
 
 _DEFAULTS = Settings()

@@ -30,6 +30,10 @@ class BadInput(SttdataError, ValueError):
     """The input can never be accepted as given: kept with its reason (or answered 400), never retried."""
 
 
+class QualityGateFailed(BadInput):
+    """A dataset whose quality check failed was not registered as a version (nothing was written)."""
+
+
 class NotFound(SttdataError, KeyError):
     """What the request names does not exist (404)."""
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from shared import bootstrap
 from shared.config import Settings
+from shared.domain.dataset_quality import QualityThresholds, quality_thresholds
 from shared.errors import BadInput
 
 LocalPath = str | os.PathLike[str]
@@ -104,3 +105,56 @@ def deployment(
 def local_dir(given: LocalPath | None, default: LocalPath) -> Path:
     """A local directory as a Path (`~` expanded, relative paths kept relative); nothing is created."""
     return Path(os.fspath(default if given is None else given)).expanduser()
+
+
+def is_bucket_uri(path: str | os.PathLike[str]) -> bool:
+    """True for a `gs://` URI (the bucket); anything else given as a path means the local disk."""
+    return isinstance(path, str) and path.startswith("gs://")
+
+
+def bucket_object(uri: str, bucket: str) -> str:
+    """The object name (or prefix) of `gs://<bucket>/<name>`; BadInput for another bucket."""
+    head = f"gs://{bucket}/"
+    if not uri.startswith(head):
+        raise BadInput(f"{uri!r} is not in this deployment's bucket: give gs://{bucket}/... or a local path")
+    return uri.removeprefix(head)
+
+
+class QualityThresholdsSetting:
+    """The seed's `quality_thresholds` on an instance: a dict of the four minimums (`min_completeness`,
+    `min_consistency`, `min_validity`, `min_overall_score`), by default the deployment's (Settings), that the
+    instance's builds, checks, validations and versions apply. Assigning a dict (a key left out keeps the
+    deployment's value) or changing one of its keys takes effect on the next call; a bad key or a value outside
+    [0, 1] is refused when assigned and again when used. Instances that share one setting (the integrated
+    system's pipeline and version control) read and assign the same dict."""
+
+    settings: Settings
+    _thresholds: Any
+    _thresholds_owner: QualityThresholdsSetting | None = None
+
+    def _init_thresholds(self, given: Any) -> None:
+        self._thresholds = self.settings.quality_thresholds().as_dict()
+        if given is not None:
+            self.quality_thresholds = given
+
+    @property
+    def quality_thresholds(self) -> Any:
+        if self._thresholds_owner is not None:
+            return self._thresholds_owner.quality_thresholds
+        return self._thresholds
+
+    @quality_thresholds.setter
+    def quality_thresholds(self, value: Any) -> None:
+        if self._thresholds_owner is not None:
+            self._thresholds_owner.quality_thresholds = value
+            return
+        checked = quality_thresholds(value, self.settings.quality_thresholds())
+        self._thresholds = value if isinstance(value, dict) else checked.as_dict()
+
+    def share_thresholds_of(self, owner: QualityThresholdsSetting) -> None:
+        """Read and assign `owner`'s thresholds from now on."""
+        self._thresholds_owner = owner
+
+    def thresholds(self) -> QualityThresholds:
+        """The thresholds to apply now."""
+        return quality_thresholds(self.quality_thresholds, self.settings.quality_thresholds())

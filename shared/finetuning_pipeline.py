@@ -7,14 +7,16 @@ loads as it is: `datasets.load_dataset("json", data_files=info["data_files"])`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
-from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
+from shared.facade_setup import LocalPath, QualityThresholdsSetting, deployment, legacy_settings, local_dir
 from shared.services import datasets
 from shared.services.dataset_builds import build_from_parameters
+from shared.services.local_copies import huggingface_folder, mirror_dataset, safe_name
 
 if TYPE_CHECKING:
     from shared.data_manager import DataManager
@@ -22,13 +24,17 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT_DIR = "data/finetuning"
 
 
-class FinetuningDatasetPipeline:
+class FinetuningDatasetPipeline(QualityThresholdsSetting):
     """Builds, lists and validates fine-tuning datasets (emulators or GCP, by the usual variables).
 
     The seed's constructor: `FinetuningDatasetPipeline(data_manager=DataManager(), output_dir="data/finetuning")`.
     The datasets are built into the bucket (`finetuning_datasets/<dataset_id>/`, the source of truth);
-    `output_dir` is where their local copies go (`<output_dir>/<dataset_id>/`). The parameters mean what
+    `output_dir` is where their local copies go: each prepared dataset is mirrored to `<output_dir>/<dataset_id>/`
+    and Hugging Face folders go under `<output_dir>/huggingface/`. The parameters mean what
     shared/facade_setup.py says; without a data_manager the deployment comes from the environment.
+    `quality_thresholds` (the seed's dict; default the deployment's) applies to builds and validations.
+    `local_copies=False` (how the `api` function makes it) writes nothing locally: a build is not mirrored and
+    `prepare_huggingface_dataset` answers the bucket's files.
     """
 
     def __init__(
@@ -40,6 +46,8 @@ class FinetuningDatasetPipeline:
         *,
         settings: Settings | None = None,
         adapters: bootstrap.Adapters | None = None,
+        quality_thresholds: Mapping[str, float] | None = None,
+        local_copies: bool = True,
     ) -> None:
         manager, settings = legacy_settings(data_manager, settings)
         self.adapters = deployment("FinetuningDatasetPipeline", use_gcs=use_gcs, gcs_bucket_name=gcs_bucket_name,
@@ -50,6 +58,8 @@ class FinetuningDatasetPipeline:
         self.gcs_bucket_name = self.settings.bucket
         # Where local copies of prepared datasets go, one folder per dataset id; nothing is created yet.
         self.output_dir = local_dir(output_dir, DEFAULT_OUTPUT_DIR)
+        self.local_copies = bool(local_copies)
+        self._init_thresholds(quality_thresholds)
 
     @property
     def data_manager(self) -> DataManager:
@@ -65,19 +75,31 @@ class FinetuningDatasetPipeline:
         self, min_error_score: float = 0.5, include_uncorrected: bool = False, train_ratio: float = 0.8,
         val_ratio: float = 0.1, test_ratio: float = 0.1, max_samples: int | None = None,
         balance_error_types: bool = True, create_version: bool = False, version_name: str | None = None,
-        parent_version: str | None = None
+        parent_version: str | None = None, quality_thresholds: Mapping[str, float] | None = None,
+        allow_failed_quality: bool = False,
     ) -> dict[str, Any]:
         """Build a dataset from the stored cases; its info ({"error": ...} when no case is eligible).
 
+        The build is checked against `quality_thresholds` (a key left out: the instance's `quality_thresholds`);
+        a dataset that fails the check is built but versioned only with `allow_failed_quality` (flagged), and
+        `quality_gate` in the info says what happened. The finished dataset is also mirrored to
+        `<output_dir>/<dataset_id>/` (`local_path` in the info), every file verified against its sha256.
         Raises InvalidBuildRequest (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
         """
-        parameters = {
+        parameters: dict[str, Any] = {
             "min_error_score": min_error_score, "include_uncorrected": include_uncorrected,
             "train_ratio": train_ratio, "val_ratio": val_ratio, "test_ratio": test_ratio, "max_samples": max_samples,
             "balance_error_types": balance_error_types, "create_version": create_version,
             "version_name": version_name, "parent_version": parent_version,
+            "allow_failed_quality": allow_failed_quality,
         }
-        return build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, utc_now())
+        if quality_thresholds is not None:
+            parameters["quality_thresholds"] = dict(quality_thresholds)
+        now = utc_now()
+        info = build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, now, self.thresholds())
+        if self.local_copies and "error" not in info:
+            info["local_path"] = str(mirror_dataset(self.adapters.bucket, info["dataset_id"], self.output_dir, now))
+        return info
 
     def get_dataset_info(self, dataset_id: str) -> dict[str, Any] | None:
         """A finished dataset's metadata (sizes, distributions, checksums, quality), or None."""
@@ -88,10 +110,19 @@ class FinetuningDatasetPipeline:
         return datasets.list_datasets(self.adapters.bucket)
 
     def validate_dataset(self, dataset_id: str) -> dict[str, Any]:
-        """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage."""
-        return datasets.validate_dataset(self.adapters.bucket, dataset_id, utc_now())
+        """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage, and
+        its quality at least the instance's `quality_thresholds` (`is_valid` when nothing is wrong)."""
+        return datasets.validate_dataset(self.adapters.bucket, dataset_id, utc_now(), thresholds=self.thresholds())
 
-    def prepare_huggingface_dataset(self, dataset_id: str, output_format: str = "json") -> dict[str, str]:
-        """The dataset's files for `datasets.load_dataset(output_format, data_files=...)`; "parquet" writes a
-        Parquet copy of each split beside the JSONL (`parquet/<split>.parquet`) and returns those."""
-        return datasets.huggingface_files(self.adapters.bucket, dataset_id, output_format)
+    def prepare_huggingface_dataset(self, dataset_id: str, output_format: str = "json") -> str | dict[str, str]:
+        """A local folder that `datasets.load_dataset(folder)` opens with its train/validation/test splits:
+        `<output_dir>/huggingface/<dataset_id>/<output_format>/`, one verified file per split with rows (JSON
+        lines or Parquet) and a dataset card (README.md), which is also written to the dataset's bucket prefix.
+
+        With `local_copies=False` (the `api`): the bucket's files by split, for
+        `datasets.load_dataset(output_format, data_files=...)`, as before."""
+        bucket = self.adapters.bucket
+        if not self.local_copies:
+            return datasets.huggingface_files(bucket, dataset_id, output_format)
+        folder = self.output_dir / "huggingface" / safe_name(dataset_id, "dataset id") / output_format
+        return str(huggingface_folder(bucket, dataset_id, output_format, folder, utc_now()))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.data_manager import DataManager
-from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
+from shared.domain import bucket_layout as layout
+from shared.errors import BadInput
+from shared.facade_setup import LocalPath, bucket_object, deployment, is_bucket_uri, legacy_settings, local_dir
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
+from shared.json_encoding import dumps_json
 from shared.metadata_tracker import MetadataTracker
 from shared.services import system_report
+from shared.services.local_copies import write_local_file
 from shared.version_control import DataVersionControl
 
 DEFAULT_BASE_DIR = "data"
@@ -24,7 +29,9 @@ class IntegratedDataManagementSystem:
     gcs_bucket_name="stt-project-datasets")`. The four parts share one deployment (the bucket, Firestore and
     their clients); `base_dir` is the local directory their local copies go under: `<base_dir>/failed_cases`,
     `<base_dir>/metadata`, `<base_dir>/finetuning` (the pipeline's output_dir) and `<base_dir>/versions`.
-    The parameters mean what shared/facade_setup.py says; `use_gcs=False` is refused.
+    The parameters mean what shared/facade_setup.py says; `use_gcs=False` is refused. The pipeline and the
+    version control share one `quality_thresholds` (assigning either's is assigning both); `local_copies=False`
+    (the `api`) writes nothing locally.
     """
 
     def __init__(
@@ -35,6 +42,7 @@ class IntegratedDataManagementSystem:
         *,
         settings: Settings | None = None,
         adapters: bootstrap.Adapters | None = None,
+        local_copies: bool = True,
     ) -> None:
         base, settings = legacy_settings(base_dir, settings)
         self.adapters = deployment("IntegratedDataManagementSystem", use_gcs=use_gcs,
@@ -45,8 +53,12 @@ class IntegratedDataManagementSystem:
         self.base_dir = local_dir(base, DEFAULT_BASE_DIR)
         self.data_manager = DataManager(self.base_dir / "failed_cases", adapters=self.adapters)
         self.metadata_tracker = MetadataTracker(self.base_dir / "metadata", data_manager=self.data_manager)
-        self.finetuning_pipeline = FinetuningDatasetPipeline(self.data_manager, self.base_dir / "finetuning")
-        self.version_control = DataVersionControl(self.base_dir / "versions", data_manager=self.data_manager)
+        self.local_copies = bool(local_copies)
+        self.finetuning_pipeline = FinetuningDatasetPipeline(self.data_manager, self.base_dir / "finetuning",
+                                                             local_copies=local_copies)
+        self.version_control = DataVersionControl(self.base_dir / "versions", data_manager=self.data_manager,
+                                                  local_copies=local_copies)
+        self.finetuning_pipeline.share_thresholds_of(self.version_control)
 
     def record_failed_transcription(
         self, audio_path: str, original_transcript: str, corrected_transcript: str | None = None,
@@ -68,13 +80,16 @@ class IntegratedDataManagementSystem:
     def prepare_finetuning_dataset(
         self, min_error_score: float = 0.5, train_ratio: float = 0.8, val_ratio: float = 0.1, test_ratio: float = 0.1,
         max_samples: int | None = None, balance_error_types: bool = True, create_version: bool = True,
-        version_name: str | None = None, parent_version: str | None = None
+        version_name: str | None = None, parent_version: str | None = None,
+        quality_thresholds: Mapping[str, float] | None = None, allow_failed_quality: bool = False,
     ) -> dict[str, Any]:
-        """Build a dataset of corrected cases and, by default, version it; its info with `version_id`."""
+        """Build a dataset of corrected cases and, by default, version it when its quality passes; its info with
+        `version_id` (absent when the quality gate refused it: `quality_gate` says why) and `local_path`."""
         return self.finetuning_pipeline.prepare_dataset(
             min_error_score=min_error_score, train_ratio=train_ratio, val_ratio=val_ratio, test_ratio=test_ratio,
             max_samples=max_samples, balance_error_types=balance_error_types, create_version=create_version,
-            version_name=version_name, parent_version=parent_version,
+            version_name=version_name, parent_version=parent_version, quality_thresholds=quality_thresholds,
+            allow_failed_quality=allow_failed_quality,
         )
 
     def record_training_performance(
@@ -102,10 +117,28 @@ class IntegratedDataManagementSystem:
         return system_report.system_statistics(a.cases, a.metrics, a.bucket, utc_now())
 
     def generate_comprehensive_report(self, output_path: str | None = None) -> dict[str, Any]:
-        """Statistics, the performance report, data quality and recommendations; with `output_path` (an
-        object under `reports/`, e.g. "reports/weekly.json" or "weekly.json") also written there."""
+        """Statistics, the performance report, data quality and recommendations; with `output_path` also saved.
+
+        A local path (the seed's "reports/system_report.json") is written as a local file, and a copy goes to
+        the bucket under `reports/`: the same relative name when the path is `reports/...`, else
+        `reports/<file name>` (`saved_to` is the local path, `saved_to_bucket` the copy's URI). A
+        `gs://<bucket>/reports/...` URI is written to the bucket only. With `local_copies=False` (the `api`),
+        `output_path` is an object under `reports/` ("weekly.json" means "reports/weekly.json")."""
         a = self.adapters
         report = system_report.comprehensive_report(a.cases, a.metrics, a.bucket, utc_now())
-        if output_path:
+        if not output_path:
+            return report
+        if not self.local_copies:
             report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
+        elif is_bucket_uri(output_path):
+            name = bucket_object(output_path, self.settings.bucket)
+            if not name.startswith(layout.REPORTS):
+                raise BadInput(f"output_path {output_path!r} is not allowed: a gs:// report goes under "
+                               f"gs://{self.settings.bucket}/{layout.REPORTS}")
+            report["saved_to"] = system_report.save_report(a.bucket, name, report)
+        else:
+            path = local_dir(output_path, "")
+            copy_name = path.as_posix() if not path.is_absolute() and path.parts[:1] == ("reports",) else path.name
+            report["saved_to_bucket"] = system_report.save_report(a.bucket, copy_name, report)
+            report["saved_to"] = str(write_local_file(path, dumps_json(report, indent=True)))
         return report

@@ -8,6 +8,7 @@ and records it in `history`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,20 @@ from shared.domain import bucket_layout as layout
 from shared.domain import versions
 from shared.domain.versions import VersionEntry
 from shared.errors import BadInput
-from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
-from shared.services import dataset_versions
+from shared.facade_setup import (
+    LocalPath,
+    QualityThresholdsSetting,
+    bucket_object,
+    deployment,
+    is_bucket_uri,
+    legacy_settings,
+    local_dir,
+)
+from shared.services import dataset_versions, datasets, local_copies
 from shared.services.datasets import dataset_quality
 from shared.services.version_registry import read_registry
+from shared.snapshot.dataset_files import quality_of_files
+from shared.snapshot.engine import EngineSettings
 
 if TYPE_CHECKING:
     from shared.data_manager import DataManager
@@ -30,7 +41,7 @@ if TYPE_CHECKING:
 DEFAULT_LOCAL_DIR = "data/versions"
 
 
-class DataVersionControl:
+class DataVersionControl(QualityThresholdsSetting):
     """Create, list, compare, check and roll back dataset versions (emulators or GCP).
 
     The seed's constructor: `DataVersionControl(local_storage_dir="data/versions", use_gcs=True)`, or
@@ -38,6 +49,12 @@ class DataVersionControl:
     The registry (`data_versions/version_registry.json`) and the versioned files stay in the bucket;
     `local_storage_dir` (`base_dir` is the same directory under the integrated system's name for it) is where
     local copies go. The parameters mean what shared/facade_setup.py says.
+
+    Paths: `create_version` and `check_quality` take a dataset id, its `gs://` prefix, or a local copy
+    (`<output_dir>/<dataset_id>` as FinetuningDatasetPipeline.prepare_dataset mirrors it); `rollback_to_version`'s
+    `target_path` is a local directory, or a `gs://` prefix under `restores/`. `quality_thresholds` (the seed's
+    dict; default the deployment's) applies to checks and versions. `local_copies=False` (how the `api` function
+    makes it) takes every path as a bucket path, as before.
     """
 
     def __init__(
@@ -50,6 +67,8 @@ class DataVersionControl:
         base_dir: LocalPath | None = None,
         settings: Settings | None = None,
         adapters: bootstrap.Adapters | None = None,
+        quality_thresholds: Mapping[str, float] | None = None,
+        local_copies: bool = True,
     ) -> None:
         local, settings = legacy_settings(local_storage_dir, settings)
         if local is not None and base_dir is not None and local_dir(local, "") != local_dir(base_dir, ""):
@@ -63,6 +82,8 @@ class DataVersionControl:
         self.gcs_bucket_name = self.settings.bucket
         # Where local copies (restores, dataset files pulled for a check) go; nothing is created yet.
         self.local_storage_dir = local_dir(local if local is not None else base_dir, DEFAULT_LOCAL_DIR)
+        self.local_copies = bool(local_copies)
+        self._init_thresholds(quality_thresholds)
 
     @property
     def base_dir(self) -> Path:
@@ -81,12 +102,24 @@ class DataVersionControl:
         metadata: dict[str, Any] | None = None,
         parent_version: str | None = None,
         run_quality_check: bool = True,
+        allow_failed_quality: bool = False,
     ) -> str:
-        """Version a finished dataset (its id or its gs:// prefix); the version id (the same one again for
-        the same dataset and name). The quality report is the build's, or re-run on the files when asked."""
+        """Version a finished dataset (its id, its gs:// prefix, or its local copy `<output_dir>/<dataset_id>`,
+        which must still hold the bucket's bytes); the version id (the same one again for the same dataset and
+        name). The quality report is the build's, or re-run on the bucket's files with the instance's
+        `quality_thresholds` when asked. A dataset whose report failed is refused (QualityGateFailed, a
+        ValueError saying why) unless `allow_failed_quality`, which registers it flagged `quality_failed`."""
+        dataset_id, folder = self._dataset(dataset_path)
+        if folder is not None:
+            recorded = datasets.finished_metadata(self.adapters.bucket, dataset_id).get("files", {})
+            changed = local_copies.changed_local_files(folder, recorded)
+            if changed:
+                raise BadInput(f"{folder} differs from the bucket's dataset {dataset_id} ({', '.join(changed)} "
+                               "missing or changed): a version is of the bucket's files, so a changed local copy "
+                               "is not versioned; build a new dataset instead")
         return dataset_versions.create_version(
-            self.adapters.bucket, self._dataset_id(dataset_path), version_name, metadata, parent_version,
-            run_quality_check, utc_now(),
+            self.adapters.bucket, dataset_id, version_name, metadata, parent_version, run_quality_check, utc_now(),
+            thresholds=self.thresholds(), allow_failed_quality=allow_failed_quality,
         )
 
     def get_version(self, version_id: str) -> VersionEntry | None:
@@ -113,20 +146,64 @@ class DataVersionControl:
         return dataset_versions.compare_versions(self.adapters.bucket, version_id1, version_id2)
 
     def check_quality(self, dataset_path: str) -> dict[str, Any]:
-        """The quality report of a dataset's rows as they are now."""
-        return dataset_quality(self.adapters.bucket, self._dataset_id(dataset_path))
+        """The quality report of a dataset's rows as they are now, against the instance's `quality_thresholds`:
+        of the bucket's files for an id or gs:// prefix, of the local split files for a local copy."""
+        dataset_id, folder = self._dataset(dataset_path)
+        if folder is None:
+            return dataset_quality(self.adapters.bucket, dataset_id, thresholds=self.thresholds())
+        report = quality_of_files(local_copies.local_split_files(folder), EngineSettings.from_env(),
+                                  self.thresholds())
+        return {**report, "dataset_id": dataset_id, "dataset_path": str(folder)}
 
     def rollback_to_version(self, version_id: str, target_path: str | None = None) -> dict[str, Any]:
         """Make `version_id` the current version again, after checking its files are intact.
 
-        With `target_path` (a prefix under `restores/`, e.g. "restores/current/" or just "current"), its files
-        are also copied there, for a trainer that reads a fixed path.
+        With a local `target_path` (e.g. "data/restored"), its files are first downloaded there, each verified
+        against its sha256, into a temporary sibling renamed into place (a crash leaves no mixed directory; an
+        existing directory is replaced only if empty or an earlier local copy); the registry moves last. With a
+        `gs://<bucket>/restores/...` target, the files are copied there in the bucket (only under `restores/`).
         """
-        return dataset_versions.rollback(self.adapters.bucket, version_id, target_path, utc_now())
+        bucket, now = self.adapters.bucket, utc_now()
+        if target_path is None or not self.local_copies:
+            return dataset_versions.rollback(bucket, version_id, target_path, now)
+        if is_bucket_uri(target_path):
+            return dataset_versions.rollback(bucket, version_id, self._restore_object(target_path), now)
+        entry = versions.get_version(read_registry(bucket), version_id)
+        target = local_dir(target_path, "")
+        restored = local_copies.restore_version(bucket, entry, target, now)
+        result = dataset_versions.rollback(bucket, version_id, None, now)
+        return {**result, "restored_to": restored, "restored_dir": str(target)}
 
     def generate_version_report(self) -> dict[str, Any]:
         """How many versions, by quality, the current one and the newest ten."""
         return versions.version_report(read_registry(self.adapters.bucket), utc_now())
 
-    def _dataset_id(self, dataset_path: str) -> str:
-        return layout.dataset_id_of(dataset_path, self.settings.bucket)
+    def _restore_object(self, uri: str) -> str:
+        """The bucket prefix of a `gs://` restore target: literally under `restores/` (a bare name is not
+        moved there, as a bucket path through the `api` is)."""
+        name = bucket_object(uri, self.settings.bucket)
+        if not name.startswith(layout.RESTORES):
+            raise BadInput(f"target_path {uri!r} is not allowed: a gs:// target must be under "
+                           f"gs://{self.settings.bucket}/{layout.RESTORES}")
+        return name
+
+    def _dataset(self, dataset_path: str | os.PathLike[str]) -> tuple[str, Path | None]:
+        """(dataset id, its local copy or None) of a dataset id, `gs://` prefix, object prefix or local copy.
+
+        A local path that does not exist names the dataset of its last part when the bucket has it finished
+        (`data/finetuning/<dataset_id>` on a machine without the copy)."""
+        given = os.fspath(dataset_path)
+        if is_bucket_uri(given):
+            return layout.dataset_id_of(bucket_object(given, self.settings.bucket), self.settings.bucket), None
+        if given.startswith(layout.DATASETS) or not self.local_copies:
+            return layout.dataset_id_of(given, self.settings.bucket), None
+        folder = local_dir(given, "")
+        if folder.is_dir() and local_copies.read_marker(folder) is not None:
+            return local_copies.local_dataset(folder)[0], folder
+        if len(folder.parts) > 1:
+            name = local_copies.safe_name(folder.name, "dataset id")
+            if datasets.read_metadata(self.adapters.bucket, name) is None:
+                raise BadInput(f"dataset_path {given!r}: no local copy there and no finished dataset {name!r} in "
+                               f"gs://{self.settings.bucket}/{layout.DATASETS}")
+            return name, None
+        return layout.dataset_id_of(given, self.settings.bucket), None

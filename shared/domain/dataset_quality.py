@@ -17,7 +17,7 @@ Every metric is a fraction of rows (or groups) in [0, 1]; ``overall_score`` is t
 
 An empty split is a warning. An empty dataset fails with a critical issue and every metric at 0.0 (there is
 nothing to vouch for). A metric under its threshold adds an "error" issue in category "threshold".
-``passed`` = every threshold met and no critical issue.
+``passed`` = every threshold met and no critical issue; ``thresholds`` records the four minimums applied.
 
 Issue entries are capped per category (``ISSUE_CAP``, then one "... and N more" entry carrying the most
 severe omitted severity), so a 100k-row report stays small; the metrics always count every row.
@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from shared.errors import BadInput
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 REQUIRED_FIELDS = ("audio", "text", "case_id")
 # The fields the contract says every row carries; validate_lines reports each one missing.
@@ -51,12 +53,46 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Minimum metric values for a dataset to pass."""
+    """Minimum metric values for a dataset to pass (the seed's four, with the seed's defaults).
+
+    Each is a number in [0, 1]; a threshold of 0 never fails, one of 1 fails on a single bad row."""
 
     min_completeness: float = 0.95
     min_consistency: float = 0.90
     min_validity: float = 0.95
     min_overall_score: float = 0.90
+
+    def __post_init__(self) -> None:
+        for name in THRESHOLD_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise BadInput(f"quality threshold {name} must be a number in [0, 1], got {value!r}")
+
+    def as_dict(self) -> dict[str, float]:
+        """The seed's shape: `{"min_completeness": 0.95, ...}`."""
+        return {name: float(getattr(self, name)) for name in THRESHOLD_NAMES}
+
+
+THRESHOLD_NAMES = ("min_completeness", "min_consistency", "min_validity", "min_overall_score")
+
+
+def quality_thresholds(given: Mapping[str, Any] | QualityThresholds | None,
+                       default: QualityThresholds | None = None) -> QualityThresholds:
+    """Thresholds from the seed's dict (`{"min_completeness": 0.9, ...}`; a key left out keeps `default`'s
+    value), a QualityThresholds, or None (`default`, else the seed's defaults). BadInput names an unknown key or
+    a value outside [0, 1]."""
+    base = default or QualityThresholds()
+    if given is None:
+        return base
+    if isinstance(given, QualityThresholds):
+        return given
+    if not isinstance(given, Mapping):
+        raise BadInput(f"quality thresholds must be a dict of {', '.join(THRESHOLD_NAMES)}, not "
+                       f"{type(given).__name__}")
+    unknown = sorted(str(key) for key in given if key not in THRESHOLD_NAMES)
+    if unknown:
+        raise BadInput(f"unknown quality threshold {', '.join(unknown)} (known: {', '.join(THRESHOLD_NAMES)})")
+    return QualityThresholds(**{**base.as_dict(), **{str(k): v for k, v in given.items()}})
 
 
 @dataclass
@@ -287,6 +323,7 @@ def quality_report(
         },
         "num_samples": total,
         "split_sizes": dict(split_sizes),
+        "thresholds": thresholds.as_dict(),
     }
 
 
@@ -404,3 +441,35 @@ def line_issues(split: str, lines: Iterable[bytes], max_issues: int = LINE_ISSUE
     for _ in _parsed_lines(split, lines, issues, max_issues):
         pass
     return issues
+
+
+def gate_reasons(report: Mapping[str, Any]) -> list[str]:
+    """Why a quality report failed: its critical issues and its thresholds not met ([] when it passed)."""
+    if report.get("passed") is not False:
+        return []
+    issues = (report.get("quality_metrics") or {}).get("issues") or []
+    reasons = [i["message"] for i in issues if i.get("severity") == "critical" or i.get("category") == "threshold"]
+    return reasons or ["the quality check did not pass"]
+
+
+def quality_gate(report: Mapping[str, Any], create_version: bool, allow_failed_quality: bool) -> dict[str, Any]:
+    """Whether a dataset with this quality report may become a version, and what happened to it.
+
+    A dataset whose check passed is versioned when asked; one whose check failed is versioned only with
+    ``allow_failed_quality`` (its entry then carries ``quality_failed: true``). ``version``: "registered",
+    "registered_flagged", "refused" or "not_asked". A report without a verdict (no ``passed``: an entry made
+    before reports existed) gates nothing."""
+    passed = report.get("passed") is not False
+    if not create_version:
+        version = "not_asked"
+    elif passed:
+        version = "registered"
+    else:
+        version = "registered_flagged" if allow_failed_quality else "refused"
+    gate: dict[str, Any] = {"passed": passed, "thresholds": report.get("thresholds"), "version": version,
+                            "reasons": gate_reasons(report)}
+    if version == "refused":
+        gate["message"] = ("not registered as a version: the quality check failed (" + "; ".join(gate["reasons"])
+                           + "); to register it anyway, flagged quality_failed, set allow_failed_quality, or lower the "
+                           "quality thresholds")
+    return gate

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.domain.dataset_quality import THRESHOLD_NAMES, QualityThresholds
 from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
 from shared.errors import InvalidBuildRequest
 
@@ -43,6 +44,22 @@ def _check_version(value: str | None, limit: int) -> str | None:
     if value in (".", ".."):
         raise ValueError("must not be '.' or '..'")
     return value
+
+
+def _threshold(description: str) -> Any:
+    """One quality threshold of a request: a fraction in [0, 1], or absent (the deployment's default)."""
+    return Field(default=None, ge=0, le=1, allow_inf_nan=False, description=description)
+
+
+class RequestThresholds(BaseModel):
+    """A build's quality thresholds (the seed's four); one left out is the deployment's default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    min_completeness: float | None = _threshold("minimum share of rows with audio, text and case_id")
+    min_consistency: float | None = _threshold("minimum share of rows passing the consistency rules")
+    min_validity: float | None = _threshold("minimum share of rows passing the validity rules")
+    min_overall_score: float | None = _threshold("minimum mean of the five quality metrics")
 
 
 class BuildRequest(BaseModel):
@@ -79,6 +96,15 @@ class BuildRequest(BaseModel):
         json_schema_extra={"pattern": _VERSION_PATTERN, "minLength": 1, "maxLength": MAX_PARENT_VERSION},
     )
 
+    quality_thresholds: RequestThresholds | None = Field(
+        default=None, description="the build's quality thresholds; each one left out is the deployment's default"
+    )
+    allow_failed_quality: bool = Field(
+        default=False,
+        description="register the version even when the quality check fails (the entry is then flagged "
+        "quality_failed); by default a failed dataset is built and reported but not versioned",
+    )
+
     @field_validator("version_name")
     @classmethod
     def _version_name(cls, value: str | None) -> str | None:
@@ -102,6 +128,13 @@ class BuildRequest(BaseModel):
             )
         return self
 
+    def thresholds(self, default: QualityThresholds | None = None) -> QualityThresholds:
+        """The thresholds this build applies: the request's, each one left out taken from `default` (the
+        deployment's; else the seed's defaults)."""
+        base = (default or QualityThresholds()).as_dict()
+        given = self.quality_thresholds.model_dump(exclude_none=True) if self.quality_thresholds else {}
+        return QualityThresholds(**{name: given.get(name, base[name]) for name in THRESHOLD_NAMES})
+
     @property
     def ratios(self) -> tuple[float, float, float]:
         """The (train, val, test) shares."""
@@ -114,7 +147,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors(include_url=False):
         field = ".".join(str(p) for p in item["loc"]) or "request"
         if item["type"] == "extra_forbidden":
-            known = ", ".join(BuildRequest.model_fields)
+            model = RequestThresholds if item["loc"][:1] == ("quality_thresholds",) else BuildRequest
+            known = ", ".join(model.model_fields)
             parts.append(f"{field}: unknown field (known fields: {known})")
             continue
         message = validation_message(item)

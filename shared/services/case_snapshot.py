@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import cases_to_table
+from shared.domain.dataset_quality import QualityThresholds
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.trends import as_utc
 from shared.ports import Bucket, CaseStore
@@ -125,13 +126,14 @@ class SnapshotAppender:
 
 def build_over_snapshot(
     request: BuildRequest, dataset_id: str, source: str, bucket: Bucket, now: datetime,
-    before_write: Callable[[], None] = lambda: None,
+    before_write: Callable[[], None] = lambda: None, thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any] | None:
     """Build a dataset from the snapshot's parts: the split files and their Parquet copies streamed to the
     bucket with their sha256, then `metadata.json` (the dataset is finished once it exists); its metadata, None
     when no case is eligible.
 
-    `before_write` runs before the first byte is written (a leased build checks it still holds its lease).
+    `before_write` runs before the first byte is written (a leased build checks it still holds its lease);
+    the quality report applies `thresholds` (None: the seed's defaults).
     Memory is DuckDB's limit (EngineSettings) plus the parts' compressed size in the temporary folder.
     """
     prefix = layout.dataset_prefix(dataset_id)
@@ -146,7 +148,8 @@ def build_over_snapshot(
     with tempfile.TemporaryDirectory(prefix="stt-build-") as folder:
         paths, names = fetch_parts(bucket, Path(folder), layout.SNAPSHOT_PARTS)
         build = build_from_snapshot(paths, request, open_file, dataset_id=dataset_id, created_at=now,
-                                    source=source, settings=EngineSettings.from_env(), names=names)
+                                    source=source, settings=EngineSettings.from_env(), names=names,
+                                    thresholds=thresholds)
     if build.total == 0:
         return None
     data_files = {split: bucket.uri(prefix + layout.split_file(split)) for split in build.split_sizes}

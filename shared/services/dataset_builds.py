@@ -2,7 +2,8 @@
 
 Order of writes, so a reader never takes a half-written dataset for a finished one: the split files first,
 then `metadata.json` (the dataset is finished once it exists: it holds every file's sha256), then the
-registry entry (a compare-and-swap on the registry object's generation), then the build's ledger record.
+registry entry (a compare-and-swap on the registry object's generation; only when the quality check passed or
+the request allows a failed one), then the dataset card `README.md`, then the build's ledger record.
 A redelivered or taken-over build finds what an earlier attempt finished and completes only the rest.
 
 One build per upload, whatever Pub/Sub delivers: an attempt holds a lease (build_leases.py). Versions go
@@ -23,12 +24,14 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
+from shared.domain.dataset_quality import QualityThresholds, quality_gate
 from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.build_leases import Lease, claim_build
 from shared.services.case_snapshot import build_over_snapshot, sync_snapshot
+from shared.services.dataset_cards import write_card
 from shared.services.datasets import read_metadata
 from shared.services.outcome import Outcome
 from shared.services.version_registry import read_registry, register_version
@@ -60,11 +63,15 @@ def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[st
 def build_dataset(
     request: BuildRequest, dataset_id: str, source: str, cases: CaseStore, bucket: Bucket,
     now: datetime | None = None, before_commit: Callable[[], None] = lambda: None,
+    thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
     """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
 
     The cases come from the case snapshot, brought up to date first (services/case_snapshot.py).
     `before_commit` runs before any dataset file is written (a leased build checks it still holds its lease).
+    The quality check applies the request's `quality_thresholds` over `thresholds` (the deployment's default).
+    A dataset whose check fails is built and reported but registered as a version only when the request says
+    `allow_failed_quality` (the entry is then flagged `quality_failed`); `quality_gate` in the info says which.
     """
     now = now or utc_now()
     metadata = read_metadata(bucket, dataset_id)
@@ -73,15 +80,23 @@ def build_dataset(
             _known_version(bucket, request.parent_version)
         # Every case stored before now is in the snapshot once this returns.
         sync_snapshot(cases, bucket, now)
-        metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit)
+        metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit,
+                                       thresholds=request.thresholds(thresholds))
         if metadata is None:
             # The keys a built dataset's info has too, at zero, so a caller reading split_sizes never KeyErrors.
             return {"error": "No eligible cases", "dataset_id": dataset_id, "total_samples": 0,
                     "split_sizes": dict.fromkeys(SPLITS, 0), "request": request.model_dump()}
+    # The report in metadata.json is the one the build made, with the thresholds it applied (a redelivery
+    # decides as the first attempt did).
+    gate = quality_gate(metadata["quality_report"], request.create_version, request.allow_failed_quality)
     version_id = None
-    if request.create_version:
-        version_id = register_version(bucket, metadata, request.version_name, request.parent_version, now)
-    return dataset_info(metadata, version_id)
+    if gate["version"] in ("registered", "registered_flagged"):
+        flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
+        version_id = register_version(bucket, metadata, request.version_name, request.parent_version, now,
+                                      flags=flags)
+    # The dataset card (README.md) last: derived from metadata.json and the registry, so it names the version.
+    write_card(bucket, dataset_id, metadata)
+    return {**dataset_info(metadata, version_id), "quality_gate": gate}
 
 
 def _known_version(bucket: Bucket, version_id: str) -> None:
@@ -93,15 +108,19 @@ def run_build_request(
     object_name: str, generation: str | int | None, *, ledger: BuildLedger, cases: CaseStore,
     bucket: Bucket, quarantine: Quarantine, attempt: str | None = None,
     clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
+    thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
-    """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`."""
+    """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`.
+
+    `thresholds`: the deployment's default quality thresholds (Settings.quality_thresholds)."""
     build_id = object_version_id(object_name, generation)
     attempt = attempt or uuid.uuid4().hex
     done = claim_build(ledger, build_id, attempt, clock, sleep)
     if done is not None:
         return {**done.get("result", {}), "status": f"already {done['status']}"}
     with Lease(ledger, build_id, attempt, clock).kept() as lease:
-        status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease)
+        status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease,
+                                thresholds)
         lease.check()
         if status != "gone":
             bucket.put(layout.build_result_name(object_name),
@@ -112,7 +131,7 @@ def run_build_request(
 
 def _serve(
     object_name: str, generation: str | int | None, build_id: str, cases: CaseStore, bucket: Bucket,
-    quarantine: Quarantine, now: datetime, lease: Lease,
+    quarantine: Quarantine, now: datetime, lease: Lease, thresholds: QualityThresholds | None,
 ) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
     gen = int(generation) if generation else None
@@ -129,7 +148,8 @@ def _serve(
     try:
         request = parse_build_request(raw)
         dataset_id = layout.dataset_id_for_request(object_name, generation)
-        info = build_dataset(request, dataset_id, base["object"], cases, bucket, now, before_commit=lease.check)
+        info = build_dataset(request, dataset_id, base["object"], cases, bucket, now, before_commit=lease.check,
+                             thresholds=thresholds)
     except BadInput as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
         return "rejected", {**base, "status": "rejected", "reason": exc.reason}
@@ -137,18 +157,19 @@ def _serve(
 
 
 def build_from_parameters(
-    parameters: Mapping[str, Any], cases: CaseStore, bucket: Bucket, now: datetime
+    parameters: Mapping[str, Any], cases: CaseStore, bucket: Bucket, now: datetime,
+    thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
     """Build a dataset asked for from Python or the api; its info ({"error": ...} when no case is eligible).
 
     The parameters go through the request's own parser, so a bad one is refused in the words an upload gets.
     """
     request = parse_build_request(orjson.dumps(dict(parameters)))
-    return build_dataset(request, python_dataset_id(now), "python", cases, bucket, now)
+    return build_dataset(request, python_dataset_id(now), "python", cases, bucket, now, thresholds=thresholds)
 
 
 # What the log line of a build keeps of its result (the whole result is in dataset_results/ and Firestore).
-_LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "reason")
+_LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "quality_passed", "reason")
 
 
 def serve_notification(
@@ -158,5 +179,6 @@ def serve_notification(
     if not is_build_request(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_build_request(attributes["objectId"], attributes.get("objectGeneration"), ledger=ledger,
-                               cases=cases, bucket=bucket, quarantine=cases)
+                               cases=cases, bucket=bucket, quarantine=cases,
+                               thresholds=settings.quality_thresholds())
     return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

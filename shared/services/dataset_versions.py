@@ -16,7 +16,8 @@ import orjson
 
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
-from shared.errors import BadInput, TargetChanged
+from shared.domain.dataset_quality import QualityThresholds, quality_gate
+from shared.errors import BadInput, QualityGateFailed, TargetChanged
 from shared.ports import Bucket
 from shared.services.datasets import changed_files, dataset_quality, finished_metadata, object_sha256, read_rows
 from shared.services.version_registry import read_registry, register_version, update_registry
@@ -27,15 +28,22 @@ from shared.snapshot.engine import EngineSettings
 def create_version(
     bucket: Bucket, dataset_id: str, version_name: str | None, metadata: Mapping[str, Any] | None,
     parent_version: str | None, run_quality_check: bool, now: datetime,
+    thresholds: QualityThresholds | None = None, allow_failed_quality: bool = False,
 ) -> str:
     """Version a finished dataset; the version id (the same one again for the same dataset and name).
 
-    The quality report is the build's, or re-run on the files as they are now when asked.
+    The quality report is the build's, or re-run on the files as they are now with `thresholds` when asked.
+    A dataset whose report failed is refused (QualityGateFailed, saying why) unless `allow_failed_quality`;
+    its entry is then flagged `quality_failed`.
     """
     found = finished_metadata(bucket, dataset_id)
     if run_quality_check:
-        found = {**found, "quality_report": dataset_quality(bucket, dataset_id)}
-    return register_version(bucket, found, version_name, parent_version, now, metadata)
+        found = {**found, "quality_report": dataset_quality(bucket, dataset_id, thresholds=thresholds)}
+    gate = quality_gate(found["quality_report"], True, allow_failed_quality)
+    if gate["version"] == "refused":
+        raise QualityGateFailed(f"{dataset_id}: {gate['message']}")
+    flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
+    return register_version(bucket, found, version_name, parent_version, now, metadata, flags=flags)
 
 
 def case_splits(bucket: Bucket, dataset_id: str) -> dict[str, str]:

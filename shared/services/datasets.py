@@ -18,7 +18,7 @@ import orjson
 
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
-from shared.domain.dataset_quality import validate_lines
+from shared.domain.dataset_quality import QualityThresholds, gate_reasons, validate_lines
 from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
 from shared.snapshot.dataset_files import (
@@ -88,20 +88,27 @@ def list_datasets(bucket: Bucket) -> list[dict[str, Any]]:
     return sorted(infos, key=lambda info: str(info.get("created_at")), reverse=True)
 
 
-def dataset_quality(bucket: Bucket, dataset_id: str, settings: EngineSettings | None = None) -> dict[str, Any]:
+def dataset_quality(
+    bucket: Bucket, dataset_id: str, settings: EngineSettings | None = None,
+    thresholds: QualityThresholds | None = None,
+) -> dict[str, Any]:
     """check_quality's report of the dataset's rows as they are now, counted on DuckDB over local copies of its
     Parquet copies when they and its split files are as built, else of its split files
-    (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows."""
+    (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows. `passed` applies
+    `thresholds` (None: the seed's defaults)."""
     recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
     engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
-        return read_datasets(bucket, [(dataset_id, recorded)], Path(tmp), lambda rows: quality_of_rows(rows[0], engine))
+        return read_datasets(bucket, [(dataset_id, recorded)], Path(tmp),
+                             lambda rows: quality_of_rows(rows[0], engine, thresholds))
 
 
 def validate_dataset(
-    bucket: Bucket, dataset_id: str, now: datetime, settings: EngineSettings | None = None
+    bucket: Bucket, dataset_id: str, now: datetime, settings: EngineSettings | None = None,
+    thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
-    """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage.
+    """Check a dataset as it is now: files present, rows well-formed, checksums as recorded, no leakage, and
+    its quality metrics at least `thresholds` (None: the seed's defaults); `is_valid` when nothing is wrong.
 
     Each split file is streamed to a local copy (hashed on the way), its lines checked one at a time, and the
     quality report counted on DuckDB over the copies; no split's rows are held in memory."""
@@ -122,8 +129,8 @@ def validate_dataset(
         # As built, the Parquet copies (when still as built too) hold the same rows and read faster.
         copies = verified_copies(bucket, dataset_id, recorded, Path(tmp) / "copies") if as_built else None
         rows = DatasetRows(paths, parquet=False) if copies is None else DatasetRows(dict(copies), parquet=True)
-        quality = quality_of_rows(rows, settings or EngineSettings.from_env())
-    issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
+        quality = quality_of_rows(rows, settings or EngineSettings.from_env(), thresholds)
+    issues.extend(gate_reasons(quality))
     return {
         "dataset_id": dataset_id,
         "validated_at": now.isoformat(),

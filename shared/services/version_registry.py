@@ -49,9 +49,11 @@ def read_registry(bucket: RegistryBucket) -> dict[str, Any]:
 
 def register_version(
     bucket: RegistryBucket, metadata: Mapping[str, Any], version_name: str | None, parent_version: str | None,
-    now: datetime, extra: Mapping[str, Any] | None = None,
+    now: datetime, extra: Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None,
 ) -> str:
-    """Add the dataset's version to the registry (idempotent for the same dataset); its version id."""
+    """Add the dataset's version to the registry (idempotent for the same dataset); its version id.
+
+    `extra` goes into the entry's metadata; `flags` are top-level keys of the entry (`quality_failed`)."""
     dataset_id = str(metadata["dataset_id"])
     version_id = version_id_for(version_name, dataset_id)
     summary = {key: metadata.get(key) for key in ("total_samples", "split_sizes", "error_type_distribution",
@@ -59,6 +61,6 @@ def register_version(
     entry = new_version(
         version_id, dataset_id, str(metadata["gcs_path"]), metadata["files"], {**summary, **(extra or {})},
         metadata["quality_report"], parent_version, now,
-    )
+    ) | dict(flags or {})
     update_registry(bucket, lambda registry: add_version(registry, entry, now))
     return version_id

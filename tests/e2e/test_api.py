@@ -1,5 +1,7 @@
 """The `api` HTTP function of the stack, called as `curl -d '{...}' $STT_API_URL` would."""
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -31,14 +33,14 @@ def test_api_serves_the_seed_operations(stack: StackInfo, namespace: str) -> Non
     assert requests.get(url, timeout=30).status_code == 405
 
 
-def test_api_serves_datasets_and_versions(stack: StackInfo, namespace: str) -> None:
+def test_api_serves_datasets_and_versions(stack: StackInfo, namespace: str, tmp_path: Path) -> None:
     from shared import FinetuningDatasetPipeline
 
     manager = DataManager(stack.settings)
     for i in range(12):
         manager.store_failed_case(f"gs://stt-audio/{namespace}/{i}.wav", f"ITEM {i} IS HERE", f"Item {i} is here.",
                                   error_score=0.95, speaker_id=f"{namespace}-{i % 4}")
-    pipeline = FinetuningDatasetPipeline(stack.settings)
+    pipeline = FinetuningDatasetPipeline(stack.settings, output_dir=tmp_path)  # its local copies go there
     first = pipeline.prepare_dataset(min_error_score=0.95, create_version=True, version_name=f"{namespace}-a")
     second = pipeline.prepare_dataset(min_error_score=0.95, create_version=True, version_name=f"{namespace}-b",
                                       parent_version=first["version_id"])

@@ -54,11 +54,17 @@ def test_settings(stack: StackInfo, test_settings: Settings, namespace: str) -> 
 
 
 @pytest.fixture
-def built(stack: StackInfo, test_settings: Settings, namespace: str) -> dict:
+def output_dir(tmp_path: Path) -> Path:
+    """Where this test's pipelines put their local copies."""
+    return tmp_path / "data" / "finetuning"
+
+
+@pytest.fixture
+def built(stack: StackInfo, test_settings: Settings, namespace: str, output_dir: Path) -> dict:
     manager = DataManager(test_settings)
     _store_cases(manager, namespace, 0, 80)
     manager.store_failed_case(f"gs://stt-audio/{namespace}/raw.wav", "never corrected", error_score=0.9)
-    pipeline = FinetuningDatasetPipeline(test_settings)
+    pipeline = FinetuningDatasetPipeline(test_settings, output_dir=output_dir)
     return pipeline.prepare_dataset(
         min_error_score=0.5, balance_error_types=False, create_version=True, version_name=namespace
     )
@@ -115,10 +121,10 @@ def test_hugging_face_loads_the_dataset_as_written(built: dict, test_settings: S
 
 
 def test_versions_compare_lineage_and_roll_back(
-    built: dict, stack: StackInfo, test_settings: Settings, namespace: str
+    built: dict, stack: StackInfo, test_settings: Settings, namespace: str, output_dir: Path, tmp_path: Path
 ) -> None:
     _store_cases(DataManager(test_settings), namespace, 80, 40)
-    pipeline = FinetuningDatasetPipeline(test_settings)
+    pipeline = FinetuningDatasetPipeline(test_settings, output_dir=output_dir)
     second = pipeline.prepare_dataset(
         min_error_score=0.5, balance_error_types=False, create_version=True, version_name=namespace,
         parent_version=built["version_id"],
@@ -132,10 +138,16 @@ def test_versions_compare_lineage_and_roll_back(
     assert diff["checksum_match"] is False and added > 0
     assert diff["cases"]["added"] == added and diff["cases"]["removed"] == 0 and diff["cases"]["moved"] == 0
 
+    bucket_uri = f"gs://{test_settings.bucket}/"
     for unsafe in ("dataset-requests/x", "imports/x", "data_versions/v", "restores/../imports", f"tmp/{namespace}/x"):
         with pytest.raises(ValueError, match="not allowed"):  # refused before anything is written
-            control.rollback_to_version(built["version_id"], target_path=unsafe)
-    rolled = control.rollback_to_version(built["version_id"], target_path=f"restores/{namespace}/current")
+            control.rollback_to_version(built["version_id"], target_path=bucket_uri + unsafe)
+    # A local target: the version's files, verified, in a local directory (the registry moves too).
+    local = control.rollback_to_version(second["version_id"], target_path=str(tmp_path / "restored"))
+    assert local["current_version"] == second["version_id"]
+    original = BucketStore(test_settings).get(f"{dataset_prefix(second['dataset_id'])}train.jsonl")
+    assert (tmp_path / "restored" / "train.jsonl").read_bytes() == original
+    rolled = control.rollback_to_version(built["version_id"], target_path=f"{bucket_uri}restores/{namespace}/current")
     assert rolled["current_version"] == built["version_id"]
     registry = orjson.loads(BucketStore(test_settings).get("data_versions/version_registry.json") or b"{}")
     assert registry["current_version"] == built["version_id"]
@@ -168,18 +180,25 @@ def test_no_eligible_case_and_bad_parameters(stack: StackInfo, test_settings: Se
         pipeline.prepare_dataset(train_ratio=0.9, val_ratio=0.2, test_ratio=0.1)
 
 
-def test_integrated_system_reports_on_everything(built: dict, test_settings: Settings, namespace: str) -> None:
+def test_integrated_system_reports_on_everything(
+    built: dict, test_settings: Settings, namespace: str, tmp_path: Path
+) -> None:
     system = IntegratedDataManagementSystem(test_settings)
     case_id = system.record_failed_transcription(
         f"gs://stt-audio/{namespace}/int.wav", "THE END", error_score=0.7, inference_time=0.4
     )
     assert system.add_correction(case_id, "The end.", correction_method="reviewer-1")
-    report = system.generate_comprehensive_report(output_path=f"reports/{namespace}/report.json")
+    report = system.generate_comprehensive_report(
+        output_path=f"gs://{test_settings.bucket}/reports/{namespace}/report.json")
     assert report["system_statistics"]["data_management"]["total_cases"] == 82
     assert report["system_statistics"]["available_datasets"] >= 1
     assert report["system_statistics"]["version_control"]["total_versions"] >= 1
     assert report["saved_to"].endswith(f"/reports/{namespace}/report.json")
     assert any("Fewer than 100" in advice for advice in report["recommendations"])
+    local = system.generate_comprehensive_report(output_path=str(tmp_path / "reports" / f"{namespace}.json"))
+    assert orjson.loads((tmp_path / "reports" / f"{namespace}.json").read_bytes())["generated_at"]
+    copy = BucketStore(test_settings).get(f"reports/{namespace}.json")
+    assert copy is not None and local["saved_to_bucket"].endswith(f"/reports/{namespace}.json")
 
 
 def test_the_firestore_ledger_leases_renews_and_hands_over(stack: StackInfo, test_settings: Settings) -> None:
@@ -203,24 +222,33 @@ def test_the_firestore_ledger_leases_renews_and_hands_over(stack: StackInfo, tes
     assert done is not None and done["result"] == {"status": "built"} and done["takeovers"] == 1
 
 
-def test_a_parquet_copy_loads_with_the_same_rows(built: dict, test_settings: Settings, tmp_path: Path) -> None:
+def test_the_local_copies_are_verified_and_the_hugging_face_folders_load(
+    built: dict, test_settings: Settings, tmp_path: Path, output_dir: Path, namespace: str
+) -> None:
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HOME"] = str(tmp_path / "hf")
     import datasets
 
-    pipeline = FinetuningDatasetPipeline(test_settings)
-    assert pipeline.prepare_huggingface_dataset(built["dataset_id"]) == built["data_files"]
-    uris = pipeline.prepare_huggingface_dataset(built["dataset_id"], output_format="parquet")
     bucket = BucketStore(test_settings)
-    files = {}
-    for split, uri in uris.items():
-        local = tmp_path / f"{split}.parquet"
-        local.write_bytes(bucket.get(uri.removeprefix(f"gs://{test_settings.bucket}/")) or b"")
-        files[split] = str(local)
-    loaded = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "cache"))
-    expected = {split: size for split, size in built["split_sizes"].items() if size}
-    assert {split: loaded[split].num_rows for split in files} == expected
+    mirror = output_dir / built["dataset_id"]
+    assert built["local_path"] == str(mirror)
+    metadata = orjson.loads(bucket.get(f"{dataset_prefix(built['dataset_id'])}metadata.json") or b"{}")
+    for name, entry in metadata["files"].items():
+        assert hashlib.sha256((mirror / name).read_bytes()).hexdigest() == entry["sha256"]
+    assert bucket.get(f"{dataset_prefix(built['dataset_id'])}README.md") == (mirror / "README.md").read_bytes()
+
+    pipeline = FinetuningDatasetPipeline(test_settings, output_dir=output_dir)
+    expected = {{"val": "validation"}.get(split, split): size for split, size in built["split_sizes"].items() if size}
     train_ids = sorted(row["case_id"] for row in _rows(bucket, built, "train"))
-    assert sorted(loaded["train"]["case_id"]) == train_ids
+    for output_format in ("json", "parquet"):
+        folder = pipeline.prepare_huggingface_dataset(built["dataset_id"], output_format=output_format)
+        assert isinstance(folder, str) and folder.startswith(str(output_dir))
+        loaded = datasets.load_dataset(folder, cache_dir=str(tmp_path / "cache" / output_format))
+        assert {split: loaded[split].num_rows for split in loaded} == expected
+        assert sorted(loaded["train"]["case_id"]) == train_ids
     with pytest.raises(ValueError, match="output_format"):
         pipeline.prepare_huggingface_dataset(built["dataset_id"], output_format="csv")
+
+    control = DataVersionControl(test_settings)
+    assert control.create_version(str(mirror), namespace) == built["version_id"]
+    assert control.check_quality(str(mirror))["num_samples"] == built["total_samples"]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
+from shared.domain.dataset_card import CARD_NAME
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import add_version, file_entry, manifest_checksum, new_version, parse_registry
 from shared.errors import BuildInProgress, LeaseLost
@@ -124,11 +125,13 @@ def test_good_request_writes_splits_then_metadata_last_then_registry_result_and_
     assert result["dataset_id"] == dataset_id == f"weekly-{generation}"
     assert result["total_samples"] == 40
     assert sum(result["split_sizes"].values()) == 40
-    # Order: every split file and its Parquet copy, then metadata.json, then the registry, then the result object.
+    # Order: every split file and its Parquet copy, then metadata.json, then the registry, then the dataset card
+    # (it names the version), then the result object.
     assert landed(world.bucket, before) == [
         *(prefix + name for name in DATASET_FILES),
         prefix + layout.DATASET_METADATA,
         layout.REGISTRY,
+        prefix + CARD_NAME,
         f"{layout.DATASET_RESULTS}weekly.json",
     ]
 
@@ -234,7 +237,8 @@ def test_a_redelivery_after_a_crash_waits_out_the_lease_then_finishes_only_the_r
 
     assert LEASE.total_seconds() - 1 <= world.clock.slept <= LEASE.total_seconds() + POLL_S
     assert result["status"] == "built"
-    assert landed(world.bucket, written) == [layout.REGISTRY, f"{layout.DATASET_RESULTS}weekly.json"]
+    assert landed(world.bucket, written) == [layout.REGISTRY, layout.dataset_prefix(dataset_id) + CARD_NAME,
+                                             f"{layout.DATASET_RESULTS}weekly.json"]
     assert read_registry(world.bucket)["current_version"] == result["version_id"]
     assert result["checksum"] == world.metadata(dataset_id)["checksum"]
     record = world.record(generation)
@@ -319,7 +323,7 @@ def test_a_half_written_dataset_with_an_expired_lease_is_rebuilt() -> None:
     assert result["status"] == "built"
     assert landed(world.bucket, written) == [
         *(prefix + name for name in DATASET_FILES), prefix + layout.DATASET_METADATA, layout.REGISTRY,
-        f"{layout.DATASET_RESULTS}weekly.json",
+        prefix + CARD_NAME, f"{layout.DATASET_RESULTS}weekly.json",
     ]
     metadata = world.metadata(result["dataset_id"])
     for name in SPLIT_FILES:
@@ -395,7 +399,8 @@ def test_an_unknown_parent_is_named_among_existing_versions() -> None:
     assert result["status"] == "rejected"
     assert "'v_typo'" in result["reason"] and layout.REGISTRY in result["reason"]
     assert dataset_names(world.bucket) == [
-        layout.dataset_prefix(first["dataset_id"]) + name for name in (*DATASET_FILES, layout.DATASET_METADATA)
+        layout.dataset_prefix(first["dataset_id"]) + name
+        for name in (*DATASET_FILES, layout.DATASET_METADATA, CARD_NAME)
     ]
 
 
@@ -501,7 +506,7 @@ def test_build_dataset_without_a_version_leaves_the_registry_alone() -> None:
     assert "version_id" not in info
     assert bucket.get(layout.REGISTRY) is None
     prefix = layout.dataset_prefix("py-2")
-    assert landed(bucket) == [prefix + name for name in (*DATASET_FILES, layout.DATASET_METADATA)]
+    assert landed(bucket) == [prefix + name for name in (*DATASET_FILES, layout.DATASET_METADATA, CARD_NAME)]
 
 
 def test_build_dataset_without_cases_says_so_and_writes_nothing() -> None:

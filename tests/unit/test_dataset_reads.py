@@ -169,7 +169,7 @@ def test_quality_of_edge_files(tmp_path: Path) -> None:
 
 
 def reference_validation(bucket: FakeBucket, dataset_id: str) -> dict[str, Any]:
-    """validate_dataset as it was before issue #13: every split file's rows in memory."""
+    """validate_dataset as it was before issue #13 (every split file's rows in memory), with the thresholds."""
     metadata = read_metadata(bucket, dataset_id)
     issues: list[str] = [] if metadata else [f"missing required file: {layout.DATASET_METADATA}"]
     recorded = (metadata or {}).get("files", {})
@@ -185,7 +185,9 @@ def reference_validation(bucket: FakeBucket, dataset_id: str) -> dict[str, Any]:
         splits[split], line_problems = validate_lines(split, data.splitlines())
         issues.extend(line_problems)
     quality = check_quality(splits)
-    issues.extend(i["message"] for i in quality["quality_metrics"]["issues"] if i["severity"] == "critical")
+    # Since issue #14 validation honours the thresholds too: a figure under its minimum is an issue.
+    issues.extend(i["message"] for i in quality["quality_metrics"]["issues"]
+                  if i["severity"] == "critical" or i["category"] == "threshold")
     return {
         "dataset_id": dataset_id, "validated_at": T0.isoformat(), "is_valid": not issues, "issues": issues,
         "warnings": quality["quality_metrics"]["warnings"],
@@ -400,8 +402,9 @@ def test_compare_versions_of_built_datasets_reads_their_copies_and_equals_the_ca
     cases = random_cases(9, 500)
     built_dataset(bucket, "ds1", cases[:400])
     built_dataset(bucket, "ds2", cases[100:])
-    v1 = create_version(bucket, "ds1", "one", None, None, False, T0)
-    v2 = create_version(bucket, "ds2", "two", None, v1, False, T0)
+    # Random rows fail the quality thresholds: versioned anyway (flagged), as the comparison is what is tested.
+    v1 = create_version(bucket, "ds1", "one", None, None, False, T0, allow_failed_quality=True)
+    v2 = create_version(bucket, "ds2", "two", None, v1, False, T0, allow_failed_quality=True)
     assert rows_of(bucket, "ds1", tmp_path).parquet and rows_of(bucket, "ds2", tmp_path).parquet
     expected = versions.compare_cases(case_splits(bucket, "ds1"), case_splits(bucket, "ds2"))
     assert expected["added"] > 50 and expected["removed"] > 50 and expected["kept"] > 50

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.domain.dataset_quality import QualityThresholds
 from shared.domain.dataset_request import (
     MAX_REQUEST_BYTES,
     BuildRequest,
@@ -17,6 +18,8 @@ from shared.domain.dataset_request import (
 from shared.errors import InvalidBuildRequest
 
 FIELDS = {
+    "quality_thresholds",
+    "allow_failed_quality",
     "min_error_score",
     "include_uncorrected",
     "train_ratio",
@@ -68,9 +71,13 @@ def test_every_field_is_read() -> None:
         "create_version": False,
         "version_name": "v2.1_rc-1",
         "parent_version": "v2.0",
+        "quality_thresholds": {"min_completeness": 0.9, "min_consistency": None, "min_validity": 1.0,
+                               "min_overall_score": 0.5},
+        "allow_failed_quality": True,
     }
     request = parse_build_request(encode(payload))
     assert request.model_dump() == {**payload, "min_error_score": 0.0}
+    assert request.thresholds(QualityThresholds(min_consistency=0.7)) == QualityThresholds(0.9, 0.7, 1.0, 0.5)
     assert request.ratios == (0.7, 0.2, 0.1)
     assert isinstance(request.min_error_score, float)
 
@@ -205,3 +212,24 @@ def test_json_schema_describes_every_field_and_forbids_others() -> None:
     assert "required" not in schema
     assert schema["properties"]["version_name"]["maxLength"] == 64
     assert schema["properties"]["parent_version"]["maxLength"] == 128
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b'{"quality_thresholds": {"min_valid": 0.9}}', "quality_thresholds.min_valid: unknown field (known fields: "
+                                                   "min_completeness, min_consistency, min_validity"),
+    (b'{"quality_thresholds": {"min_validity": 1.5}}', "quality_thresholds.min_validity"),
+    (b'{"quality_thresholds": {"min_validity": "0.9"}}', "quality_thresholds.min_validity"),
+    (b'{"quality_thresholds": [0.9]}', "quality_thresholds"),
+    (b'{"allow_failed_quality": "yes"}', "allow_failed_quality"),
+])
+def test_bad_quality_fields_are_refused_by_name(body: bytes, named: str) -> None:
+    with pytest.raises(InvalidBuildRequest, match=named.replace("(", r"\(")):
+        parse_build_request(body)
+
+
+def test_thresholds_left_out_are_the_deployments() -> None:
+    assert parse_build_request(b"{}").thresholds() == QualityThresholds()
+    default = QualityThresholds(0.5, 0.5, 0.5, 0.5)
+    assert parse_build_request(b"{}").thresholds(default) == default
+    request = parse_build_request(b'{"quality_thresholds": {"min_overall_score": 0.99}}')
+    assert request.thresholds(default) == QualityThresholds(0.5, 0.5, 0.5, 0.99)
