@@ -10,6 +10,7 @@ locals {
     topic_metrics         = var.topic_metrics
     topic_bucket_events   = var.topic_bucket_events
     collection_prefix     = var.collection_prefix
+    audio_root            = var.audio_root
     max_delivery_attempts = var.max_delivery_attempts
     ack_deadline_s        = var.ack_deadline_s
     min_backoff_s         = var.min_backoff_s

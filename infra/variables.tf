@@ -61,6 +61,17 @@ variable "collection_prefix" {
   default     = ""
 }
 
+variable "audio_root" {
+  description = "Where an event's audio_path without a scheme (audio/sample.wav) points: a gs:// prefix (STT_AUDIO_ROOT; empty means the deployment's own bucket)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.audio_root == "" || can(regex("^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/", var.audio_root))
+    error_message = "audio_root is empty or a gs://bucket/ prefix."
+  }
+}
+
 variable "max_delivery_attempts" {
   description = "Deliveries of a message before it goes to its dead-letter topic (STT_MAX_DELIVERY_ATTEMPTS, 5..100)."
   type        = number

@@ -32,6 +32,9 @@ class Settings:
     min_consistency: float = 0.90
     min_validity: float = 0.95
     min_overall_score: float = 0.90
+    # Where an event's audio_path without a scheme (the seed's `audio/sample.wav`) points: a gs:// prefix; empty
+    # means the deployment's own bucket (`gs://<bucket>/`).
+    audio_root: str = ""
 
     def __post_init__(self) -> None:
         self.quality_thresholds()  # BadInput (a ValueError) naming a threshold outside [0, 1]
@@ -58,6 +61,10 @@ class Settings:
         return QualityThresholds(self.min_completeness, self.min_consistency, self.min_validity,
                                  self.min_overall_score)
 
+    def resolved_audio_root(self) -> str:
+        """The gs:// prefix relative audio paths are resolved against."""
+        return self.audio_root or f"gs://{self.bucket}/"
+
     def collection(self, name: str) -> str:
         """The Firestore collection id for `name` under this deployment's prefix."""
         return f"{self.collection_prefix}{name}"
@@ -75,6 +82,7 @@ ENV_NAMES: dict[str, str] = {
     "topic_metrics": "STT_TOPIC_METRICS",
     "topic_bucket_events": "STT_TOPIC_BUCKET_EVENTS",
     "collection_prefix": "STT_COLLECTION_PREFIX",
+    "audio_root": "STT_AUDIO_ROOT",
     "max_delivery_attempts": "STT_MAX_DELIVERY_ATTEMPTS",
     "ack_deadline_s": "STT_ACK_DEADLINE_S",
     "min_backoff_s": "STT_MIN_BACKOFF_S",

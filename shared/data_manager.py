@@ -65,7 +65,7 @@ class DataManager:
                     "error_score": error_score, "metadata": metadata}
         event = {"audio_path": audio_path, "original_transcript": original_transcript, **fields,
                  **{k: v for k, v in optional.items() if v is not None}}
-        return store_failure_fields(event, self.store)
+        return store_failure_fields(event, self.store, self.adapters.settings.resolved_audio_root())
 
     def store_correction(
         self, case_id: str, corrected_transcript: str, corrected_by: str | None = None,

@@ -29,7 +29,7 @@ class FailurePublisher:
         for position, event in enumerate(events):
             payload = orjson.dumps(dict(event))
             try:
-                parse_failure_event(payload)
+                parse_failure_event(payload, self.settings.resolved_audio_root())
             except InvalidEvent as exc:
                 raise InvalidEvent(f"event {position}: {exc.reason}") from None
             payloads.append(payload)

@@ -17,4 +17,7 @@ log = get_logger("record_failure")
 @functions_framework.cloud_event
 def record_failure(cloud_event: Any) -> None:
     """Store the pushed failure event; bad input is quarantined and acknowledged, store errors are retried."""
-    handle_push(cloud_event, log, lambda message: record(message.data, message.message_id, adapters().cases))
+    a = adapters()
+    root = a.settings.resolved_audio_root()
+    handle_push(cloud_event, log, lambda message: record(message.data, message.message_id, a.cases,
+                                                          audio_root=root))

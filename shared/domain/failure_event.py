@@ -4,6 +4,15 @@ Parsing is strict JSON: a number given as a string, a boolean for an integer or 
 for a transcript is a wrong type, not coerced. Unknown fields are kept (the stored case holds
 every field as given). ``occurred_at`` without a time zone is read as UTC.
 
+``audio_path`` is a ``gs://bucket/object`` URI, or a path without a scheme (the seed's ``audio/sample.wav``)
+resolved against the deployment's audio root (``Settings.audio_root``, ``STT_AUDIO_ROOT``; by default the
+deployment's own bucket): the case keeps the resolved URI as ``audio_path`` and the path as given as
+``audio_path_given``. A path with another scheme, an absolute one, or one with ``..`` segments is refused.
+
+``error_types`` are names of the derived taxonomy (error_taxonomy.ERROR_TYPES) or a team's own labels
+(``accent``, ``background_noise``...): lowercase snake_case, a letter first, at most 40 characters, at most
+``MAX_ERROR_TYPES`` per event.
+
 A case id derived from an event is the sha256 (hex) of the canonical JSON (sorted keys, no
 spaces, UTF-8) of ``audio_path``, ``original_transcript``, ``model_version`` and ``occurred_at``
 (ISO 8601 in UTC, or null). These identify one transcription of one recording by one model at
@@ -19,7 +28,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from shared.domain.error_taxonomy import ERROR_TYPES
 from shared.domain.firestore_limits import (
@@ -47,8 +56,15 @@ CASE_FIELDS_RESERVE = 8192
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-# The enum/pattern only document the schema; the validators below enforce them with clearer messages.
-ErrorTypeName = Annotated[str, Field(json_schema_extra={"enum": list(ERROR_TYPES)})]
+# A team's own error label: lowercase snake_case (so it is a safe counter field name), a letter first.
+ERROR_LABEL = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_ERROR_TYPES = 16
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# The pattern only documents the schema; the validators below enforce it with clearer messages.
+ErrorTypeName = Annotated[str, Field(json_schema_extra={
+    "pattern": f"^{ERROR_LABEL.pattern}$",
+    "description": f"a derived type ({', '.join(ERROR_TYPES)}) or a team's own label",
+})]
 _SCHEMA_VERSION_DOC: dict[str, Any] = {"enum": list(SUPPORTED_SCHEMA_VERSIONS)}
 
 
@@ -91,13 +107,33 @@ def _check_schema_version(version: int) -> int:
     return version
 
 
+def resolve_audio_path(value: str, audio_root: str | None) -> str:
+    """A ``gs://`` audio_path as it is; a path without a scheme under ``audio_root``; ValueError otherwise."""
+    if value.startswith("gs://"):
+        return validate_gcs_uri(value)
+    if _SCHEME.match(value):
+        raise ValueError("audio_path must be a gs://bucket/object URI or a path without a scheme")
+    if value.startswith("/"):
+        raise ValueError("audio_path without a scheme must be relative (it is resolved against the audio root)")
+    if ".." in value.split("/"):
+        raise ValueError("audio_path must not contain '..' path segments")
+    if not audio_root:
+        raise ValueError("audio_path without a scheme needs an audio root (STT_AUDIO_ROOT) to resolve against")
+    return validate_gcs_uri(audio_root.rstrip("/") + "/" + value)
+
+
 def _check_error_types(names: list[str] | None) -> list[str] | None:
-    """Reject error type names outside the taxonomy."""
+    """Error types are the taxonomy's names or a team's labels of a safe form, a bounded number of them."""
     if names is None:
         return None
-    unknown = sorted({n for n in names if n not in ERROR_TYPES})
-    if unknown:
-        raise ValueError(f"unknown error type(s) {unknown}; known: {list(ERROR_TYPES)}")
+    if len(names) > MAX_ERROR_TYPES:
+        raise ValueError(f"at most {MAX_ERROR_TYPES} error types, not {len(names)}")
+    odd = sorted({n for n in names if n not in ERROR_TYPES and not ERROR_LABEL.fullmatch(n)})
+    if odd:
+        raise ValueError(
+            f"error type(s) {odd} are neither derived types ({', '.join(ERROR_TYPES)}) nor labels of the form "
+            "lowercase_snake_case (a letter first, at most 40 characters)"
+        )
     return names
 
 
@@ -122,8 +158,8 @@ class FailureEvent(_Message):
     """A transcription failure reported by the transcription service."""
 
     audio_path: str = Field(
-        description="gs://bucket/object URI of the audio, without '..' segments",
-        json_schema_extra={"pattern": "^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/.+$"},
+        description="gs://bucket/object URI of the audio, or a relative path resolved against the deployment's "
+        "audio root; without '..' segments",
     )
     original_transcript: str = Field(description="the model's transcript; may be empty")
     case_id: str | None = Field(default=None, json_schema_extra=_CASE_ID_DOC)
@@ -141,9 +177,22 @@ class FailureEvent(_Message):
 
     @field_validator("audio_path")
     @classmethod
-    def _audio_path(cls, value: str) -> str:
-        """audio_path is a safe gs:// URI."""
-        return validate_gcs_uri(value)
+    def _audio_path(cls, value: str, info: ValidationInfo) -> str:
+        """audio_path is a safe gs:// URI, or a relative path resolved against the audio root (the parse's
+        context), noted in that context so the case keeps it as given."""
+        context = info.context if isinstance(info.context, dict) else {}
+        resolved = resolve_audio_path(value, context.get("audio_root"))
+        if resolved != value:
+            context["audio_path_given"] = value
+        return resolved
+
+    @model_validator(mode="after")
+    def _keep_given_audio_path(self, info: ValidationInfo) -> FailureEvent:
+        """The case keeps a resolved path as given, in ``audio_path_given``."""
+        given = info.context.pop("audio_path_given", None) if isinstance(info.context, dict) else None
+        if given is not None and self.__pydantic_extra__ is not None:
+            self.__pydantic_extra__["audio_path_given"] = given
+        return self
 
     @field_validator("model_version")
     @classmethod
@@ -212,19 +261,20 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(model: type[_Model], raw: Payload) -> _Model:
+def _parse(model: type[_Model], raw: Payload, audio_root: str | None = None) -> _Model:
     """Validate ``raw`` as strict JSON into ``model``, raising InvalidEvent."""
     decode_json_object(raw, what="payload", max_bytes=MAX_PAYLOAD_BYTES, error=InvalidEvent)
     # Validated from the JSON itself: strict JSON mode still reads an ISO 8601 string as a datetime.
     try:
-        return model.model_validate_json(bytes(raw), strict=True)
+        return model.model_validate_json(bytes(raw), strict=True, context={"audio_root": audio_root})
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from None
 
 
-def parse_failure_event(raw: Payload) -> FailureEvent:
-    """Parse a Pub/Sub message body into a FailureEvent or raise InvalidEvent."""
-    return _parse(FailureEvent, raw)
+def parse_failure_event(raw: Payload, audio_root: str | None = None) -> FailureEvent:
+    """Parse a Pub/Sub message body into a FailureEvent or raise InvalidEvent; a relative audio_path is
+    resolved against ``audio_root`` (refused without one)."""
+    return _parse(FailureEvent, raw, audio_root)
 
 
 def parse_correction(raw: Payload) -> Correction:

@@ -103,12 +103,14 @@ class PreparedLine:
     reason: str | None = None
 
 
-def prepare_lines(numbered: list[tuple[int, bytes]], import_id: str, stamp: datetime) -> list[PreparedLine]:
+def prepare_lines(
+    numbered: list[tuple[int, bytes]], import_id: str, stamp: datetime, audio_root: str | None = None
+) -> list[PreparedLine]:
     """Parse, validate and score a chunk of lines (pure: runs in a worker process)."""
     prepared = []
     for number, raw in numbered:
         try:
-            event = parse_failure_event(raw)
+            event = parse_failure_event(raw, audio_root)
         except InvalidEvent as exc:
             prepared.append(PreparedLine(number, raw=raw, reason=exc.reason))
             continue
@@ -164,8 +166,10 @@ def import_failures(
     report: ImportReport | None = None,
     on_checkpoint: Callable[[int, ImportReport], None] | None = None,
     checkpoint_every: int = CHECKPOINT_LINES,
+    audio_root: str | None = None,
 ) -> ImportReport:
-    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once.
+    """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once; a relative
+    audio_path is resolved against ``audio_root``.
 
     Lines are settled in file order: `on_reject` and `on_stored` (each committed batch's cases as stored) are
     called for everything up to a line before anything after it, and `on_checkpoint(line, report)` every
@@ -227,7 +231,7 @@ def import_failures(
 
     with ProcessPoolExecutor(max_workers=1, mp_context=_FORK) as parser, ThreadPoolExecutor(IMPORT_WRITERS) as writers:
         for chunk, last_line in _chunks(lines, report, resume_after):
-            parsing.append((parser.submit(prepare_lines, chunk, import_id, stamp), last_line, chunk))
+            parsing.append((parser.submit(prepare_lines, chunk, import_id, stamp, audio_root), last_line, chunk))
             while len(parsing) > 2:  # a bounded look-ahead: the file is never all in memory
                 future, line, numbered = parsing.popleft()
                 collect(future.result(), line, numbered, writers)
@@ -342,7 +346,7 @@ class RejectSink:
 
 def run_import(
     object_name: str, generation: str | int | None, ledger: CaseStore, bucket: Bucket,
-    checkpoint_every: int = CHECKPOINT_LINES,
+    checkpoint_every: int = CHECKPOINT_LINES, audio_root: str | None = None,
 ) -> dict[str, Any]:
     """Import one object version, resuming after its last checkpoint when an attempt was interrupted; returns the
     per-file result (also kept in Firestore and the bucket)."""
@@ -375,7 +379,7 @@ def run_import(
             report = import_failures(
                 lines, import_id, ledger, on_reject=rejects.add, now=stamp, on_stored=snapshot.add,
                 report=ImportReport.resumed(import_id, checkpoint), on_checkpoint=save_progress,
-                checkpoint_every=checkpoint_every,
+                checkpoint_every=checkpoint_every, audio_root=audio_root,
             )
         # Before the result is saved: a crash until then redelivers the import, which writes these again.
         parts = snapshot.flush()
@@ -421,5 +425,6 @@ def serve_notification(attributes: Mapping[str, str], settings: Settings, store:
     """Import the notified object if it is a new import of this bucket; anything else is ignored."""
     if not is_import_notification(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
-    result = run_import(attributes["objectId"], attributes.get("objectGeneration"), store, bucket)
+    result = run_import(attributes["objectId"], attributes.get("objectGeneration"), store, bucket,
+                        audio_root=settings.resolved_audio_root())
     return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

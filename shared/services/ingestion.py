@@ -28,10 +28,13 @@ from shared.ports import CaseStore
 from shared.services.outcome import Outcome
 
 
-def record_failure(data: bytes, message_id: str, store: CaseStore, now: datetime | None = None) -> Outcome:
-    """Validate a failure event and store it as a case, exactly once per case id."""
+def record_failure(
+    data: bytes, message_id: str, store: CaseStore, now: datetime | None = None, audio_root: str | None = None
+) -> Outcome:
+    """Validate a failure event and store it as a case, exactly once per case id; a relative audio_path is
+    resolved against ``audio_root`` (Settings.resolved_audio_root)."""
     try:
-        event = parse_failure_event(data)
+        event = parse_failure_event(data, audio_root)
     except InvalidEvent as exc:
         store.quarantine(f"record_failure-{message_id}", data, exc.reason, "record_failure", message_id=message_id)
         return Outcome("quarantined", reason=exc.reason)
@@ -116,9 +119,9 @@ def list_limit(limit: int) -> int:
     return limit
 
 
-def store_failure_fields(fields: Mapping[str, Any], store: CaseStore) -> str:
+def store_failure_fields(fields: Mapping[str, Any], store: CaseStore, audio_root: str | None = None) -> str:
     """Validate the fields of a failure event (as the Python API takes them) and store the case; its id."""
-    event = parse_failure_event(orjson.dumps(dict(fields), default=json_default))
+    event = parse_failure_event(orjson.dumps(dict(fields), default=json_default), audio_root)
     outcome = store_event(event, None, store)
     reason = _reused_case_id(event, outcome, store)
     if reason is not None:

@@ -194,7 +194,7 @@ def test_a_build_killed_while_writing_its_split_files_and_redelivered_is_complet
     assert ledger.document(build_id).get().get("takeovers") == 1
     # Nothing else was left under the dataset's prefix by the killed attempt.
     assert {b.name for b in bucket.list_blobs(prefix=prefix)} == {
-        f"{prefix}{name}" for name in ("train.jsonl", "val.jsonl", "test.jsonl", "metadata.json",
+        f"{prefix}{name}" for name in ("train.jsonl", "val.jsonl", "test.jsonl", "metadata.json", "README.md",
                                        *_parquet_names(metadata))}
 
 

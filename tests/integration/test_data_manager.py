@@ -154,3 +154,18 @@ def test_the_seeds_constructor_and_keys(
     assert data_manager.local_storage_dir == Path("data/failed_cases") and list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="source of truth"):
         DataManager(local_storage_dir="data/failed_cases", use_gcs=False)
+
+
+def test_the_seeds_relative_audio_path_and_a_teams_own_label(manager: DataManager) -> None:
+    """The seed's `store_failed_case(audio_path="audio/sample.wav", ..., error_types=["accent"])` as written."""
+    case_id = manager.store_failed_case(
+        audio_path="audio/sample.wav", original_transcript="the whether is nice today",
+        corrected_transcript="the weather is nice today", error_types=["accent", "substitution"],
+        error_score=0.2,
+    )
+    case = manager.get_failed_case(case_id)
+    assert case is not None
+    bucket = manager.adapters.settings.bucket
+    assert (case["audio_path"], case["audio_path_given"]) == (f"gs://{bucket}/audio/sample.wav", "audio/sample.wav")
+    assert case["error_types"] == ["accent", "substitution"]
+    assert manager.get_statistics()["error_type_distribution"]["accent"] == 1

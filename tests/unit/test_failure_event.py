@@ -208,7 +208,10 @@ def test_boundaries_of_ranges_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/local/a.wav", "must be a gs://bucket/object URI"),
+        ("/local/a.wav", "without a scheme must be relative"),
+        ("file:///local/a.wav", "must be a gs://bucket/object URI or a path without a scheme"),
+        ("audio/../../secret.wav", "must not contain '..' path segments"),
+        ("audio/sample.wav", "needs an audio root (STT_AUDIO_ROOT)"),
         ("https://storage.googleapis.com/b/a.wav", "must be a gs://bucket/object URI"),
         ("gs://bucket-only", "must be a gs://bucket/object URI"),
         ("gs://bucket/", "must be a gs://bucket/object URI"),
@@ -234,7 +237,8 @@ def test_dots_inside_names_are_not_parent_segments() -> None:
 
 def test_unknown_error_type_is_rejected_with_the_known_names() -> None:
     reason = reason_of(with_fields(error_types=["all_caps", "ALL_CAPS_ERROR"]))
-    assert reason.startswith("field 'error_types': unknown error type(s) ['ALL_CAPS_ERROR']; known: ['all_caps',")
+    assert reason.startswith("field 'error_types': error type(s) ['ALL_CAPS_ERROR'] are neither derived types "
+                             "(all_caps, casing,")
 
 
 @pytest.mark.parametrize("version", [0, 2, 99])
@@ -325,8 +329,8 @@ def test_correction_parses_and_rejects() -> None:
         parse_correction(b"{}")
     with pytest.raises(InvalidEvent, match="payload must be a JSON object, got a JSON array"):
         parse_correction(b"[]")
-    with pytest.raises(InvalidEvent, match=r"unknown error type\(s\) \['typo'\]"):
-        parse_correction(encode({"case_id": "c1", "corrected_transcript": "hi", "error_types": ["typo"]}))
+    with pytest.raises(InvalidEvent, match=r"error type\(s\) \['Typo!'\] are neither"):
+        parse_correction(encode({"case_id": "c1", "corrected_transcript": "hi", "error_types": ["Typo!"]}))
     with pytest.raises(InvalidEvent, match="unknown schema_version 3"):
         parse_correction(encode({"case_id": "c1", "corrected_transcript": "hi", "schema_version": 3}))
 
@@ -430,3 +434,24 @@ def test_values_at_firestore_s_limits_are_accepted() -> None:
         model_version="v" * 1485, speaker_id="s" * 1500, original_transcript="word " * 150_000,
     ))
     assert event.metadata is not None and event.metadata["frames"] == 2**63 - 1
+
+
+def test_a_path_without_a_scheme_is_resolved_against_the_audio_root_and_kept_as_given() -> None:
+    event = parse_failure_event(with_fields(audio_path="audio/sample.wav"), audio_root="gs://stt-audio/")
+    assert event.audio_path == "gs://stt-audio/audio/sample.wav"
+    assert event.model_dump()["audio_path_given"] == "audio/sample.wav"
+    same = parse_failure_event(with_fields(audio_path="gs://stt-audio/audio/sample.wav"), audio_root="gs://x/")
+    assert derive_case_id(event) == derive_case_id(same)  # one recording, however it was named
+    assert "audio_path_given" not in same.model_dump()
+    with pytest.raises(InvalidEvent, match=r"must not contain '\.\.'"):
+        parse_failure_event(with_fields(audio_path="a/../../b.wav"), audio_root="gs://stt-audio/")
+
+
+def test_error_types_are_the_taxonomy_or_a_teams_labels_of_a_safe_form() -> None:
+    event = parse_failure_event(with_fields(error_types=["accent", "background_noise", "substitution"]))
+    assert event.error_types == ["accent", "background_noise", "substitution"]
+    for bad in (["Accent"], ["background noise"], ["9lives"], ["a" * 41], ["__name__"]):
+        with pytest.raises(InvalidEvent, match="lowercase_snake_case"):
+            parse_failure_event(with_fields(error_types=bad))
+    with pytest.raises(InvalidEvent, match="at most 16 error types"):
+        parse_failure_event(with_fields(error_types=[f"label_{i}" for i in range(17)]))
