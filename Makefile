@@ -7,7 +7,7 @@ TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
-.PHONY: venv tools up down demo test test-unit lint bench clean tfvars
+.PHONY: venv tools up down demo test test-unit lint bench clean tfvars audio-fixtures
 
 venv: $(STAMP)
 
@@ -42,6 +42,10 @@ test-unit: venv
 # Terraform's copy of shared/topology.py: run after changing the topology, ENV_NAMES or the dependencies.
 tfvars: venv
 	$(PY) -m stack.tfvars
+
+# The speech clips tests/fixtures/audio/ holds (committed; tests never regenerate them). Needs espeak-ng.
+audio-fixtures: venv
+	$(PY) tests/fixtures/audio/generate.py
 
 lint: venv
 	$(PY) -m ruff check shared functions stack tests bench
