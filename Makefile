@@ -60,6 +60,7 @@ bench: venv
 	$(PY) bench/snapshot_build.py
 	$(PY) bench/dataset_reads.py
 	$(PY) bench/aggregate_export.py
+	$(PY) bench/augment.py
 
 clean: down
 	rm -rf .local
