@@ -275,3 +275,17 @@ def test_the_pipeline_and_the_api_reach_it_with_other_buckets_through_the_adapte
     missing = dispatch({"op": "augment_dataset", "dataset_id": "nope", "augmentations": SPEED_NOISE},
                        settings, {"FinetuningDatasetPipeline": pipeline})
     assert missing.status == 404
+
+
+def test_a_val_or_test_row_whose_header_cannot_give_a_duration_is_named_and_kept() -> None:
+    world = World()
+    world.build([case(1, "gs://stt-audio/clips/gone.wav"), case(2, f"gs://stt-audio/clips/{CLIPS[0]}")],
+                train_ratio=0.0, val_ratio=1.0, test_ratio=0.0)
+    info = world.augment()
+    assert info["augmentation"]["skipped_count"] == 0 and info["augmentation"]["augmented_rows"] == 0
+    assert info["augmentation"]["unreadable_val_test_count"] == 1
+    assert info["augmentation"]["problems"] == [{"case_id": "utt-001", "audio": "gs://stt-audio/clips/gone.wav",
+                                                 "split": "val", "reason": "missing: no such object"}]
+    val = {row["case_id"]: row for row in world.rows(info["dataset_id"], "val")}
+    assert val["utt-001"]["duration_s"] is None
+    assert val["utt-002"]["duration_s"] == pytest.approx(sf.info(clip_path(CLIPS[0])).duration)
