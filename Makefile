@@ -7,7 +7,7 @@ TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
-.PHONY: venv tools up down demo test test-unit lint bench clean tfvars
+.PHONY: venv tools up down demo test test-unit lint bench clean tfvars audio-fixtures
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ test-unit: venv
 tfvars: venv
 	$(PY) -m stack.tfvars
 
+# The speech clips tests/fixtures/audio/ holds (committed; tests never regenerate them). Needs espeak-ng.
+audio-fixtures: venv
+	$(PY) tests/fixtures/audio/generate.py
+
 lint: venv
 	$(PY) -m ruff check shared functions stack tests bench
 	$(PY) -m mypy shared functions stack
@@ -57,6 +61,7 @@ bench: venv
 	$(PY) bench/snapshot_build.py
 	$(PY) bench/dataset_reads.py
 	$(PY) bench/aggregate_export.py
+	$(PY) bench/augment.py
 
 clean: down
 	rm -rf .local

@@ -10,7 +10,7 @@ install them with `use(...)`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -30,8 +30,11 @@ class Adapters:
         metrics: MetricStore | None = None,
         builds: BuildLedger | None = None,
         publisher: Publisher | None = None,
+        buckets: Mapping[str, Bucket] | None = None,
     ) -> None:
         self.settings = settings
+        self._buckets: dict[str, Bucket] = dict(buckets or {})
+        self._buckets_lock = threading.Lock()
         given = {"cases": cases, "bucket": bucket, "metrics": metrics, "builds": builds, "publisher": publisher}
         # A given adapter takes the place of the cached_property's value, so it is never built.
         self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
@@ -42,6 +45,22 @@ class Adapters:
         from shared.adapters.gcs import BucketStore
 
         return BucketStore(self.settings)
+
+    def bucket_named(self, name: str) -> Bucket:
+        """Another bucket of the same project, read through the same adapter (the audio buckets a dataset's rows
+        point into); the deployment's own bucket for its own name. Built once per name; what the function may
+        read there is IAM's to say."""
+        if name == self.settings.bucket:
+            return self.bucket
+        with self._buckets_lock:
+            found = self._buckets.get(name)
+            if found is None:
+                from dataclasses import replace
+
+                from shared.adapters.gcs import BucketStore
+
+                found = self._buckets[name] = BucketStore(replace(self.settings, bucket=name))
+            return found
 
     @cached_property
     def cases(self) -> CaseStore:

@@ -57,6 +57,10 @@ class InvalidMetricRecord(BadInput):
     """A training-metrics record that cannot be accepted."""
 
 
+class InvalidAugmentation(BadInput):
+    """Augmentation transforms that cannot be applied (an unknown type, a parameter out of its range)."""
+
+
 class UnstorableRecord(BadInput):
     """A valid record the store cannot hold (e.g. arrays inside arrays in Firestore)."""
 

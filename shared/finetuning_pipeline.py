@@ -101,6 +101,26 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
             info["local_path"] = str(mirror_dataset(self.adapters.bucket, info["dataset_id"], self.output_dir, now))
         return info
 
+    def augment_dataset(
+        self, dataset_id: str, augmentations: list[dict[str, Any]], create_version: bool = True,
+        version_name: str | None = None, parent_version: str | None = None,
+    ) -> dict[str, Any]:
+        """A new dataset of the dataset's rows plus, for each train row, one row per transform whose audio is the
+        transformed clip (`finetuning_datasets/<new id>/audio/...`); its info, with what was augmented and which
+        clips were skipped and why. Versioned (parent: the source's version) unless create_version=False.
+
+        `augmentations`: e.g. `[{"type": "speed", "factor": 0.9}, {"type": "noise", "snr_db": 20},
+        {"type": "gain", "db": -6}]` (docs/datasets.md). The same dataset and transforms give the same dataset
+        id and bytes: a repeated call returns the finished one. InvalidAugmentation (a ValueError) before
+        anything is written for a bad transform; KeyError for an unknown dataset.
+        """
+        from shared.services.augmentation import augment_dataset
+
+        return augment_dataset(
+            self.adapters.bucket, self.adapters.bucket_named, dataset_id, augmentations, utc_now(),
+            create_version=create_version, version_name=version_name, parent_version=parent_version,
+        )
+
     def get_dataset_info(self, dataset_id: str) -> dict[str, Any] | None:
         """A finished dataset's metadata (sizes, distributions, checksums, quality), or None."""
         return datasets.read_metadata(self.adapters.bucket, dataset_id)

@@ -1,0 +1,101 @@
+"""Audio clips as soundfile (libsndfile) reads and writes them: the header, the samples, the encoded bytes.
+
+Nothing here touches the network: the caller hands in a seekable stream (the bucket adapter's reader) or
+bytes. ``probe`` reads the header only, so a clip past the duration cap is refused before its samples are
+read; ``UnusableAudio`` says why a clip cannot be used (empty, not audio, too long, silent), never a crash.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+MAX_AUDIO_SECONDS = 2 * 60 * 60  # a clip longer than this is refused from its header (CONTRACT: the 2 h cap)
+# Formats written as they came; any other source (OGG, MP3, AIFF, ...) is written as FLAC.
+KEPT_FORMATS = {"WAV": ("wav", "audio/wav"), "FLAC": ("flac", "audio/flac")}
+FALLBACK_FORMAT = "FLAC"
+
+
+class UnusableAudio(ValueError):
+    """This clip cannot be used; the message says why (counted and named, the row skipped)."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """A clip's header: what soundfile reports before reading a sample."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def output_format(self) -> tuple[str, str, str, str]:
+        """(format, subtype, file extension, content type) an augmented copy of this clip is written in: the
+        same container and sample format where soundfile writes them, else 16-bit FLAC."""
+        fmt = self.format if self.format in KEPT_FORMATS else FALLBACK_FORMAT
+        subtype = self.subtype if sf.check_format(fmt, self.subtype) else "PCM_16"
+        extension, content_type = KEPT_FORMATS[fmt]
+        return fmt, subtype, extension, content_type
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words, without the stream's repr soundfile puts before them."""
+    return str(getattr(exc, "error_string", None) or exc)
+
+
+def _open(stream: BinaryIO) -> sf.SoundFile:
+    """The stream as a SoundFile; UnusableAudio when it is empty or libsndfile cannot read it."""
+    head = stream.read(1)
+    if not head:
+        raise UnusableAudio("empty: the object has no bytes")
+    stream.seek(0)
+    try:
+        return sf.SoundFile(stream)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise UnusableAudio(f"not audio: {_reason(exc)}") from None
+
+
+def _info(handle: sf.SoundFile, max_seconds: float) -> ClipInfo:
+    info = ClipInfo(int(handle.samplerate), int(handle.frames), int(handle.channels), str(handle.format),
+                    str(handle.subtype))
+    if info.sample_rate <= 0 or info.frames <= 0:
+        raise UnusableAudio(f"no samples: {info.frames} frames at {info.sample_rate} Hz")
+    if info.duration_s > max_seconds:
+        raise UnusableAudio(f"too long: {info.duration_s:.1f} s, over the cap of {max_seconds:g} s")
+    return info
+
+
+def probe(stream: BinaryIO, max_seconds: float = MAX_AUDIO_SECONDS) -> ClipInfo:
+    """The clip's header (only the header is read); UnusableAudio when empty, not audio or too long."""
+    with _open(stream) as handle:
+        return _info(handle, max_seconds)
+
+
+def decode(stream: BinaryIO, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[ClipInfo, np.ndarray]:
+    """The clip's header and its samples as float32 in [-1, 1] ((frames,) mono, (frames, channels) else); the
+    header is checked before any sample is read."""
+    with _open(stream) as handle:
+        info = _info(handle, max_seconds)
+        try:
+            samples = handle.read(dtype="float32", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise UnusableAudio(f"unreadable samples: {_reason(exc)}") from None
+    if len(samples) == 0:
+        raise UnusableAudio("no samples could be decoded")
+    return info, samples
+
+
+def encode(samples: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> bytes:
+    """The samples (float32 in [-1, 1]) encoded as a `fmt` file of `subtype`."""
+    out = io.BytesIO()
+    sf.write(out, samples, sample_rate, format=fmt, subtype=subtype)
+    return out.getvalue()
