@@ -7,7 +7,8 @@ The keys of `DataManager.get_statistics()` (the seed's names first; every stored
 - ``corrected_cases``: cases that have a corrected transcript (however many corrections each one had).
 - ``correction_rate``: ``corrected_cases / total_failed_cases`` in [0, 1], 0.0 when there is no case.
 - ``error_type_distribution``: cases per error type (a case with two types counts in both), only non-zero ones.
-- ``average_error_score``: mean ``error_score`` of the cases that have one, None when none has.
+- ``average_error_score``: mean ``error_score`` of the cases that have one, None when none has; rounded to 9
+  decimals, since the sum behind it is a float the counter shards add up in any order.
 - ``cases_by_model_version``: cases per model version (``(unknown)`` for a case without one).
 """
 
@@ -39,7 +40,7 @@ def summarize(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "corrected_cases": corrected,
         "correction_rate": corrected / total if total else 0.0,
         "error_type_distribution": dict(sorted((k, v) for k, v in error_types.items() if v)),
-        "average_error_score": score_sum / score_count if score_count else None,
+        "average_error_score": round(score_sum / score_count, 9) if score_count else None,
         "cases_by_model_version": dict(sorted((k, v) for k, v in model_versions.items() if v)),
         "quarantined_events": quarantined,
     }

@@ -111,7 +111,7 @@ BAD_INPUTS = {
         b'{"audio_path": "gs://stt-audio/a.wav", "original_transcript": "' + b"x" * 1_100_000 + b'"}',
         "over the limit",
     ),
-    "not gs://": (b'{"audio_path": "/etc/passwd", "original_transcript": "x"}', "gs://bucket/object"),
+    "not gs://": (b'{"audio_path": "/etc/passwd", "original_transcript": "x"}', "without a scheme must be relative"),
     "dot-dot": (b'{"audio_path": "gs://stt-audio/../x.wav", "original_transcript": "x"}', "'..'"),
     "schema version": (
         b'{"schema_version": 9, "audio_path": "gs://stt-audio/a.wav", "original_transcript": "x"}',
