@@ -44,8 +44,8 @@ tfvars: venv
 	$(PY) -m stack.tfvars
 
 lint: venv
-	$(PY) -m ruff check shared functions stack tests bench
-	$(PY) -m mypy shared functions stack
+	$(PY) -m ruff check shared functions stack tests bench sttdata_cli
+	$(PY) -m mypy shared functions stack sttdata_cli
 
 bench: venv
 	$(PY) bench/stack_startup.py
