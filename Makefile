@@ -48,8 +48,8 @@ audio-fixtures: venv
 	$(PY) tests/fixtures/audio/generate.py
 
 lint: venv
-	$(PY) -m ruff check shared functions stack tests bench
-	$(PY) -m mypy shared functions stack
+	$(PY) -m ruff check shared functions stack tests bench sttdata_cli
+	$(PY) -m mypy shared functions stack sttdata_cli
 
 bench: venv
 	$(PY) bench/stack_startup.py

@@ -16,6 +16,7 @@ _API = {
     "FinetuningDatasetPipeline": "shared.finetuning_pipeline",
     "DataVersionControl": "shared.version_control",
     "IntegratedDataManagementSystem": "shared.integrated_system",
+    "WorkProgress": "shared.progress",
 }
 
 __all__ = sorted(_API)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from shared.config import Settings
-from shared.ports import Bucket, BuildLedger, CaseStore, MetricStore, Publisher
+from shared.ports import Bucket, BuildLedger, CaseStore, MetricStore, ProgressBoard, Publisher
 
 
 class Adapters:
@@ -31,11 +31,13 @@ class Adapters:
         builds: BuildLedger | None = None,
         publisher: Publisher | None = None,
         buckets: Mapping[str, Bucket] | None = None,
+        progress: ProgressBoard | None = None,
     ) -> None:
         self.settings = settings
         self._buckets: dict[str, Bucket] = dict(buckets or {})
         self._buckets_lock = threading.Lock()
-        given = {"cases": cases, "bucket": bucket, "metrics": metrics, "builds": builds, "publisher": publisher}
+        given = {"cases": cases, "bucket": bucket, "metrics": metrics, "builds": builds, "publisher": publisher,
+                 "progress": progress}
         # A given adapter takes the place of the cached_property's value, so it is never built.
         self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
 
@@ -82,6 +84,13 @@ class Adapters:
         from shared.adapters.firestore_builds import FirestoreBuildLedger
 
         return FirestoreBuildLedger(self.settings)
+
+    @cached_property
+    def progress(self) -> ProgressBoard:
+        """How far imports and builds got, in Firestore (for the CLI and the dashboard)."""
+        from shared.adapters.firestore_progress import FirestoreProgressBoard
+
+        return FirestoreProgressBoard(self.settings)
 
     @cached_property
     def publisher(self) -> Publisher:

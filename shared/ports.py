@@ -102,6 +102,24 @@ class BuildLedger(Protocol):
         """Record the build's end (finished or rejected) with its result."""
 
 
+class ProgressBoard(Protocol):
+    """How far long work got (an import's lines, a build's stage), for people watching it: the CLI, the dashboard.
+
+    Best effort and never read by the work itself (an import resumes from its checkpoint, a build from its
+    ledger): a note that cannot be written is logged and the work goes on. `kind` is "import" or "build"; a
+    work id is the object version's id (services/bucket_objects.py object_version_id).
+    """
+
+    def note(self, kind: str, work_id: str, fields: dict[str, Any]) -> None:
+        """Merge `fields` into the work's record, stamped `updated_at` now."""
+
+    def get(self, kind: str, work_id: str) -> dict[str, Any] | None:
+        """The work's record, or None when nothing was noted."""
+
+    def recent(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        """The records of `kind` most recently noted, newest first, at most `limit`."""
+
+
 class MetricStore(Protocol):
     """Where metric records, rejected payloads and performance snapshots are kept."""
 

@@ -17,7 +17,7 @@ log = get_logger("ingest_import")
 
 def _handle(message: PushedMessage) -> Outcome:
     a = adapters()
-    return serve_notification(message.attributes, a.settings, a.cases, a.bucket)
+    return serve_notification(message.attributes, a.settings, a.cases, a.bucket, progress=a.progress)
 
 
 @functions_framework.cloud_event

@@ -99,6 +99,22 @@ def import_result_base(object_name: str) -> str:
     return IMPORT_RESULTS + stem
 
 
+def import_object_name(name: str) -> str:
+    """The import an operator names: `day1.jsonl` or `imports/day1.jsonl` -> `imports/day1.jsonl`; BadInput for a
+    name that is no import (outside `imports/`, or neither .jsonl nor .parquet)."""
+    object_name = _under(IMPORTS, name, "import")
+    if not object_name.endswith(IMPORT_SUFFIXES):
+        raise BadInput(f"import {name!r} is not allowed: an import's name ends with {' or '.join(IMPORT_SUFFIXES)}")
+    return object_name
+
+
+def request_object_name(name: str) -> str:
+    """The build request an operator names: `weekly`, `weekly.json` or `dataset-requests/weekly.json` ->
+    `dataset-requests/weekly.json`; BadInput for a name outside `dataset-requests/`."""
+    stem = name.removesuffix(".json")
+    return _under(REQUESTS, stem, "build request") + ".json"
+
+
 def quarantine_copy_name(source: str, quarantine_id: str) -> str:
     """Where an oversize rejected payload is kept whole."""
     return f"{QUARANTINE}{source}/{quarantine_id}.bin"

@@ -27,10 +27,11 @@ from shared.domain.failure_event import derive_case_id, parse_failure_event
 from shared.domain.trends import as_utc
 from shared.errors import BadInput, InvalidEvent, ObjectGone, UnstorableRecord
 from shared.json_encoding import json_default
-from shared.ports import Bucket, CaseStore
+from shared.ports import Bucket, CaseStore, ProgressBoard
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.case_snapshot import SnapshotAppender
 from shared.services.outcome import Outcome
+from shared.services.work_progress import ProgressNotes
 
 # Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
 IMPORT_BATCH = 499
@@ -167,13 +168,15 @@ def import_failures(
     on_checkpoint: Callable[[int, ImportReport], None] | None = None,
     checkpoint_every: int = CHECKPOINT_LINES,
     audio_root: str | None = None,
+    on_progress: Callable[[int, ImportReport], None] | None = None,
 ) -> ImportReport:
     """Ingest one JSONL file of failure events (line numbers from 1); every line is counted once; a relative
     audio_path is resolved against ``audio_root``.
 
     Lines are settled in file order: `on_reject` and `on_stored` (each committed batch's cases as stored) are
     called for everything up to a line before anything after it, and `on_checkpoint(line, report)` every
-    `checkpoint_every` lines, when every line up to `line` is counted, kept or rejected. A `report` from a
+    `checkpoint_every` lines, when every line up to `line` is counted, kept or rejected; `on_progress(line, report)`
+    likewise after every settled chunk (for people watching: it must be cheap). A `report` from a
     checkpoint resumes after its line. A case a line stored in an earlier, interrupted attempt of this same import
     counts as accepted again, not as a duplicate (the stored case says which import and line made it).
     """
@@ -210,6 +213,8 @@ def import_failures(
         if on_checkpoint is not None and job.last_line - checkpointed[0] >= checkpoint_every:
             checkpointed[0] = job.last_line
             on_checkpoint(job.last_line, report)
+        if on_progress is not None:
+            on_progress(job.last_line, report)
 
     def collect(
         prepared: list[PreparedLine], last_line: int, lines: list[tuple[int, bytes]], writers: ThreadPoolExecutor
@@ -346,10 +351,10 @@ class RejectSink:
 
 def run_import(
     object_name: str, generation: str | int | None, ledger: CaseStore, bucket: Bucket,
-    checkpoint_every: int = CHECKPOINT_LINES, audio_root: str | None = None,
+    checkpoint_every: int = CHECKPOINT_LINES, audio_root: str | None = None, progress: ProgressBoard | None = None,
 ) -> dict[str, Any]:
     """Import one object version, resuming after its last checkpoint when an attempt was interrupted; returns the
-    per-file result (also kept in Firestore and the bucket)."""
+    per-file result (also kept in Firestore and the bucket). How far it got is noted on `progress` as it runs."""
     import_id = object_version_id(object_name, generation)
     base = layout.import_result_base(object_name)
     rejects_name = f"{base}.rejected.jsonl"
@@ -363,6 +368,14 @@ def run_import(
     stamp = as_utc(checkpoint["stamp"]) if checkpoint else None
     stamp = stamp or utc_now()
     where = {"object": bucket.uri(object_name), "generation": str(generation)}
+    notes = ProgressNotes(progress, "import", import_id)
+    counted = ("accepted", "duplicates", "rejected")
+    notes.note(state="running", name=object_name, **where, lines_done=int((checkpoint or {}).get("line", 0)),
+               **{key: int((checkpoint or {}).get(key, 0)) for key in counted})
+
+    def note_progress(line: int, report: ImportReport) -> None:
+        notes.now_and_then(state="running", lines_done=line, lines_read=report.lines,
+                           **{key: getattr(report, key) for key in counted})
     rejects = RejectSink(bucket, rejects_name, (checkpoint or {}).get("reject_segments") or ())
     snapshot = SnapshotAppender(bucket, stamp, parts=(checkpoint or {}).get("snapshot_parts") or ())
 
@@ -379,12 +392,13 @@ def run_import(
             report = import_failures(
                 lines, import_id, ledger, on_reject=rejects.add, now=stamp, on_stored=snapshot.add,
                 report=ImportReport.resumed(import_id, checkpoint), on_checkpoint=save_progress,
-                checkpoint_every=checkpoint_every, audio_root=audio_root,
+                checkpoint_every=checkpoint_every, audio_root=audio_root, on_progress=note_progress,
             )
         # Before the result is saved: a crash until then redelivers the import, which writes these again.
         parts = snapshot.flush()
     except ObjectGone:
         rejects.abandon()
+        notes.note(state="object gone")
         # Deleted or overwritten before we read it: a newer version brings its own notification.
         return {"status": "object gone", **where, "lines": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
     except BadInput as exc:  # the file as a whole cannot be read (a corrupt Parquet file): a result, not a retry
@@ -392,6 +406,7 @@ def run_import(
         refused = {**where, "import_id": import_id, "status": "rejected", "reason": exc.reason}
         bucket.put(f"{base}.json", orjson.dumps(refused, option=orjson.OPT_INDENT_2), "application/json")
         ledger.save_import(import_id, refused)
+        notes.note(state="rejected", reason=exc.reason)
         return refused
     except BaseException:
         rejects.abandon()
@@ -403,6 +418,8 @@ def run_import(
         summary["rejected_lines_uri"] = rejected_uri
     bucket.put(f"{base}.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2), "application/json")
     ledger.save_import(import_id, summary)
+    notes.note(state="finished", lines_done=report.lines, lines_read=report.lines,
+               **{key: getattr(report, key) for key in counted})
     rejects.discard_segments()
     return {**summary, "status": "imported"}
 
@@ -421,10 +438,13 @@ def _object_lines(bucket: Bucket, name: str, generation: int | None) -> Iterator
 _LOGGED = ("object", "lines", "accepted", "duplicates", "rejected", "reason")
 
 
-def serve_notification(attributes: Mapping[str, str], settings: Settings, store: CaseStore, bucket: Bucket) -> Outcome:
+def serve_notification(
+    attributes: Mapping[str, str], settings: Settings, store: CaseStore, bucket: Bucket,
+    progress: ProgressBoard | None = None,
+) -> Outcome:
     """Import the notified object if it is a new import of this bucket; anything else is ignored."""
     if not is_import_notification(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_import(attributes["objectId"], attributes.get("objectGeneration"), store, bucket,
-                        audio_root=settings.resolved_audio_root())
+                        audio_root=settings.resolved_audio_root(), progress=progress)
     return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

@@ -27,7 +27,7 @@ from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import QualityThresholds, quality_gate
 from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
 from shared.errors import BadInput, InvalidBuildRequest
-from shared.ports import Bucket, BuildLedger, CaseStore, Quarantine
+from shared.ports import Bucket, BuildLedger, CaseStore, ProgressBoard, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.build_leases import Lease, claim_build
 from shared.services.case_snapshot import build_over_snapshot, sync_snapshot
@@ -35,6 +35,7 @@ from shared.services.dataset_cards import write_card
 from shared.services.datasets import read_metadata
 from shared.services.outcome import Outcome
 from shared.services.version_registry import read_registry, register_version
+from shared.services.work_progress import ProgressNotes
 
 
 def is_build_request(attributes: Mapping[str, str], settings: Settings) -> bool:
@@ -64,11 +65,13 @@ def build_dataset(
     request: BuildRequest, dataset_id: str, source: str, cases: CaseStore, bucket: Bucket,
     now: datetime | None = None, before_commit: Callable[[], None] = lambda: None,
     thresholds: QualityThresholds | None = None,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> dict[str, Any]:
     """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
 
     The cases come from the case snapshot, brought up to date first (services/case_snapshot.py).
-    `before_commit` runs before any dataset file is written (a leased build checks it still holds its lease).
+    `before_commit` runs before any dataset file is written (a leased build checks it still holds its lease);
+    `on_stage` hears each stage as it starts (for people watching).
     The quality check applies the request's `quality_thresholds` over `thresholds` (the deployment's default).
     A dataset whose check fails is built and reported but registered as a version only when the request says
     `allow_failed_quality` (the entry is then flagged `quality_failed`); `quality_gate` in the info says which.
@@ -79,7 +82,9 @@ def build_dataset(
         if request.create_version and request.parent_version:
             _known_version(bucket, request.parent_version)
         # Every case stored before now is in the snapshot once this returns.
+        on_stage("syncing the case snapshot")
         sync_snapshot(cases, bucket, now)
+        on_stage("writing the dataset")
         metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit,
                                        thresholds=request.thresholds(thresholds))
         if metadata is None:
@@ -91,6 +96,7 @@ def build_dataset(
     gate = quality_gate(metadata["quality_report"], request.create_version, request.allow_failed_quality)
     version_id = None
     if gate["version"] in ("registered", "registered_flagged"):
+        on_stage("registering the version")
         flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
         version_id = register_version(bucket, metadata, request.version_name, request.parent_version, now,
                                       flags=flags)
@@ -108,9 +114,10 @@ def run_build_request(
     object_name: str, generation: str | int | None, *, ledger: BuildLedger, cases: CaseStore,
     bucket: Bucket, quarantine: Quarantine, attempt: str | None = None,
     clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
-    thresholds: QualityThresholds | None = None,
+    thresholds: QualityThresholds | None = None, progress: ProgressBoard | None = None,
 ) -> dict[str, Any]:
-    """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`.
+    """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`. Its
+    stage is noted on `progress` as it goes.
 
     `thresholds`: the deployment's default quality thresholds (Settings.quality_thresholds)."""
     build_id = object_version_id(object_name, generation)
@@ -118,20 +125,26 @@ def run_build_request(
     done = claim_build(ledger, build_id, attempt, clock, sleep)
     if done is not None:
         return {**done.get("result", {}), "status": f"already {done['status']}"}
+    notes = ProgressNotes(progress, "build", build_id)
+    notes.note(state="running", stage="reading the request", name=object_name, object=bucket.uri(object_name),
+               generation=str(generation))
     with Lease(ledger, build_id, attempt, clock).kept() as lease:
         status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease,
-                                thresholds)
+                                thresholds, notes.stage)
         lease.check()
         if status != "gone":
             bucket.put(layout.build_result_name(object_name),
                        orjson.dumps(result, option=orjson.OPT_INDENT_2), "application/json")
         ledger.finish(build_id, "rejected" if status == "gone" else status, result)
+    notes.note(state=result["status"], stage="done",
+               **{key: result[key] for key in ("dataset_id", "version_id", "total_samples", "reason") if key in result})
     return result
 
 
 def _serve(
     object_name: str, generation: str | int | None, build_id: str, cases: CaseStore, bucket: Bucket,
     quarantine: Quarantine, now: datetime, lease: Lease, thresholds: QualityThresholds | None,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
     gen = int(generation) if generation else None
@@ -149,7 +162,7 @@ def _serve(
         request = parse_build_request(raw)
         dataset_id = layout.dataset_id_for_request(object_name, generation)
         info = build_dataset(request, dataset_id, base["object"], cases, bucket, now, before_commit=lease.check,
-                             thresholds=thresholds)
+                             thresholds=thresholds, on_stage=on_stage)
     except BadInput as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
         return "rejected", {**base, "status": "rejected", "reason": exc.reason}
@@ -173,12 +186,13 @@ _LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes",
 
 
 def serve_notification(
-    attributes: Mapping[str, str], settings: Settings, ledger: BuildLedger, cases: CaseStore, bucket: Bucket
+    attributes: Mapping[str, str], settings: Settings, ledger: BuildLedger, cases: CaseStore, bucket: Bucket,
+    progress: ProgressBoard | None = None,
 ) -> Outcome:
     """Build from the notified object if it is a new `dataset-requests/*.json` of this bucket; else ignored."""
     if not is_build_request(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_build_request(attributes["objectId"], attributes.get("objectGeneration"), ledger=ledger,
                                cases=cases, bucket=bucket, quarantine=cases,
-                               thresholds=settings.quality_thresholds())
+                               thresholds=settings.quality_thresholds(), progress=progress)
     return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

@@ -33,6 +33,7 @@ from shared.services.ingestion import record_failure
 from shared.services.version_registry import read_registry
 from tests.unit.fake_case_store import FullCaseStore
 from tests.unit.fake_dataset_bucket import FakeBucket, FakeLedger
+from tests.unit.fake_progress import InMemoryProgressBoard
 from tests.unit.test_metrics_service import PERF, FakeStore
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
@@ -130,7 +131,8 @@ def world() -> Iterator[World]:
     settings = Settings.from_env()  # what the function computes: `bootstrap.adapters()` finds these fakes
     fakes = World(settings, FlakyCases(), FakeBucket(settings.bucket), FlakyMetrics(), FakeLedger())
     installed = bootstrap.Adapters(
-        settings, cases=fakes.cases, bucket=fakes.bucket, metrics=fakes.metrics, builds=fakes.builds
+        settings, cases=fakes.cases, bucket=fakes.bucket, metrics=fakes.metrics, builds=fakes.builds,
+        progress=InMemoryProgressBoard(),
     )
     with bootstrap.use(installed):
         yield fakes
