@@ -36,7 +36,7 @@ def test_import_build_versions_and_pull_through_the_command_line(
     lines = []
     for i in range(300):
         if i % 30 == 7:
-            lines.append(b'{"audio_path": "not a uri", "original_transcript": "x"}')
+            lines.append(b'{"audio_path": "/not/relative.wav", "original_transcript": "x"}')
             continue
         lines.append(orjson.dumps({
             "audio_path": f"gs://stt-audio/{namespace}/{i}.wav", "original_transcript": f"THE NUMBER IS {i}",
