@@ -4,6 +4,12 @@ The counters (`<prefix>stats_shards/<n>`) and the quarantine writer live in shar
 shared with the metrics adapter. A case moves its counters through `increment_shards` in the same atomic write
 as the case itself: a case created with a must-not-exist precondition, so a duplicate delivery fails the whole
 write and counts nothing. A reject is kept and counted by `keep_quarantined`, once per id.
+
+A case keeps the newest entries of its correction history in itself, at most shared/domain/cases.py's
+`history_budget`; older entries move, in the same atomic write, to `<case>/correction_history/<number>` (numbered
+from 1, oldest first) and the case counts them in `corrections_archived`. So no number of corrections outgrows the
+1 MiB document, and every read puts the history back together: a case is returned with its whole `corrections`
+list, as the port promises, and without `corrections_archived`.
 """
 
 from __future__ import annotations
@@ -17,11 +23,21 @@ from google.api_core.exceptions import AlreadyExists, Conflict, InvalidArgument
 from google.cloud import firestore
 
 from shared.adapters.clients import firestore_client
-from shared.adapters.firestore_counters import N_SHARDS, QUARANTINE, SHARDS, increment_shards, keep_quarantined
+from shared.adapters.firestore_counters import (
+    MODEL_COUNTERS,
+    N_SHARDS,
+    QUARANTINE,
+    SHARDS,
+    counter_writes,
+    increment_shards,
+    keep_quarantined,
+    model_counter_rows,
+)
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SOURCE_FIELDS
-from shared.domain.cases import CounterDelta
+from shared.domain.cases import CounterDelta, entries_to_move_out, history_budget
+from shared.domain.firestore_limits import storage_size
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.errors import BadInput, UnstorableRecord
 from shared.ports import Bucket, CaseStore
@@ -33,6 +49,14 @@ GET_ALL_BATCH = 500  # documents read per get_all round trip
 TAIL_FIELD = "tail_at"
 # Where an imported case came from: a redelivered import knows its own lines from another's.
 ORIGIN_FIELDS = ["import_id", "import_line"]
+# The correction entries moved out of a case (its subcollection), and how many of them the case has there.
+HISTORY = "correction_history"
+ARCHIVED_FIELD = "corrections_archived"
+# What one commit may carry (as storage_size counts it): below Firestore's 10 MiB request, and the emulator's 4 MiB
+# gRPC message.
+COMMIT_BYTES = 3 * 1024 * 1024
+# One case's share of a commit: its document, the shard and its model counters.
+_CASE_WRITE_BYTES = 2048
 
 
 @contextmanager
@@ -64,6 +88,7 @@ class FirestoreCaseStore(CaseStore):
         self.client = client or firestore_client(settings.project)
         self.cases = self.client.collection(settings.collection("failed_cases"))
         self.shards = self.client.collection(settings.collection(SHARDS))
+        self.models = self.client.collection(settings.collection(MODEL_COUNTERS))
         self.rejects = self.client.collection(settings.collection(QUARANTINE))
         self.imports = self.client.collection(settings.collection("imports"))
 
@@ -72,44 +97,139 @@ class FirestoreCaseStore(CaseStore):
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         """Create-if-absent with its counters, atomically; False when the case already exists; UnstorableRecord
         (nothing written) when Firestore refuses what it holds."""
+        stored, moved = self._split(case, 0)
         try:
             with _refused_as_unstorable():
                 batch = self.client.batch()
-                batch.create(self.cases.document(case_id), {**case, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
-                increment_shards(batch, self.shards, delta)
+                batch.create(self.cases.document(case_id), {**stored, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
+                self._move_out(batch, case_id, moved)
+                increment_shards(batch, self.shards, delta, self.models)
                 batch.commit()
         except (AlreadyExists, Conflict):
             return False
         return True
 
     def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
-        """Create many cases (at most MAX_BATCH - 1) in one atomic write; the ids that already existed, each with
-        the import and line that stored it (empty when no import did).
+        """Create many cases (at most MAX_BATCH - 1) in as few atomic writes as Firestore's limits allow (one for a
+        batch of new cases of a few model versions); the ids that already existed, each with the import and line
+        that stored it (empty when no import did).
 
         Optimistic: a fresh batch commits in one round trip. When any case exists the commit fails whole, so
-        the existing ids are read and the rest written again (repeated if a concurrent writer raced us).
-        UnstorableRecord (nothing written) when Firestore refuses what one of them holds.
+        the existing ids are read and the rest written again (repeated if a concurrent writer raced us). A case
+        is written in one commit with its counters and the history it moves out; a case whose history alone is
+        more than a commit holds (a restore of a very long one) has its moved-out entries written first, once
+        it is known not to exist. UnstorableRecord (nothing of that commit written) when Firestore refuses what
+        one of them holds.
         """
-        pending = list(items)
         existing: dict[str, dict[str, Any]] = {}
+        prepared = [(case_id, *self._split(case, 0), delta) for case_id, case, delta in items]
+        oversize = [item for item in prepared if self._commit_size(item[2]) > COMMIT_BYTES]
+        if oversize:
+            existing |= self._origins([case_id for case_id, _, _, _ in oversize])
+            for case_id, _, moved, _ in oversize:
+                if case_id not in existing:
+                    self._write_history(case_id, moved)
+        pending = [(case_id, stored, [] if self._commit_size(moved) > COMMIT_BYTES else moved, delta)
+                   for case_id, stored, moved, delta in prepared if case_id not in existing]
         while pending:
+            chunk = self._chunk(pending)
             try:
                 with _refused_as_unstorable():
                     batch = self.client.batch()
                     total = CounterDelta()
-                    for case_id, case, delta in pending:
-                        batch.create(self.cases.document(case_id), case)
+                    for case_id, stored, moved, delta in chunk:
+                        batch.create(self.cases.document(case_id), stored)
+                        self._move_out(batch, case_id, moved)
                         total.add(delta)
-                    increment_shards(batch, self.shards, total)
+                    increment_shards(batch, self.shards, total, self.models)
                     batch.commit()
-                return existing
+                pending = pending[len(chunk):]
             except (AlreadyExists, Conflict):
-                refs = [self.cases.document(case_id) for case_id, _, _ in pending]
-                found = {snap.id: snap.to_dict() or {}
-                         for snap in self.client.get_all(refs, field_paths=ORIGIN_FIELDS) if snap.exists}
+                found = self._origins([case_id for case_id, _, _, _ in chunk])
                 existing |= found
                 pending = [item for item in pending if item[0] not in found]
         return existing
+
+    def _origins(self, case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The ids of these that exist, each with its import and line."""
+        refs = [self.cases.document(case_id) for case_id in case_ids]
+        return {snap.id: snap.to_dict() or {}
+                for snap in self.client.get_all(refs, field_paths=ORIGIN_FIELDS) if snap.exists}
+
+    @staticmethod
+    def _commit_size(moved: Sequence[tuple[int, dict[str, Any]]]) -> int:
+        return sum(storage_size(entry) for _, entry in moved)
+
+    @staticmethod
+    def _chunk(
+        pending: Sequence[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]],
+    ) -> list[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]]:
+        """The longest head of `pending` one commit holds (its writes, counters included, and its bytes)."""
+        chunk: list[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]] = []
+        total, size = CounterDelta(), 0
+        for item in pending:
+            _, stored, moved, delta = item
+            with_item = CounterDelta()
+            with_item.add(total)
+            with_item.add(delta)
+            writes = len(chunk) + 1 + sum(len(m) for _, _, m, _ in chunk) + len(moved) + counter_writes(with_item)
+            item_size = storage_size(stored) + _CASE_WRITE_BYTES + sum(storage_size(e) for _, e in moved)
+            if chunk and (writes > MAX_BATCH or size + item_size > COMMIT_BYTES):
+                break
+            chunk.append(item)
+            total, size = with_item, size + item_size
+        return chunk
+
+    # -- the correction history ----------------------------------------------------------------------------
+
+    def _history(self, case_id: str) -> firestore.CollectionReference:
+        return self.cases.document(case_id).collection(HISTORY)
+
+    @staticmethod
+    def _split(case: dict[str, Any], archived: int) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
+        """The case document to store (the newest history, and ARCHIVED_FIELD once entries moved out) and the
+        entries to move out now, numbered; `archived` entries of the case's whole history are out already."""
+        history = list(case.get("corrections") or [])
+        stored = {key: value for key, value in case.items() if key != ARCHIVED_FIELD}
+        kept = history[archived:]
+        move = entries_to_move_out(kept, history_budget({**stored, "corrections": []}))
+        stored["corrections"] = kept[move:]
+        if archived + move:
+            stored[ARCHIVED_FIELD] = archived + move
+        return stored, [(archived + n + 1, entry) for n, entry in enumerate(kept[:move])]
+
+    def _move_out(self, writer: Any, case_id: str, moved: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write the moved-out entries through `writer` (in the write that shortens the case)."""
+        for number, entry in moved:
+            writer.set(self._history(case_id).document(f"{number:09d}"), {**entry, "number": number})
+
+    def _write_history(self, case_id: str, moved: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write the moved-out entries of a case not yet stored, in commits of at most COMMIT_BYTES."""
+        start = 0
+        while start < len(moved):
+            end, size = start, 0
+            while end < len(moved) and end - start < MAX_BATCH and (
+                    end == start or size + storage_size(moved[end][1]) <= COMMIT_BYTES):
+                size += storage_size(moved[end][1])
+                end += 1
+            with _refused_as_unstorable():
+                batch = self.client.batch()
+                self._move_out(batch, case_id, moved[start:end])
+                batch.commit()
+            start = end
+
+    def _whole(self, case: dict[str, Any], case_id: str, transaction: Any = None) -> dict[str, Any]:
+        """`case` as read, with the entries moved out of it back at the head of its history."""
+        archived = int(case.pop(ARCHIVED_FIELD, 0) or 0)
+        if archived:
+            query = self._history(case_id).order_by("number").limit(archived)
+            snapshots = query.get(transaction=transaction) if transaction is not None else query.stream()
+            moved = [{k: v for k, v in (snap.to_dict() or {}).items() if k != "number"} for snap in snapshots]
+            case["corrections"] = [*moved, *(case.get("corrections") or [])]
+        return case
+
+    def _read(self, snapshot: Any) -> dict[str, Any]:
+        return self._whole(snapshot.to_dict() or {}, snapshot.id)
 
     def update_case(
         self, case_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], CounterDelta] | None]
@@ -128,14 +248,24 @@ class FirestoreCaseStore(CaseStore):
             outcome.clear()
             if not snapshot.exists:
                 return
-            case = snapshot.to_dict() or {}
+            raw = snapshot.to_dict() or {}
+            archived = int(raw.get(ARCHIVED_FIELD, 0) or 0)
+            case = self._whole(raw, case_id, transaction)
             result = change(case)
             outcome["case"] = case
             if result is None:
                 return
             updates, delta = result
-            transaction.update(ref, {**updates, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
-            increment_shards(transaction, self.shards, delta)
+            written: dict[str, Any] = dict(updates)
+            moved: list[tuple[int, dict[str, Any]]] = []
+            if "corrections" in updates:
+                stored, moved = self._split({**case, **updates}, archived)
+                written["corrections"] = stored["corrections"]
+                if ARCHIVED_FIELD in stored:
+                    written[ARCHIVED_FIELD] = stored[ARCHIVED_FIELD]
+            transaction.update(ref, {**written, TAIL_FIELD: firestore.SERVER_TIMESTAMP})
+            self._move_out(transaction, case_id, moved)
+            increment_shards(transaction, self.shards, delta, self.models)
             outcome["case"] = {**case, **updates}
 
         run(self.client.transaction())
@@ -177,27 +307,27 @@ class FirestoreCaseStore(CaseStore):
     def get_case(self, case_id: str) -> dict[str, Any] | None:
         """One case, or None."""
         snapshot = self.cases.document(case_id).get()
-        return snapshot.to_dict() if snapshot.exists else None
+        return self._read(snapshot) if snapshot.exists else None
 
     def get_cases(self, case_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The stored cases of these ids, in the order given, read GET_ALL_BATCH documents per round trip."""
         for start in range(0, len(case_ids), GET_ALL_BATCH):
             batch = case_ids[start:start + GET_ALL_BATCH]
             refs = [self.cases.document(case_id) for case_id in batch]
-            found = {snap.id: snap.to_dict() for snap in self.client.get_all(refs) if snap.exists}
+            found = {snap.id: self._read(snap) for snap in self.client.get_all(refs) if snap.exists}
             yield from (found[case_id] for case_id in batch if case_id in found)
 
     def cases_with_error_type(self, error_type: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Cases whose error_types contain `error_type`, newest first."""
         query = self.cases.where(filter=firestore.FieldFilter("error_types", "array_contains", error_type))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
-        return [s.to_dict() for s in (query.limit(limit) if limit else query).stream()]
+        return [self._read(s) for s in (query.limit(limit) if limit else query).stream()]
 
     def corrected_cases(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Cases that have a corrected transcript, newest first."""
         query = self.cases.where(filter=firestore.FieldFilter("corrected", "==", True))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
-        return [s.to_dict() for s in (query.limit(limit) if limit else query).stream()]
+        return [self._read(s) for s in (query.limit(limit) if limit else query).stream()]
 
     def stream_cases(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """Every case (optionally created at or after `since`), streamed."""
@@ -205,7 +335,7 @@ class FirestoreCaseStore(CaseStore):
         if since is not None:
             query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
         for snapshot in query.stream():
-            yield snapshot.to_dict()
+            yield self._read(snapshot)
 
     def cases_changed_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
         """The cases written one at a time (events, corrections, the Python API) whose last such write committed
@@ -221,7 +351,8 @@ class FirestoreCaseStore(CaseStore):
         """The statistics shards' documents."""
         # Lookups by key: a collection query costs a scan on the emulator as the database grows.
         refs = [self.shards.document(str(n)) for n in range(N_SHARDS)]
-        return [s.to_dict() or {} for s in self.client.get_all(refs) if s.exists]
+        shards = [s.to_dict() or {} for s in self.client.get_all(refs) if s.exists]
+        return shards + model_counter_rows(self.models)
 
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
         """Quarantined payloads with their reasons, newest first."""

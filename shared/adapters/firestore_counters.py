@@ -5,12 +5,20 @@ Increment and never read by a writer) and are summed by `DataManager.get_statist
 counts rides in the same atomic write as the document it counts, created with a must-not-exist precondition:
 a duplicate delivery fails the whole write and counts nothing.
 
+Cases per model version are not keys of the shards (each new model version would add a key to every shard, and
+a document holds 1 MiB and 40,000 index entries): each model version has its own N_SHARDS counter documents,
+`<prefix>model_counters/<sha256 of the name, 32 hex>-<n>` = {model_version, cases}, written in the same atomic
+write. A reader gets them with one query capped at MAX_MODEL_COUNTER_DOCS documents (a model version with k cases
+has at most min(k, N_SHARDS) of them). Shards written before this layout may still hold a `model_versions` map;
+`summarize` adds both, so nothing has to be migrated.
+
 Every source that rejects a payload (failure events, corrections, builds, training metrics) keeps it through
 `keep_quarantined`, so each kept payload is one `quarantined` event, whichever adapter rejected it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import asdict
 from typing import Any
@@ -24,22 +32,66 @@ from shared.domain.cases import CounterDelta
 N_SHARDS = 16
 SHARDS = "stats_shards"
 QUARANTINE = "quarantine"
+MODEL_COUNTERS = "model_counters"
+# Read cap of the per-model counters: 1,250 model versions with cases in every shard (more with fewer cases).
+MAX_MODEL_COUNTER_DOCS = 20_000
 
 
-def increment_shards(writer: Any, shards_collection: firestore.CollectionReference, delta: CounterDelta) -> None:
-    """Add `delta` to one random shard through `writer` (a batch or a transaction); nothing for an empty delta."""
+def model_counter_id(model_version: str, shard: int) -> str:
+    """The document id of `model_version`'s counter shard `shard` (a name may hold `/` or be 1,500 bytes long)."""
+    return f"{hashlib.sha256(model_version.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}-{shard}"
+
+
+def counter_writes(delta: CounterDelta) -> int:
+    """How many document writes `increment_shards` makes for `delta` (a commit holds at most 500)."""
+    if delta.is_empty():
+        return 0
+    return int(not delta_without_models(delta).is_empty()) + sum(1 for n in delta.model_versions.values() if n)
+
+
+def delta_without_models(delta: CounterDelta) -> CounterDelta:
+    """`delta` without its per-model counts (those go to their own documents)."""
+    return CounterDelta(**{**asdict(delta), "model_versions": {}})
+
+
+def increment_shards(
+    writer: Any, shards_collection: firestore.CollectionReference, delta: CounterDelta,
+    models_collection: firestore.CollectionReference | None = None,
+) -> None:
+    """Add `delta` to one random shard through `writer` (a batch or a transaction), its per-model counts to the
+    same shard number of each model version's counters in `models_collection`; nothing for an empty delta."""
     if delta.is_empty():
         return
+    n = random.randrange(N_SHARDS)  # noqa: S311  # nosec B311 - spreads load, not a secret
+    models = {name: count for name, count in delta.model_versions.items() if count}
+    if models:
+        if models_collection is None:
+            raise ValueError("per-model counts need the model counters' collection")
+        for name, count in models.items():
+            writer.set(models_collection.document(model_counter_id(name, n)),
+                       {"model_version": name, "cases": firestore.Increment(count)}, merge=True)
     values: dict[str, Any] = {}
-    for name, value in asdict(delta).items():
+    for name, value in asdict(delta_without_models(delta)).items():
         if isinstance(value, dict):
             nested = {k: firestore.Increment(v) for k, v in value.items() if v}
             if nested:
                 values[name] = nested
         elif value:
             values[name] = firestore.Increment(value)
-    shard = shards_collection.document(str(random.randrange(N_SHARDS)))  # noqa: S311  # nosec B311 - spreads load, not a secret
-    writer.set(shard, values, merge=True)
+    if values:
+        writer.set(shards_collection.document(str(n)), values, merge=True)
+
+
+def model_counter_rows(models_collection: firestore.CollectionReference) -> list[dict[str, Any]]:
+    """The per-model counter documents as shards to be summed (`{"model_versions": {name: cases}}` each), read
+    with one query of at most MAX_MODEL_COUNTER_DOCS documents."""
+    query = models_collection.select(["model_version", "cases"]).limit(MAX_MODEL_COUNTER_DOCS)
+    rows = []
+    for snapshot in query.stream():
+        doc = snapshot.to_dict() or {}
+        if isinstance(doc.get("model_version"), str):
+            rows.append({"model_versions": {doc["model_version"]: int(doc.get("cases", 0))}})
+    return rows
 
 
 def keep_quarantined(client: firestore.Client, settings: Settings, quarantine_id: str, record: dict[str, Any]) -> bool:

@@ -10,6 +10,11 @@ types of the correction win, else the case's given ones stay, else they are deri
 ``min(1, normalized_wer)`` once a correction exists (``error_score_source: derived``): the share of the
 words the model got wrong, casing and punctuation aside, so ``min_error_score`` selects it like any other
 case instead of never; each later correction derives it again. Without a correction it stays absent.
+
+A correction history keeps both texts of every correction, so it can outgrow a document (1 MiB: a 50 KB
+transcript fills it after ~9 corrections). A store keeps the newest entries in the case (at most
+`history_budget` bytes as Firestore counts them) and moves older ones out (`entries_to_move_out`); every read
+gives the history back whole, oldest first.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from shared.domain.error_taxonomy import derive_error_types
 from shared.domain.failure_event import Correction, FailureEvent
+from shared.domain.firestore_limits import DOCUMENT_NAME_BYTES, MAX_DOCUMENT_BYTES, storage_size
 from shared.domain.transcript_metrics import score_transcript
 
 SCORE_FIELDS = ("wer", "cer", "normalized_wer", "normalized_cer")
@@ -159,3 +165,28 @@ def apply_correction(
         delta.error_types[name] = delta.error_types.get(name, 0) + 1
     delta.error_types = {k: v for k, v in delta.error_types.items() if v}
     return updates, delta
+
+
+# The most a case keeps of its correction history in itself (Firestore's size), the rest moved out; and what a
+# case's own fields and the store's bookkeeping are given besides, below the 1 MiB document limit.
+HISTORY_BUDGET_BYTES = 256 * 1024
+DOCUMENT_MARGIN_BYTES = 16 * 1024
+
+
+def history_budget(case: dict[str, Any]) -> int:
+    """How many bytes of correction history `case` (its other fields as they will be stored) may keep in itself."""
+    rest = storage_size({key: value for key, value in case.items() if key != "corrections"})
+    room = MAX_DOCUMENT_BYTES - DOCUMENT_NAME_BYTES - DOCUMENT_MARGIN_BYTES - rest - storage_size("corrections")
+    return max(0, min(HISTORY_BUDGET_BYTES, room))
+
+
+def entries_to_move_out(kept: list[dict[str, Any]], budget: int) -> int:
+    """How many of the oldest entries of `kept` (a history kept in the case, oldest first) to move out so that the
+    rest fits `budget` bytes; all of them when even the newest alone does not."""
+    sizes = [storage_size(entry) for entry in kept]
+    total = sum(sizes)
+    moved = 0
+    while moved < len(kept) and total > budget:
+        total -= sizes[moved]
+        moved += 1
+    return moved

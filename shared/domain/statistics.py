@@ -10,6 +10,10 @@ The keys of `DataManager.get_statistics()` (the seed's names first; every stored
 - ``average_error_score``: mean ``error_score`` of the cases that have one, None when none has; rounded to 9
   decimals, since the sum behind it is a float the counter shards add up in any order.
 - ``cases_by_model_version``: cases per model version (``(unknown)`` for a case without one).
+
+A store gives the shards as mappings to be added up: the counter shards, and the per-model counter documents as
+``{"model_versions": {name: n}}`` each (shared/adapters/firestore_counters.py keeps each model version's count in
+documents of its own, so no shard grows a key per model version; shards written before that hold the map).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def test_sync_all_from_gcs_gives_a_wiped_firestore_its_cases_and_statistics_back
     from google.cloud import firestore
 
     from shared import IntegratedDataManagementSystem
-    from shared.adapters.firestore_counters import SHARDS
+    from shared.adapters.firestore_counters import MODEL_COUNTERS, SHARDS
 
     settings = replace(test_settings, bucket=f"{namespace}-restore")
     storage.Client(project=settings.project).create_bucket(settings.bucket)
@@ -82,7 +82,7 @@ def test_sync_all_from_gcs_gives_a_wiped_firestore_its_cases_and_statistics_back
     before = (manager.get_statistics(), {case_id: manager.get_failed_case(case_id) for case_id in ids})
 
     client = firestore.Client(project=settings.project)
-    for name in ("failed_cases", SHARDS):
+    for name in ("failed_cases", SHARDS, MODEL_COUNTERS):
         client.recursive_delete(client.collection(settings.collection(name)))
     assert manager.get_statistics()["total_cases"] == 0
 

@@ -160,3 +160,20 @@ def test_a_given_error_score_is_never_replaced() -> None:
     del legacy["error_score_source"]  # stored before the source was recorded: a score there was given
     updates, _ = apply_correction(legacy, Correction(case_id="c", corrected_transcript="this is all hats"), None, NOW)
     assert "error_score" not in updates
+
+
+def test_a_history_keeps_its_newest_entries_within_the_budget() -> None:
+    from shared.domain.cases import HISTORY_BUDGET_BYTES, entries_to_move_out, history_budget
+    from shared.domain.firestore_limits import storage_size
+
+    entries = [{"corrected_transcript": str(n) * 50_000, "previous_transcript": str(n - 1) * 50_000}
+               for n in range(10)]
+    budget = history_budget({"original_transcript": "x" * 50_000, "corrections": entries})
+    assert budget == HISTORY_BUDGET_BYTES
+    moved = entries_to_move_out(entries, budget)
+    assert 0 < moved < len(entries) and storage_size(entries[moved:]) <= budget < storage_size(entries[moved - 1:])
+    assert entries_to_move_out(entries[:2], budget) == 0
+    assert entries_to_move_out(entries[:1], 10) == 1  # an entry larger than the budget moves out too
+    # A case whose own fields are large keeps less of its history in itself.
+    assert history_budget({"original_transcript": "x" * 900_000}) < HISTORY_BUDGET_BYTES
+    assert history_budget({"original_transcript": "x" * 1_100_000}) == 0
