@@ -51,6 +51,7 @@ OPERATIONS: dict[str, str] = {
     "import_status": "WorkProgress",
     "build_status": "WorkProgress",
     "recent_work": "WorkProgress",
+    "replay_dead_letters": "IntegratedDataManagementSystem",
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 

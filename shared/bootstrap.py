@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from shared.config import Settings
-from shared.ports import Bucket, BuildLedger, CaseStore, MetricStore, ProgressBoard, Publisher
+from shared.ports import Bucket, BuildLedger, CaseStore, DeadLetterQueue, MetricStore, ProgressBoard, Publisher
 
 
 class Adapters:
@@ -32,12 +32,13 @@ class Adapters:
         publisher: Publisher | None = None,
         buckets: Mapping[str, Bucket] | None = None,
         progress: ProgressBoard | None = None,
+        dead_letters: DeadLetterQueue | None = None,
     ) -> None:
         self.settings = settings
         self._buckets: dict[str, Bucket] = dict(buckets or {})
         self._buckets_lock = threading.Lock()
         given = {"cases": cases, "bucket": bucket, "metrics": metrics, "builds": builds, "publisher": publisher,
-                 "progress": progress}
+                 "progress": progress, "dead_letters": dead_letters}
         # A given adapter takes the place of the cached_property's value, so it is never built.
         self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
 
@@ -98,6 +99,13 @@ class Adapters:
         from shared.adapters.pubsub_publisher import PubSubPublisher
 
         return PubSubPublisher(self.settings.project)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterQueue:
+        """The dead-letter subscriptions in Pub/Sub (pull, ack, republish)."""
+        from shared.adapters.pubsub_dead_letters import PubSubDeadLetters
+
+        return PubSubDeadLetters(self.settings.project)
 
 
 _lock = threading.Lock()

@@ -10,13 +10,16 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.data_manager import DataManager
 from shared.domain import bucket_layout as layout
+from shared.domain.dead_letters import DEFAULT_MAX_REPLAYS
 from shared.errors import BadInput
 from shared.facade_setup import LocalPath, bucket_object, deployment, is_bucket_uri, legacy_settings, local_dir
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.json_encoding import dumps_json
 from shared.metadata_tracker import MetadataTracker
 from shared.services import system_report
+from shared.services.dead_letter_replay import replay_dead_letters
 from shared.services.local_copies import write_local_file
+from shared.topology import build_topology
 from shared.version_control import DataVersionControl
 
 DEFAULT_BASE_DIR = "data"
@@ -110,6 +113,15 @@ class IntegratedDataManagementSystem:
         """Rebuild the stored cases (corrections and statistics counters included) from what `sync_all_to_gcs`
         wrote, adding only what Firestore lacks; the metric records are not restored (yet)."""
         return {"learning_data": self.data_manager.sync_from_gcs()}
+
+    def replay_dead_letters(
+        self, topic: str | None = None, max_messages: int = 1000, max_replays: int = DEFAULT_MAX_REPLAYS
+    ) -> dict[str, Any]:
+        """Republish the dead letters (of every topic, or of `topic`) to their topic, once their cause is fixed;
+        one replayed `max_replays` times already is quarantined with the reason instead. What was done, per topic."""
+        a = self.adapters
+        return replay_dead_letters(a.dead_letters, a.cases, build_topology(self.settings), topic,
+                                   max_messages, max_replays)
 
     def get_system_statistics(self) -> dict[str, Any]:
         """Cases, performance trends, versions and datasets, in one answer."""

@@ -6,12 +6,13 @@ shared/bootstrap.py is the one place that picks which implementation a process g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
 from shared.domain.cases import CounterDelta
+from shared.domain.dead_letters import DeadLetter
 from shared.domain.metric_history import Snapshot
 
 # A change to one case inside its transaction: (the fields to update, the counters they move), or None.
@@ -254,3 +255,16 @@ class Publisher(Protocol):
 
     def publish(self, topic: str, payloads: Sequence[bytes], timeout_s: float) -> list[str]:
         """Publish every payload to `topic` (an id, not a path); their message ids, in order."""
+
+
+class DeadLetterQueue(Protocol):
+    """The dead-letter subscriptions: pull what failed, acknowledge it, republish it to its topic."""
+
+    def pull(self, subscription: str, max_messages: int) -> list[DeadLetter]:
+        """Up to `max_messages` dead letters of `subscription` (an id), leased to the caller; [] when none."""
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge pulled dead letters: they are gone from `subscription`."""
+
+    def republish(self, topic: str, data: bytes, attributes: Mapping[str, str], timeout_s: float) -> str:
+        """Publish one message to `topic` (an id) with `attributes`; its message id."""

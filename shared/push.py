@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain.dead_letters import handler_message_id
 from shared.errors import MalformedPush, Transient
 from shared.services.outcome import Outcome
 
@@ -36,10 +37,13 @@ def decode_push(cloud_event: Any) -> PushedMessage:
         raise MalformedPush(f"message data is not base64: {exc}") from exc
     source = str(cloud_event["source"] or "")
     topic = source.rsplit("/topics/", 1)[1] if "/topics/" in source else None
+    attributes = {str(k): str(v) for k, v in (message.get("attributes") or {}).items()}
+    # A replayed dead letter is the message it replays (shared/domain/dead_letters.py): one id for all its replays.
+    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
     return PushedMessage(
-        message_id=str(message.get("messageId") or message.get("message_id") or cloud_event["id"]),
+        message_id=handler_message_id(message_id, attributes),
         data=data,
-        attributes={str(k): str(v) for k, v in (message.get("attributes") or {}).items()},
+        attributes=attributes,
         publish_time=message.get("publishTime") or message.get("publish_time"),
         topic=topic,
     )

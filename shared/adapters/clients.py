@@ -23,3 +23,9 @@ def storage_client(project: str) -> storage.Client:
 def publisher_client() -> pubsub_v1.PublisherClient:
     """The Pub/Sub publisher (honours PUBSUB_EMULATOR_HOST), batching up to 500 messages or 50 ms."""
     return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=500, max_latency=0.05))
+
+
+@cache
+def subscriber_client() -> pubsub_v1.SubscriberClient:
+    """The Pub/Sub subscriber (honours PUBSUB_EMULATOR_HOST), for pulls from the dead-letter subscriptions."""
+    return pubsub_v1.SubscriberClient()
