@@ -43,6 +43,8 @@ locals {
       ingress     = "ALLOW_ALL"
       invokers    = var.api_invokers
       bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
+      # replay_dead_letters republishes dead letters to the topics they came from (it pulls them: replay.tf).
+      publish_topics = sort(local.pushed_topics)
     }
   }
 }

@@ -19,6 +19,8 @@ locals {
     min_consistency       = var.min_consistency
     min_validity          = var.min_validity
     min_overall_score     = var.min_overall_score
+
+    quarantine_retention_days = var.quarantine_retention_days
   }
 
   topics = [for setting in var.topics : local.settings[setting]]
@@ -36,6 +38,7 @@ locals {
 
   # Firestore collections that have composite indexes (shared/ reads them through Settings.collection).
   collection_failed_cases = "${var.collection_prefix}failed_cases"
+  collection_quarantine   = "${var.collection_prefix}quarantine"
   collection_performance  = "${var.collection_prefix}performance_history"
 
   bucket_location = coalesce(var.bucket_location, var.region)
@@ -73,6 +76,20 @@ resource "google_storage_bucket" "data" {
     }
     action {
       type = "Delete"
+    }
+  }
+
+  # The whole copies of oversize quarantined payloads, as long as their Firestore records (TTL on expire_at).
+  dynamic "lifecycle_rule" {
+    for_each = var.quarantine_retention_days > 0 ? [var.quarantine_retention_days] : []
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = ["quarantine/"]
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 
@@ -248,6 +265,41 @@ resource "google_firestore_index" "this" {
       array_config = fields.value[1] == "CONTAINS" ? "CONTAINS" : null
     }
   }
+}
+
+# Fields no query reads, exempt from single-field indexing: a transcript or a history is kept, not searched, and
+# every indexed value costs an index entry (a document has at most 40,000) and write time. The correction history
+# moved out of a case (shared/adapters/firestore_cases.py) is the collection group correction_history.
+locals {
+  unindexed_fields = {
+    case_corrections          = { collection = local.collection_failed_cases, field = "corrections" }
+    case_original_transcript  = { collection = local.collection_failed_cases, field = "original_transcript" }
+    case_corrected_transcript = { collection = local.collection_failed_cases, field = "corrected_transcript" }
+    case_metadata             = { collection = local.collection_failed_cases, field = "metadata" }
+    history_previous          = { collection = "correction_history", field = "previous_transcript" }
+    history_corrected         = { collection = "correction_history", field = "corrected_transcript" }
+    quarantine_raw            = { collection = local.collection_quarantine, field = "raw" }
+  }
+}
+
+resource "google_firestore_field" "unindexed" {
+  for_each   = local.unindexed_fields
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+}
+
+# Quarantine records expire at expire_at (quarantine_retention_days after they were kept; none when it is 0).
+resource "google_firestore_field" "quarantine_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = local.collection_quarantine
+  field      = "expire_at"
+
+  ttl_config {}
 }
 
 # ---------------------------------------------------------------- identities

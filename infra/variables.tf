@@ -146,15 +146,39 @@ variable "min_overall_score" {
 }
 
 variable "dead_letter_retention" {
-  description = "How long a dead letter is kept, on its topic and its -sink subscription (max 31 days)."
+  description = "How long a dead letter is kept, on its topic and its -sink subscription (max 31 days): long enough to fix its cause and replay it (api op replay_dead_letters)."
   type        = string
-  default     = "604800s"
+  default     = "2678400s"
 }
 
 variable "temporary_prefixes" {
-  description = "Object prefixes of scratch data in the bucket, deleted after temporary_object_age_days."
+  description = "Object prefixes of scratch data in the bucket, deleted after temporary_object_age_days: tmp/, and the export's staged segments (learning_data/appending/), which a run composes and deletes within minutes, so one a day old was left by a run that died."
   type        = list(string)
-  default     = ["tmp/"]
+  default     = ["tmp/", "learning_data/appending/"]
+}
+
+variable "quarantine_retention_days" {
+  description = "Days a quarantined payload is kept: its Firestore record (TTL on expire_at, written by the functions) and its whole copy under quarantine/ (bucket lifecycle). 0 keeps them for ever."
+  type        = number
+  default     = 30
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) every alert policy notifies; none: the incidents only show in the console."
+  type        = list(string)
+  default     = []
+}
+
+variable "function_error_threshold" {
+  description = "Responses with a 5xx status (crashes, and transient errors Pub/Sub retries) of one function in 5 minutes above which an alert opens."
+  type        = number
+  default     = 5
+}
+
+variable "quarantine_alert_threshold" {
+  description = "Payloads quarantined (bad input kept with its reason) in one hour above which an alert opens."
+  type        = number
+  default     = 10
 }
 
 variable "temporary_object_age_days" {

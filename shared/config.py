@@ -35,6 +35,9 @@ class Settings:
     # Where an event's audio_path without a scheme (the seed's `audio/sample.wav`) points: a gs:// prefix; empty
     # means the deployment's own bucket (`gs://<bucket>/`).
     audio_root: str = ""
+    # Days a quarantined payload is kept (its Firestore record by TTL on expire_at, its whole copy under
+    # quarantine/ by the bucket's lifecycle); 0 keeps them for ever.
+    quarantine_retention_days: int = 30
 
     def __post_init__(self) -> None:
         self.quality_thresholds()  # BadInput (a ValueError) naming a threshold outside [0, 1]
@@ -91,6 +94,7 @@ ENV_NAMES: dict[str, str] = {
     "min_consistency": "STT_MIN_CONSISTENCY",
     "min_validity": "STT_MIN_VALIDITY",
     "min_overall_score": "STT_MIN_OVERALL_SCORE",
+    "quarantine_retention_days": "STT_QUARANTINE_RETENTION_DAYS",
 }
 
 _DEFAULTS = Settings()

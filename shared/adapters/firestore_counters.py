@@ -13,7 +13,10 @@ has at most min(k, N_SHARDS) of them). Shards written before this layout may sti
 `summarize` adds both, so nothing has to be migrated.
 
 Every source that rejects a payload (failure events, corrections, builds, training metrics) keeps it through
-`keep_quarantined`, so each kept payload is one `quarantined` event, whichever adapter rejected it.
+`keep_quarantined`, so each kept payload is one `quarantined` event, whichever adapter rejected it. A record
+carries `expire_at`, `quarantine_retention_days` after it was kept (none when that is 0): Firestore's TTL policy
+on that field (infra/) deletes it then, as the bucket's lifecycle deletes its whole copy under quarantine/. The
+count stays: `quarantined_events` is how many were ever kept.
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists, Conflict
 from google.cloud import firestore
 
+from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain.cases import CounterDelta
 
 N_SHARDS = 16
 SHARDS = "stats_shards"
 QUARANTINE = "quarantine"
+EXPIRE_FIELD = "expire_at"  # the quarantine's TTL field
 MODEL_COUNTERS = "model_counters"
 # Read cap of the per-model counters: 1,250 model versions with cases in every shard (more with fewer cases).
 MAX_MODEL_COUNTER_DOCS = 20_000
@@ -101,7 +107,10 @@ def keep_quarantined(client: firestore.Client, settings: Settings, quarantine_id
     """
     batch = client.batch()
     doc = client.collection(settings.collection(QUARANTINE)).document(quarantine_id)
-    batch.create(doc, {**record, "quarantined_at": firestore.SERVER_TIMESTAMP})
+    kept = {**record, "quarantined_at": firestore.SERVER_TIMESTAMP}
+    if settings.quarantine_retention_days > 0:
+        kept[EXPIRE_FIELD] = utc_now() + timedelta(days=settings.quarantine_retention_days)
+    batch.create(doc, kept)
     increment_shards(batch, client.collection(settings.collection(SHARDS)), CounterDelta(quarantined=1))
     try:
         batch.commit()

@@ -4,6 +4,7 @@ count, is acknowledged, and after max_replays it is quarantined with the reason 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from google.cloud import pubsub_v1
@@ -87,6 +88,9 @@ def test_a_dead_letter_is_replayed_to_its_topic_until_max_replays_then_quarantin
     [kept] = store.quarantined()
     assert kept["source"] == "replay_dead_letters" and kept["topic"] == settings.topic_failures
     assert "after 3 replays" in kept["reason"] and kept["raw"] == b'{"audio_path": "gs://a/1.wav"}'
+    # Kept quarantine_retention_days: Firestore's TTL on expire_at (infra/) deletes it then.
+    assert kept["expire_at"] - kept["quarantined_at"] == pytest.approx(
+        timedelta(days=settings.quarantine_retention_days), abs=timedelta(minutes=1))
     assert replay_dead_letters(queue, store, topology)["replayed"] == 0  # nothing left, nothing retried
 
 
