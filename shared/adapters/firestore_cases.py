@@ -193,7 +193,8 @@ class FirestoreCaseStore(CaseStore):
         stored = {key: value for key, value in case.items() if key != ARCHIVED_FIELD}
         kept = history[archived:]
         move = entries_to_move_out(kept, history_budget({**stored, "corrections": []}))
-        stored["corrections"] = kept[move:]
+        if "corrections" in case:
+            stored["corrections"] = kept[move:]
         if archived + move:
             stored[ARCHIVED_FIELD] = archived + move
         return stored, [(archived + n + 1, entry) for n, entry in enumerate(kept[:move])]
