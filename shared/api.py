@@ -47,11 +47,11 @@ OPERATIONS: dict[str, str] = {
     "get_system_statistics": "IntegratedDataManagementSystem",
     "generate_comprehensive_report": "IntegratedDataManagementSystem",
     "sync_all_from_gcs": "IntegratedDataManagementSystem",
+    "replay_dead_letters": "IntegratedDataManagementSystem",
     # How far long work got (not seed methods: the CLI's and the dashboard's progress).
     "import_status": "WorkProgress",
     "build_status": "WorkProgress",
     "recent_work": "WorkProgress",
-    "replay_dead_letters": "IntegratedDataManagementSystem",
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 
