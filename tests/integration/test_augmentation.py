@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -44,14 +45,16 @@ def _rows(client: storage.Client, bucket: str, dataset_id: str, split: str) -> l
     return [orjson.loads(line) for line in data.splitlines()]
 
 
-def test_a_built_dataset_is_augmented_from_another_bucket_train_only(test_settings: Settings, namespace: str) -> None:
+def test_a_built_dataset_is_augmented_from_another_bucket_train_only(
+    test_settings: Settings, namespace: str, tmp_path: Path
+) -> None:
     manager = DataManager(test_settings)
     audio_bucket = f"{namespace}-audio"
     for i in range(12):
         clip = "broken.wav" if i == 11 else CLIPS[i % 3]
         manager.store_failed_case(f"gs://{audio_bucket}/clips/{clip}", f"TURN IT DOWN {i}", f"Turn it down {i}.",
                                   error_score=0.8, speaker_id=f"spk-{i}")
-    pipeline = FinetuningDatasetPipeline(test_settings)
+    pipeline = FinetuningDatasetPipeline(test_settings, output_dir=tmp_path)  # its local copies go there
     base = pipeline.prepare_dataset(min_error_score=0.5, balance_error_types=False, train_ratio=0.7, val_ratio=0.15,
                                     test_ratio=0.15, create_version=True, version_name="speech")
     with pytest.raises(InvalidAugmentation, match="factor"):
