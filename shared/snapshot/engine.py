@@ -24,6 +24,7 @@ parsing JSON), then count the quality rules and the metadata's figures over ``st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -99,6 +100,13 @@ class ByteSink(Protocol):
 
 # Opens one file of the dataset for writing, by its name relative to the dataset's prefix (`train.jsonl`).
 OpenFile = Callable[[str], AbstractContextManager[ByteSink]]
+_ROW_COLUMNS = ROW_SCHEMA.names  # the row's columns in a dataset_lines batch, after split_no and line
+
+
+def _manifest_order(name: str) -> tuple[int, int]:
+    """The split files first, then the Parquet copies, each in split order."""
+    split = name.removeprefix("parquet/").split(".")[0]
+    return (name.startswith("parquet/"), SPLITS.index(split))
 
 
 class _HashingSink:
@@ -161,6 +169,39 @@ class SnapshotBuild:
     @property
     def total(self) -> int:
         return sum(self.split_sizes.values())
+
+
+class _ParquetCopy:
+    """One split's Parquet copy, written as its rows come in batches of any size: ROW_SCHEMA, zstd, row groups
+    of exactly PARQUET_ROW_GROUP rows (the last one smaller), each written from one contiguous table, so the
+    same rows give the same bytes however DuckDB cut its batches."""
+
+    def __init__(self, sink: ByteSink) -> None:
+        self.out = _HashingSink(sink)
+        self.writer = pq.ParquetWriter(self.out, ROW_SCHEMA, compression="zstd")
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Rows of a dataset_lines batch (its row columns, after split_no and line)."""
+        table = pa.Table.from_batches([batch.select(range(2, 2 + len(_ROW_COLUMNS)))])
+        self.pending.append(table.rename_columns(_ROW_COLUMNS).cast(ROW_SCHEMA))
+        self.rows += table.num_rows
+        while self.rows >= PARQUET_ROW_GROUP:
+            whole = pa.concat_tables(self.pending)
+            self._write(whole.slice(0, PARQUET_ROW_GROUP))
+            rest = whole.slice(PARQUET_ROW_GROUP)
+            self.pending, self.rows = [rest], rest.num_rows
+
+    def _write(self, table: pa.Table) -> None:
+        self.writer.write_table(table.combine_chunks(), row_group_size=PARQUET_ROW_GROUP)
+
+    def close(self, rows: int) -> dict[str, Any]:
+        """Write what is left and the footer; the file's manifest entry."""
+        if self.rows:
+            self._write(pa.concat_tables(self.pending))
+        self.writer.close()
+        return self.out.entry(rows)
 
 
 def _duckdb_type(data_type: pa.DataType) -> str:
@@ -301,50 +342,40 @@ class SnapshotEngine:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def write_splits(self, open_file: OpenFile, batch_rows: int = 50_000) -> dict[str, dict[str, Any]]:
-        """Stream each split's JSONL to ``open_file("<split>.jsonl")`` (every split, an empty one too, in order);
-        each file's manifest entry (versions.file_entry). One query for all splits: its lines come split by
-        split."""
+    def write_splits(
+        self, open_file: OpenFile, batch_rows: int = 50_000, parquet: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Stream each split's JSONL to ``open_file("<split>.jsonl")`` and, with ``parquet``, its Parquet copy to
+        ``open_file("parquet/<split>.parquet")`` (every split, an empty one too, in order); each file's manifest
+        entry (versions.file_entry). One sorted pass over the rows for all of it: the lines and the row columns
+        come in the same batches, split by split."""
         files: dict[str, dict[str, Any]] = {}
         reader = self.con.sql(sql.dataset_lines()).to_arrow_reader(batch_rows)
         batches = iter(reader)
-        pending: tuple[np.ndarray, pa.Array] | None = None
+        pending: pa.RecordBatch | None = None
         for number, split in enumerate(SPLITS):
-            with open_file(layout.split_file(split)) as file:
-                out = _HashingSink(file)
+            with contextlib.ExitStack() as files_of_split:
+                out = _HashingSink(files_of_split.enter_context(open_file(layout.split_file(split))))
+                copy = _ParquetCopy(files_of_split.enter_context(open_file(layout.parquet_copy(split)))) \
+                    if parquet else None
                 while True:
                     if pending is None:
-                        batch = next(batches, None)
-                        if batch is None:
+                        pending = next(batches, None)
+                        if pending is None:
                             break
-                        pending = (batch.column(0).to_numpy(zero_copy_only=False), batch.column(1))
-                    numbers, lines = pending
+                    numbers = pending.column(0).to_numpy(zero_copy_only=False)
                     if numbers[0] != number:
                         break  # this batch starts a later split
                     ends = np.flatnonzero(numbers != number)
                     end = int(ends[0]) if ends.size else len(numbers)
-                    out.write(_joined_bytes(lines.slice(0, end)))
-                    pending = None if end == len(numbers) else (numbers[end:], lines.slice(end))
+                    out.write(_joined_bytes(pending.column(1).slice(0, end)))
+                    if copy is not None:
+                        copy.add(pending.slice(0, end))
+                    pending = None if end == len(numbers) else pending.slice(end)
+                if copy is not None:
+                    files[layout.parquet_copy(split)] = copy.close(self._sizes[split])
             files[layout.split_file(split)] = out.entry(self._sizes[split])
-        return files
-
-    def write_parquet_copies(
-        self, open_file: OpenFile, batch_rows: int = PARQUET_ROW_GROUP
-    ) -> dict[str, dict[str, Any]]:
-        """Write each split's rows as ``open_file("parquet/<split>.parquet")`` (ROW_SCHEMA, the JSONL's order, a
-        row group per ``batch_rows``; an empty split too); each file's manifest entry.
-
-        Written with pyarrow from DuckDB's batches in ``seq`` order, so the same rows give the same bytes."""
-        files: dict[str, dict[str, Any]] = {}
-        for split in SPLITS:
-            reader = self.con.sql(sql.PARQUET_COPY_ROWS, params={"split": split}).to_arrow_reader(batch_rows)
-            with open_file(layout.parquet_copy(split)) as file:
-                out = _HashingSink(file)
-                with pq.ParquetWriter(out, ROW_SCHEMA, compression="zstd") as writer:
-                    for batch in reader:
-                        writer.write_table(pa.Table.from_batches([batch]).cast(ROW_SCHEMA), row_group_size=batch_rows)
-            files[layout.parquet_copy(split)] = out.entry(self._sizes[split])
-        return files
+        return {name: files[name] for name in sorted(files, key=_manifest_order)}
 
     # -- the quality report and the metadata -----------------------------------------------------------------
 
@@ -462,8 +493,6 @@ def build_from_snapshot(
             return SnapshotBuild(sizes, {}, {}, {}, seconds)
         files = engine.write_splits(open_file)
         step("write_splits")
-        files |= engine.write_parquet_copies(open_file)
-        step("write_parquet")
         report = engine.quality_report(thresholds)
         step("quality")
         metadata = engine.metadata(dataset_id, request, created_at, source)

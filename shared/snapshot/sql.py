@@ -305,7 +305,8 @@ COPY (
 
 def dataset_lines() -> str:
     """Step 3: every row's JSONL line (``orjson.dumps(to_row(case, split))`` and a newline) with its split's
-    number (0 train, 1 val, 2 test), split by split, each split by case_id.
+    number (0 train, 1 val, 2 test), split by split, each split by case_id; then the row's columns (engine's
+    ROW_SCHEMA order, ``split_field`` as ``split``) for the Parquet copy written in the same pass.
 
     DuckDB's to_json of the row's struct is orjson's bytes for almost every row, and several times faster than
     building the line field by field: it is kept unless a float is outside the range where both write alike,
@@ -320,18 +321,13 @@ def dataset_lines() -> str:
     return f"""
 SELECT {SPLIT_ORDER} AS split_no,
     CASE WHEN {_orjson_floats()} AND NOT contains(fast, '\\u00') THEN fast
-    ELSE {_json_line_exact()} END || chr(10) AS line
+    ELSE {_json_line_exact()} END || chr(10) AS line,
+    audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id, language,
+    model_version, duration_s, wer, cer, split_field
 FROM (SELECT *, {fast} AS fast FROM stt_rows) AS rows
 ORDER BY seq
 """  # nosec B608
 
-
-# One split's rows as its Parquet copy holds them (engine.ROW_SCHEMA's columns), in the JSONL's order.
-PARQUET_COPY_ROWS = """
-SELECT audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id,
-    language, model_version, duration_s, wer, cer, split_field AS split
-FROM stt_rows WHERE split = $split ORDER BY seq
-"""
 
 MISSING_SPLITS = "SELECT count(*) FROM stt_keys WHERE split IS NULL"
 
@@ -687,7 +683,6 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "select_keys_all": select_keys(src, balance=False, capped=False),
         "select_rows": select_rows(src),
         "dataset_lines": dataset_lines(),
-        "parquet_copy_rows": PARQUET_COPY_ROWS,
         "quality_rows": QUALITY_ROWS,
         **{f"quality_duplicates_{n}": text for n, text in enumerate(QUALITY_DUPLICATES)},
         "no_pair_dups": NO_PAIR_DUPS,

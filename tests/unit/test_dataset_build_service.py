@@ -36,7 +36,8 @@ from tests.unit.fake_dataset_bucket import (
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 REQUEST_NAME = "dataset-requests/weekly.json"
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
-DATASET_FILES = (*SPLIT_FILES, *(layout.parquet_copy(split) for split in SPLITS))  # in the order written
+# In the order they land: each split's Parquet copy, then its JSONL (written side by side, closed in that order).
+DATASET_FILES = tuple(name for split in SPLITS for name in (layout.parquet_copy(split), f"{split}.jsonl"))
 GOOD_REQUEST: dict[str, Any] = {"version_name": "weekly", "min_error_score": 0.5}
 
 

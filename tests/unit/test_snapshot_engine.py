@@ -481,3 +481,28 @@ def test_balancing_equals_the_reference_for_many_budgets(seed: int, tmp_path: Pa
         result = assert_same_build(cases, request, paths, names)
         if max_samples is not None:
             assert result.total == min(max_samples, eligible)  # balancing never leaves the budget unspent
+
+
+def test_parquet_copies_are_cut_in_whole_row_groups_whatever_the_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.snapshot.engine.PARQUET_ROW_GROUP", 7)
+    cases = random_cases(31, 200)
+    paths, names = snapshot_of(tmp_path, cases, rows_per_part=90)
+    request = BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=False)
+    copies = []
+    for batch_rows in (5, 13):
+        captured = Captured()
+        with SnapshotEngine(SETTINGS) as engine:
+            engine.load_parts(paths, names)
+            engine.select(request)
+            files = engine.write_splits(captured, batch_rows=batch_rows)
+        copies.append({name: data for name, data in captured.named.items() if name.endswith(".parquet")})
+        for split in SPLITS:
+            data = captured.named[f"parquet/{split}.parquet"]
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+            assert all(size == 7 for size in sizes[:-1]) and 0 < sizes[-1] <= 7 if sizes else True, sizes
+            assert parquet.read().to_pylist() == [orjson.loads(line) for line in captured.files[split].splitlines()]
+            assert files[f"parquet/{split}.parquet"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert copies[0] == copies[1]  # the same rows, the same bytes, however DuckDB cut its batches
