@@ -174,7 +174,7 @@ def child(work: str, folder: Path, out: Path) -> None:
                 with (out / name).open("wb") as file:
                     yield file
 
-            engine.write_splits(to_file)
+            engine.write_splits(to_file, parquet=False)
         splits = {split: validate_lines(split, (out / f"{split}.jsonl").read_bytes().splitlines())[0]
                   for split in ("train", "val", "test")}
         started = time.perf_counter()

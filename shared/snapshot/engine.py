@@ -66,7 +66,7 @@ from shared.snapshot.parts import (
     part_name,
 )
 
-PARQUET_ROW_GROUP = 100_000  # rows per row group of a Parquet copy: DuckDB reads row groups in parallel
+PARQUET_ROW_GROUP = 50_000  # rows per row group of a Parquet copy: DuckDB reads row groups in parallel
 _LETTER = re.compile(r"[^\W\d_]")  # dataset_quality's rule for "text contains a letter"
 ROW_SCHEMA = pa.schema(
     [
@@ -343,7 +343,7 @@ class SnapshotEngine:
     # -- writing ---------------------------------------------------------------------------------------------
 
     def write_splits(
-        self, open_file: OpenFile, batch_rows: int = 50_000, parquet: bool = True
+        self, open_file: OpenFile, batch_rows: int = 25_000, parquet: bool = True
     ) -> dict[str, dict[str, Any]]:
         """Stream each split's JSONL to ``open_file("<split>.jsonl")`` and, with ``parquet``, its Parquet copy to
         ``open_file("parquet/<split>.parquet")`` (every split, an empty one too, in order); each file's manifest
