@@ -6,7 +6,6 @@ A dataset is the prefix `finetuning_datasets/<dataset_id>/`; it is finished once
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 from collections.abc import Mapping
@@ -19,10 +18,11 @@ import orjson
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import QualityThresholds, gate_reasons, validate_lines
-from shared.errors import BadInput, NotFound, ObjectGone
+from shared.errors import BadInput, NotFound
 from shared.ports import Bucket
 from shared.snapshot.dataset_files import (
     DatasetRows,
+    copy_object,
     fetch_split_files,
     file_line_issues,
     quality_of_rows,
@@ -62,14 +62,7 @@ def read_rows(bucket: Bucket, dataset_id: str) -> dict[str, list[dict[str, Any]]
 def object_sha256(bucket: Bucket, name: str, chunk_bytes: int = HASH_CHUNK) -> str | None:
     """The object's sha256, read through ``bucket.reader`` a chunk at a time (never the whole object in
     memory); None when it is missing."""
-    digest = hashlib.sha256()
-    try:
-        with bucket.reader(name) as stream:
-            while chunk := stream.read(chunk_bytes):
-                digest.update(chunk)
-    except ObjectGone:
-        return None
-    return digest.hexdigest()
+    return copy_object(bucket, name, None, chunk_bytes)
 
 
 def changed_files(bucket: Bucket, dataset_id: str, recorded: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -68,13 +68,14 @@ class SplitFile:
         return f"{self.split}.jsonl"
 
 
-def _copy_object(bucket: Bucket, name: str, path: Path | None) -> str | None:
-    """The object's sha256, read through ``bucket.reader`` a chunk at a time and, with a ``path``, copied there
-    on the way; None when the object is missing (nothing is left at ``path`` then)."""
+def copy_object(bucket: Bucket, name: str, path: Path | None, chunk_bytes: int = COPY_CHUNK) -> str | None:
+    """The object's sha256, read through ``bucket.reader`` a chunk at a time (never the whole object in memory)
+    and, with a ``path``, copied there on the way; None when the object is missing (nothing is left at ``path``
+    then)."""
     digest = hashlib.sha256()
     try:
         with bucket.reader(name) as stream, (path.open("wb") if path else contextlib.nullcontext()) as out:
-            while chunk := stream.read(COPY_CHUNK):
+            while chunk := stream.read(chunk_bytes):
                 digest.update(chunk)
                 if out is not None:
                     out.write(chunk)
@@ -86,12 +87,12 @@ def _copy_object(bucket: Bucket, name: str, path: Path | None) -> str | None:
 
 
 def _copy_objects(bucket: Bucket, jobs: Mapping[str, Path | None]) -> dict[str, str | None]:
-    """``_copy_object`` of each object name -> local path (None: hash only), a few at a time: sha256 and the
+    """``copy_object`` of each object name -> local path (None: hash only), a few at a time: sha256 and the
     bucket's reads both leave the GIL, so the files of a dataset are read side by side."""
     if len(jobs) == 1:
-        return {name: _copy_object(bucket, name, path) for name, path in jobs.items()}
+        return {name: copy_object(bucket, name, path) for name, path in jobs.items()}
     with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
-        futures = {name: pool.submit(_copy_object, bucket, name, path) for name, path in jobs.items()}
+        futures = {name: pool.submit(copy_object, bucket, name, path) for name, path in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -102,10 +103,8 @@ def fetch_split_files(bucket: Bucket, dataset_id: str, folder: Path) -> dict[str
     prefix = layout.dataset_prefix(dataset_id)
     paths = {split: folder / layout.split_file(split) for split in SPLITS}
     hashes = _copy_objects(bucket, {prefix + layout.split_file(split): paths[split] for split in SPLITS})
-    return {
-        split: SplitFile(split, paths[split] if sha is not None else None, sha)
-        for split, sha in zip(SPLITS, hashes.values(), strict=True)
-    }
+    shas = {split: hashes[prefix + layout.split_file(split)] for split in SPLITS}
+    return {split: SplitFile(split, paths[split] if sha is not None else None, sha) for split, sha in shas.items()}
 
 
 @dataclass(frozen=True)
