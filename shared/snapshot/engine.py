@@ -103,12 +103,6 @@ OpenFile = Callable[[str], AbstractContextManager[ByteSink]]
 _ROW_COLUMNS = ROW_SCHEMA.names  # the row's columns in a dataset_lines batch, after split_no and line
 
 
-def _manifest_order(name: str) -> tuple[int, int]:
-    """The split files first, then the Parquet copies, each in split order."""
-    split = name.removeprefix("parquet/").split(".")[0]
-    return (name.startswith("parquet/"), SPLITS.index(split))
-
-
 class _HashingSink:
     """A write-only stream over a ByteSink that hashes and counts what passes (ParquetWriter asks its tell())."""
 
@@ -350,6 +344,7 @@ class SnapshotEngine:
         entry (versions.file_entry). One sorted pass over the rows for all of it: the lines and the row columns
         come in the same batches, split by split."""
         files: dict[str, dict[str, Any]] = {}
+        copies: dict[str, dict[str, Any]] = {}  # after the split files in the manifest, as metadata.json lists them
         reader = self.con.sql(sql.dataset_lines()).to_arrow_reader(batch_rows)
         batches = iter(reader)
         pending: pa.RecordBatch | None = None
@@ -373,9 +368,9 @@ class SnapshotEngine:
                         copy.add(pending.slice(0, end))
                     pending = None if end == len(numbers) else pending.slice(end)
                 if copy is not None:
-                    files[layout.parquet_copy(split)] = copy.close(self._sizes[split])
+                    copies[layout.parquet_copy(split)] = copy.close(self._sizes[split])
             files[layout.split_file(split)] = out.entry(self._sizes[split])
-        return {name: files[name] for name in sorted(files, key=_manifest_order)}
+        return files | copies
 
     # -- the quality report and the metadata -----------------------------------------------------------------
 
