@@ -26,25 +26,12 @@ os.environ.setdefault("STT_EMULATOR_HEAP", "3g")  # about 2 GB of emulator heap 
 
 import orjson
 
+from bench.dataset_build import event  # the same synthetic failure events
 from bench.tables import print_table
 from shared.config import Settings
 
 N = int(os.environ.get("BENCH_AGGREGATE_N", "100000"))
 NEW = 1_000
-
-
-def event(i: int) -> dict[str, object]:
-    reference = f"turn left at light number {i} and park behind the bank"
-    fields: dict[str, object] = {
-        "audio_path": f"gs://stt-audio/agg/{i:07d}.wav",
-        "original_transcript": reference.upper(),
-        "error_score": (i % 100) / 100,
-        "speaker_id": f"spk-{i % 700}",
-        "model_version": f"v{i % 3}",
-    }
-    if i % 5:
-        fields["corrected_transcript"] = reference
-    return fields
 
 
 def main() -> None:
