@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 import jiwer
 
-from shared.domain.transcript_metrics import is_punctuation, normalize_english
+from shared.domain.transcript_metrics import is_punctuation, normalize_english, normalized_word_alignment
 
 ERROR_TYPES: tuple[str, ...] = (
     "all_caps",
@@ -49,6 +50,8 @@ LOOP_MAX_NGRAM = 4
 LOOP_MIN_REPEATS = 3
 
 
+# Real transcripts reuse a small vocabulary, so most tokens are keyed once per process.
+@lru_cache(maxsize=65536)
 def _word_key(token: str) -> str:
     """A raw token with its punctuation removed and lowercased, for case/punctuation comparison."""
     return "".join(ch for ch in token if not is_punctuation(ch)).lower()
@@ -71,8 +74,8 @@ def _surface_types(original: str, corrected: str) -> set[str]:
     found: set[str] = set()
     orig_tokens = original.split()
     corr_tokens = corrected.split()
-    orig_words = [(t, _word_key(t)) for t in orig_tokens if _word_key(t)]
-    corr_words = [(t, _word_key(t)) for t in corr_tokens if _word_key(t)]
+    orig_words = [(t, key) for t in orig_tokens if (key := _word_key(t))]
+    corr_words = [(t, key) for t in corr_tokens if (key := _word_key(t))]
     standalone_orig = [t for t in orig_tokens if not _word_key(t)]
     standalone_corr = [t for t in corr_tokens if not _word_key(t)]
     if standalone_orig != standalone_corr:
@@ -99,6 +102,8 @@ def _numbers(tokens: Sequence[str]) -> Counter[str]:
 
 def _numeral_mismatch(original: str, corrected: str) -> bool:
     """Whether a quantity is in digits on one side and in number words on the other."""
+    if not any(ch.isdigit() for ch in original) and not any(ch.isdigit() for ch in corrected):
+        return False  # no digits on either side: nothing can be in digits on one of them
     # Numbers that survive normalization but were not digits before it were written as words.
     orig_all = _numbers(normalize_english(original).split())
     corr_all = _numbers(normalize_english(corrected).split())
@@ -114,7 +119,7 @@ def _digits_view(text: str) -> list[str]:
     # Replacing letters by a marker keeps the punctuation/digit handling of normalize_english
     # while its number parser has no word to convert.
     masked = "".join("x" if ch.isalpha() else ch for ch in text)
-    return normalize_english(masked).split()
+    return normalize_english(masked, number_words=False).split()
 
 
 def _loop_positions(tokens: Sequence[str]) -> set[int]:
@@ -145,7 +150,8 @@ def _word_types(original: str, corrected: str) -> set[str]:
         elif ref:
             found.add("deletion")
         return found
-    chunks = _alignment(ref, hyp)
+    # The same alignment normalized WER reads (cached there): tokens rejoined are the normalized texts.
+    chunks = list(normalized_word_alignment(" ".join(ref), " ".join(hyp)).alignments[0])
     loops = _loop_positions(hyp)
     last = chunks[-1]
     truncated = last.type == "delete" and last.ref_end_idx - last.ref_start_idx >= TRUNCATION_MIN_TAIL
