@@ -202,12 +202,9 @@ def _lines_tables(engine: SnapshotEngine, prefix: str, files: Mapping[str, Path 
                   fields: tuple[str, ...] = sql.SPLIT_FIELDS) -> dict[str, str]:
     """Each split file's lines as a table named ``<prefix>_<split>``; the tables by split, in dataset order."""
     tables = {split: f"{prefix}_{split}" for split in SPLITS}
-    engine.con.execute("SET preserve_insertion_order = true")  # rowid is then the line's place in its file
-    try:
+    with engine.insertion_order():  # rowid is then the line's place in its file
         for split, table in tables.items():
             _read_lines(engine, table, files.get(split), fields)
-    finally:
-        engine.con.execute("SET preserve_insertion_order = false")
     return tables
 
 

@@ -277,6 +277,7 @@ SELECT
     k.pos AS pos
 FROM ({source_sql}) AS s
 JOIN stt_keys AS k ON s.part = k.part AND s.part_row = k.part_row
+ORDER BY k.seq  -- stored in dataset order, so dataset_lines reads it in order with no sort of its own
 """  # nosec B608
 
 
@@ -306,7 +307,8 @@ COPY (
 def dataset_lines() -> str:
     """Step 3: every row's JSONL line (``orjson.dumps(to_row(case, split))`` and a newline) with its split's
     number (0 train, 1 val, 2 test), split by split, each split by case_id; then the row's columns (engine's
-    ROW_SCHEMA order, ``split_field`` as ``split``) for the Parquet copy written in the same pass.
+    ROW_SCHEMA order, ``split_field`` as ``split``) for the Parquet copy written in the same pass. In that order
+    only when read inside ``SnapshotEngine.insertion_order()``: it is stt_rows' stored order, not an ORDER BY.
 
     DuckDB's to_json of the row's struct is orjson's bytes for almost every row, and several times faster than
     building the line field by field: it is kept unless a float is outside the range where both write alike,
@@ -325,7 +327,6 @@ SELECT {SPLIT_ORDER} AS split_no,
     audio, text, case_id, original_transcript, error_types, error_score, has_correction, speaker_id, language,
     model_version, duration_s, wer, cer, split_field
 FROM (SELECT *, {fast} AS fast FROM stt_rows) AS rows
-ORDER BY seq
 """  # nosec B608
 
 

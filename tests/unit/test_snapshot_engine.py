@@ -31,6 +31,7 @@ from shared.snapshot.engine import (
     EngineSettings,
     SnapshotBuild,
     SnapshotEngine,
+    SnapshotError,
     build_from_snapshot,
     compact,
     finished_metadata,
@@ -506,3 +507,44 @@ def test_parquet_copies_are_cut_in_whole_row_groups_whatever_the_batches(
             assert parquet.read().to_pylist() == [orjson.loads(line) for line in captured.files[split].splitlines()]
             assert files[f"parquet/{split}.parquet"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert copies[0] == copies[1]  # the same rows, the same bytes, however DuckDB cut its batches
+
+
+def _grown_rows(engine: SnapshotEngine, copies: int, order: str) -> None:
+    """Replace stt_rows by ``copies`` numbered copies of each row, stored in ``order`` (an ORDER BY clause)."""
+    engine.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE stt_rows AS
+        SELECT * REPLACE (case_id || '-' || lpad(CAST(i AS VARCHAR), 6, '0') AS case_id,
+                          row_number() OVER (ORDER BY seq, i) AS seq,
+                          row_number() OVER (PARTITION BY split ORDER BY seq, i) - 1 AS pos)
+        FROM stt_rows, range({copies}) AS copies(i)
+        ORDER BY {order}
+    """)  # nosec B608
+    engine.count_splits()
+
+
+def test_split_files_keep_dataset_order_over_many_row_groups_and_threads(tmp_path: Path) -> None:
+    # 300k rows span several of DuckDB's row groups (122,880 rows), which two threads read in parallel: the
+    # split files must still come out in seq order, every row once, without a sort of their own.
+    paths, names = snapshot_of(tmp_path, random_cases(5, 300), rows_per_part=300)
+    captured = Captured()
+    with SnapshotEngine(SETTINGS) as engine:
+        engine.load_parts(paths, names)
+        engine.select(BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=False))
+        _grown_rows(engine, 1_000, "seq")
+        expected = {split: [row[0] for row in engine.con.sql(
+            "SELECT case_id FROM stt_rows WHERE split = $split ORDER BY seq", params={"split": split}).fetchall()]
+            for split in SPLITS}
+        engine.write_splits(captured, parquet=False)
+    assert sum(map(len, expected.values())) > 250_000
+    for split in SPLITS:
+        assert [orjson.loads(line)["case_id"] for line in captured.files[split].splitlines()] == expected[split]
+
+
+def test_rows_stored_out_of_dataset_order_are_refused_not_dropped(tmp_path: Path) -> None:
+    paths, names = snapshot_of(tmp_path, random_cases(6, 120), rows_per_part=120)
+    with SnapshotEngine(SETTINGS) as engine:
+        engine.load_parts(paths, names)
+        engine.select(BuildRequest(min_error_score=0.0, include_uncorrected=True, balance_error_types=False))
+        _grown_rows(engine, 1, "seq DESC")  # the test split's rows first
+        with pytest.raises(SnapshotError, match="rows of split train"):
+            engine.write_splits(Captured(), parquet=False)
