@@ -278,7 +278,7 @@ def import_rate(bucket: Any, name: str, evs: list[dict[str, Any]]) -> float:
 def main() -> None:
     from google.cloud import firestore, storage
 
-    from bench.dataset_build import peak_rss_mib
+    from bench.dataset_build import function_peak_mib
     from shared.config import Settings
     from shared.topology import build_topology
     from stack.local_stack import running_stack
@@ -320,7 +320,7 @@ def main() -> None:
             for event in evs:
                 event["audio_path"] = str(event["audio_path"]).replace("/bench/", f"/bench-{label[:4]}/")
             stored[label] = (import_rate(bucket, f"bench-{label[:4]}", evs), raw)
-        function_peak = peak_rss_mib("ingest_import")
+        function_peak = function_peak_mib("ingest_import")
 
     mb = size / 1e6
     rows: list[list[object]] = [
