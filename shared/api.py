@@ -48,6 +48,7 @@ OPERATIONS: dict[str, str] = {
     "generate_comprehensive_report": "IntegratedDataManagementSystem",
     "sync_all_from_gcs": "IntegratedDataManagementSystem",
     "replay_dead_letters": "IntegratedDataManagementSystem",
+    "list_dead_letters": "IntegratedDataManagementSystem",
     # How far long work got (not seed methods: the CLI's and the dashboard's progress).
     "import_status": "WorkProgress",
     "build_status": "WorkProgress",
