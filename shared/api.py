@@ -53,6 +53,8 @@ OPERATIONS: dict[str, str] = {
     "import_status": "WorkProgress",
     "build_status": "WorkProgress",
     "recent_work": "WorkProgress",
+    # What the dashboard page (a browser's GET on the api) shows, as JSON.
+    "dashboard_facts": "Dashboard",
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 
