@@ -7,7 +7,7 @@ TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
-.PHONY: venv tools up down demo test test-unit lint bench clean tfvars audio-fixtures
+.PHONY: venv tools browser up down demo test test-unit lint bench clean tfvars audio-fixtures screenshot
 
 venv: $(STAMP)
 
@@ -24,17 +24,28 @@ $(TOOLS_STAMP):
 	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3,<4'
 	touch $@
 
+# The dashboard's tests drive Debian's Chromium (tests/e2e/browser.py); installed here when missing (as root).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }; }
+
 up: venv
 	$(PY) -m stack up
 
 down: venv
 	$(PY) -m stack down
 
+# KEEP=1: the stack stays up after the demo, its dashboard open to a browser; `make down` stops it.
 demo: venv
-	$(PY) -m stack demo
+	$(PY) -m stack demo $(if $(filter 1,$(KEEP)),--keep)
 
-test: venv tools
+test: venv tools browser
 	$(PY) -m pytest
+
+# docs/dashboard.png, taken by the dashboard's browser test on the data it makes (README shows it).
+screenshot: venv browser
+	STT_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard.py
 
 test-unit: venv
 	$(PY) -m pytest tests/unit

@@ -17,6 +17,7 @@ _API = {
     "DataVersionControl": "shared.version_control",
     "IntegratedDataManagementSystem": "shared.integrated_system",
     "WorkProgress": "shared.progress",
+    "Dashboard": "shared.dashboard.facade",
 }
 
 __all__ = sorted(_API)

@@ -48,10 +48,13 @@ OPERATIONS: dict[str, str] = {
     "generate_comprehensive_report": "IntegratedDataManagementSystem",
     "sync_all_from_gcs": "IntegratedDataManagementSystem",
     "replay_dead_letters": "IntegratedDataManagementSystem",
+    "list_dead_letters": "IntegratedDataManagementSystem",
     # How far long work got (not seed methods: the CLI's and the dashboard's progress).
     "import_status": "WorkProgress",
     "build_status": "WorkProgress",
     "recent_work": "WorkProgress",
+    # What the dashboard page (a browser's GET on the api) shows, as JSON.
+    "dashboard_facts": "Dashboard",
 }
 # Builds are asked by uploading dataset-requests/<name>.json (or from Python): a build can outlast an HTTP call.
 

@@ -17,6 +17,7 @@ from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.json_encoding import dumps_json
 from shared.metadata_tracker import MetadataTracker
 from shared.services import system_report
+from shared.services.dead_letter_backlog import DEFAULT_LISTED, list_dead_letters
 from shared.services.dead_letter_replay import replay_dead_letters
 from shared.services.local_copies import write_local_file
 from shared.topology import build_topology
@@ -122,6 +123,11 @@ class IntegratedDataManagementSystem:
         a = self.adapters
         return replay_dead_letters(a.dead_letters, a.cases, build_topology(self.settings), topic,
                                    max_messages, max_replays)
+
+    def list_dead_letters(self, topic: str | None = None, max_messages: int = DEFAULT_LISTED) -> dict[str, Any]:
+        """The dead letters waiting (of every topic, or of `topic`), at most `max_messages` (1..1000) per topic,
+        each described (id, payload preview, deliveries, replays), left where they are for `replay_dead_letters`."""
+        return list_dead_letters(self.adapters.dead_letters, build_topology(self.settings), topic, max_messages)
 
     def get_system_statistics(self) -> dict[str, Any]:
         """Cases, performance trends, versions and datasets, in one answer."""

@@ -266,5 +266,8 @@ class DeadLetterQueue(Protocol):
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Acknowledge pulled dead letters: they are gone from `subscription`."""
 
+    def release(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Hand pulled dead letters back unacknowledged: the next pull sees them again (a look, not a take)."""
+
     def republish(self, topic: str, data: bytes, attributes: Mapping[str, str], timeout_s: float) -> str:
         """Publish one message to `topic` (an id) with `attributes`; its message id."""

@@ -1,4 +1,4 @@
-"""`python -m stack up|down|demo|sweep`: the local stack from the command line."""
+"""`python -m stack up|down|demo [--keep]|sweep`: the local stack from the command line."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ def main(argv: list[str]) -> int:
         if command == "demo":
             from stack.demo import run_demo
 
-            return run_demo(stack)
+            return run_demo(stack, keep="--keep" in argv[1:])
     except StackError as exc:
         print(f"stack: error: {exc}", file=sys.stderr)
         return 1
-    print("usage: python -m stack up|down|demo|sweep", file=sys.stderr)
+    print("usage: python -m stack up|down|demo [--keep]|sweep", file=sys.stderr)
     return 2
 
 

@@ -155,19 +155,29 @@ def _request_builds(bucket: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return results[0], results[1]
 
 
-def run_demo(stack: LocalStack) -> int:
-    """Bring the stack up, run the workload, print the report, bring the stack down."""
+def run_demo(stack: LocalStack, keep: bool = False) -> int:
+    """Bring the stack up, run the workload, print the report and the dashboard's URL; bring the stack down
+    unless `keep` (`make demo KEEP=1`: `make down` stops it later)."""
     started = time.monotonic()
     info = stack.up()
     print(f"stack up in {time.monotonic() - started:.1f}s; clients: source {stack.env_file}")
     try:
         outcome = run_workload(info)
-    finally:
+    except BaseException:
+        stack.down()
+        raise
+    if not keep:
         stack.down()
         print("stack down")
     _print_report(info, outcome)
-    on_disk = stack.config.state_dir / "gcs" / info.settings.bucket
-    print(f"\nThe bucket's objects stay on disk under {on_disk} until the next `make up`.")
+    dashboard = info.function_urls["api"]
+    if keep:
+        print(f"\nThe stack stays up. Dashboard: {dashboard} (open it in a browser); `sttdata status` reads it too; "
+              "`make down` stops it.")
+    else:
+        on_disk = stack.config.state_dir / "gcs" / info.settings.bucket
+        print(f"\nThe dashboard was {dashboard}: `make demo KEEP=1` keeps the stack up to open it.")
+        print(f"The bucket's objects stay on disk under {on_disk} until the next `make up`.")
     return 0
 
 

@@ -109,7 +109,7 @@ def _what_to_do(exc: Exception) -> str:
 @click.pass_context
 def cli(ctx: click.Context, env_file: str | None) -> None:
     """The command line of sttdata: status, imports and builds with progress, versions, verified pulls,
-    rollback and reports.
+    rollback, dead letters and reports. The dashboard is the api's URL in a browser (README, "Dashboard").
 
     Locally it reads .local/stack.env (written by `make up`). In the cloud, set GOOGLE_CLOUD_PROJECT, STT_BUCKET
     and STT_API_URL: it uses Application Default Credentials for the bucket and an identity token for the private
@@ -430,6 +430,60 @@ def rollback(session: Session, version: str, target: str | None) -> None:
     if target and result.get("restored_to"):
         out.print(f"{len(result['restored_to'])} files copied to gs://{session.the_bucket().bucket}/"
                   f"{layout.restore_prefix(target)}")
+
+
+# -- dead letters ----------------------------------------------------------------------------------------------
+
+
+@cli.command("dead-letters", short_help="The dead-letter backlog per topic [--replay].")
+@click.option("--topic", help="Only this topic's dead letters (its name, or its dead-letter topic's).")
+@click.option("--max-messages", default=100, show_default=True, type=click.IntRange(1, 1000),
+              help="Look at (or replay) at most this many per topic.")
+@click.option("--replay", is_flag=True, help="Republish them to their topics (once their cause is fixed); one "
+                                             "replayed --max-replays times already is quarantined instead.")
+@click.option("--max-replays", default=3, show_default=True, type=click.IntRange(0, 100),
+              help="With --replay: how often one message may be replayed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.pass_obj
+def dead_letters(session: Session, topic: str | None, max_messages: int, replay: bool, max_replays: int,
+                 as_json: bool) -> None:
+    """The dead letters waiting in each topic's dead-letter subscription, with a preview of each, left where they
+    are; with --replay, republish them to their topics instead (the api's replay_dead_letters)."""
+    api = session.the_api()
+    if replay:
+        result = api.call("replay_dead_letters", topic=topic, max_messages=max_messages, max_replays=max_replays)
+        if as_json:
+            _json_out(result)
+            return
+        table = Table(title="Dead letters replayed")
+        for column in ("topic", "replayed", "quarantined"):
+            table.add_column(column)
+        for name, counts in sorted(result.get("topics", {}).items()):
+            table.add_row(name, str(counts.get("replayed", 0)), str(counts.get("quarantined", 0)))
+        out = console()
+        out.print(table)
+        out.print(f"{result.get('replayed', 0)} replayed, {result.get('quarantined', 0)} quarantined as replayed "
+                  f"{max_replays} times already (`sttdata status` counts the quarantined)")
+        return
+    listed = api.call("list_dead_letters", topic=topic, max_messages=max_messages)
+    if as_json:
+        _json_out(listed)
+        return
+    out = console()
+    table = Table(title="Dead letters waiting")
+    for column in ("topic", "message", "deliveries", "replays", "bytes", "payload"):
+        table.add_column(column)
+    for name, found in sorted(listed.get("topics", {}).items()):
+        for letter in found.get("letters", []):
+            table.add_row(name, str(letter.get("message_id")), str(letter.get("delivery_attempts") or ""),
+                          str(letter.get("replay_count")), str(letter.get("bytes")), str(letter.get("preview")))
+    counts = ", ".join(f"{name} {'' if t.get('complete') else 'at least '}{t.get('count', 0)}"
+                       for name, t in sorted(listed.get("topics", {}).items()))
+    if not listed.get("total"):
+        out.print(f"no dead letters ({counts})")
+        return
+    out.print(table)
+    out.print(f"{listed['total']} dead letters ({counts}); fix their cause, then `sttdata dead-letters --replay`")
 
 
 # -- report ----------------------------------------------------------------------------------------------------

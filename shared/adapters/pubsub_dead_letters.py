@@ -58,6 +58,13 @@ class PubSubDeadLetters(DeadLetterQueue):
             path = self.subscriber.subscription_path(self.project, subscription)
             self.subscriber.acknowledge(request={"subscription": path, "ack_ids": list(ack_ids)})
 
+    def release(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """A zero ack deadline: Pub/Sub hands the dead letters out again at once."""
+        if ack_ids:
+            path = self.subscriber.subscription_path(self.project, subscription)
+            self.subscriber.modify_ack_deadline(
+                request={"subscription": path, "ack_ids": list(ack_ids), "ack_deadline_seconds": 0})
+
     def republish(self, topic: str, data: bytes, attributes: Mapping[str, str], timeout_s: float) -> str:
         """Publish one message with attributes; its id once Pub/Sub has it."""
         future = self.publisher.publish(self.publisher.topic_path(self.project, topic), data, **dict(attributes))

@@ -56,3 +56,21 @@ def handler_message_id(message_id: str, attributes: Mapping[str, str]) -> str:
     """The id a handler keys its effects by: a replayed message's first dead letter's id, else its own."""
     replay_of = attributes.get(REPLAY_OF)
     return replay_of if replay_of and REPLAY_COUNT in attributes else message_id
+
+
+PREVIEW_CHARS = 200
+
+
+def describe_letter(letter: DeadLetter) -> dict[str, object]:
+    """What a person needs to judge a dead letter: its id, size, a preview of its payload, how often it was
+    delivered and replayed, and the subscription that gave up on it."""
+    text = letter.data[: PREVIEW_CHARS * 4].decode("utf-8", errors="replace")
+    return {
+        "message_id": letter.message_id,
+        "bytes": len(letter.data),
+        "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else ""),
+        "replay_count": replay_count(letter.attributes),
+        "delivery_attempts": letter.attributes.get(f"{DEAD_LETTER_ATTRIBUTES}DeliveryCount"),
+        "from_subscription": letter.attributes.get(f"{DEAD_LETTER_ATTRIBUTES}Subscription"),
+        "attributes": {k: v for k, v in letter.attributes.items() if not k.startswith(DEAD_LETTER_ATTRIBUTES)},
+    }

@@ -80,5 +80,11 @@ def test_import_build_versions_and_pull_through_the_command_line(
     assert any(b.get("name") == f"dataset-requests/{namespace}.json" and b["state"] == "built"
                for b in recent["builds"])
 
+    backlog = sttdata(repo_root, env_file, "dead-letters", "--json")
+    assert backlog.returncode == 0, backlog.stderr
+    listed = json.loads(backlog.stdout)
+    assert set(listed["topics"]) == set(stack.topology.topics)
+    assert listed["total"] == sum(t["count"] for t in listed["topics"].values())
+
     missing = sttdata(repo_root, env_file, "pull", "v_nope", str(tmp_path / "none"))
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr

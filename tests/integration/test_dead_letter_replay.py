@@ -108,3 +108,21 @@ def test_the_api_op_replays_the_dead_letters_of_one_topic(settings: Settings, to
     bad = dispatch({"op": "replay_dead_letters", "topic": "no-such-topic"}, settings,
                    {"IntegratedDataManagementSystem": system})
     assert bad.status == 400 and "known topics" in bad.body["error"]
+
+
+def test_the_backlog_lists_dead_letters_and_leaves_them_for_the_replay(settings: Settings, topology: Topology) -> None:
+    from shared.api import dispatch
+
+    ids = {_dead_letter(settings, f'{{"n": {n}}}'.encode(), CloudPubSubDeadLetterSourceDeliveryCount="5")
+           for n in range(3)}
+    system = IntegratedDataManagementSystem(settings=settings)
+    for _ in range(2):  # a second look sees the same letters: the first released them
+        answer = dispatch({"op": "list_dead_letters"}, settings, {"IntegratedDataManagementSystem": system})
+        assert answer.status == 200, answer.body
+        listed = answer.body["result"]
+        assert (listed["total"], listed["complete"]) == (3, True)
+        failures = listed["topics"][settings.topic_failures]
+        assert {letter["message_id"] for letter in failures["letters"]} == ids
+        assert {letter["delivery_attempts"] for letter in failures["letters"]} == {"5"}
+    assert system.replay_dead_letters(topic=settings.topic_failures)["replayed"] == 3
+    assert system.list_dead_letters()["total"] == 0

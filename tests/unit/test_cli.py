@@ -146,7 +146,7 @@ def test_help_documents_every_command(capsys: pytest.CaptureFixture[str]) -> Non
         main(["--help"])
     assert exited.value.code == 0
     shown = capsys.readouterr().out
-    for command in ("status", "import", "build", "versions", "pull", "rollback", "report"):
+    for command in ("status", "import", "build", "versions", "pull", "rollback", "dead-letters", "report"):
         assert f"  {command} " in shown
         assert CliRunner().invoke(cli, [command, "--help"]).exit_code == 0
 
@@ -436,3 +436,35 @@ def test_rollback_and_report_go_through_the_api(real_api: StubApi, files: Memory
     assert f"current version: {first}" in result.output
     assert json.loads(run(["versions", "--json"], real_api, files).output)["current_version"] == first
     assert "unknown version 'v_nope'" in one_line_error(run(["rollback", "v_nope"], real_api, files))
+
+
+# -- dead letters --------------------------------------------------------------------------------------------
+
+
+def test_dead_letters_lists_the_backlog_and_replays_it_on_demand(stub: Callable[[dict[str, Handler]], StubApi],
+                                                                files: MemoryFiles) -> None:
+    letter = {"message_id": "4711", "bytes": 12, "preview": '{"bad": true}', "replay_count": 1,
+              "delivery_attempts": "5", "from_subscription": "failures-push", "attributes": {}}
+    listed = {"topics": {"transcription-failures": {"subscription": "s", "count": 1, "complete": True,
+                                                    "letters": [letter]},
+                         "training-metrics": {"subscription": "m", "count": 0, "complete": True, "letters": []}},
+              "total": 1, "complete": True, "max_messages": 100}
+    replayed = {"topics": {"transcription-failures": {"subscription": "s", "replayed": 1, "quarantined": 0}},
+                "replayed": 1, "quarantined": 0, "max_replays": 2}
+    api = stub({"list_dead_letters": lambda b: (200, listed), "replay_dead_letters": lambda b: (200, replayed)})
+    shown = run(["dead-letters"], api, files)
+    assert shown.exit_code == 0, shown.output
+    for text in ("4711", '{"bad": true}', "transcription-failures 1", "training-metrics 0", "--replay"):
+        assert text in shown.output
+    assert api.calls[-1] == {"op": "list_dead_letters", "max_messages": 100}
+    again = run(["dead-letters", "--replay", "--topic", "transcription-failures", "--max-replays", "2"], api, files)
+    assert again.exit_code == 0, again.output
+    assert "1 replayed, 0 quarantined" in again.output
+    assert api.calls[-1] == {"op": "replay_dead_letters", "topic": "transcription-failures", "max_messages": 100,
+                             "max_replays": 2}
+    assert json.loads(run(["dead-letters", "--json"], api, files).output)["total"] == 1
+    none = {**listed, "topics": {"training-metrics": listed["topics"]["training-metrics"]}, "total": 0}
+    api.handlers["list_dead_letters"] = lambda b: (200, none)
+    assert "no dead letters (training-metrics 0)" in run(["dead-letters"], api, files).output
+    refused = run(["dead-letters", "--max-messages", "0"], api, files)
+    assert refused.exit_code == 2 and "max-messages" in refused.output
