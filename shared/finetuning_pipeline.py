@@ -76,7 +76,8 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         val_ratio: float = 0.1, test_ratio: float = 0.1, max_samples: int | None = None,
         balance_error_types: bool = True, create_version: bool = False, version_name: str | None = None,
         parent_version: str | None = None, quality_thresholds: Mapping[str, float] | None = None,
-        allow_failed_quality: bool = False,
+        allow_failed_quality: bool = False, min_duration_s: float | None = None,
+        max_duration_s: float | None = None, augment: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Build a dataset from the stored cases; its info ({"error": ...} when no case is eligible).
 
@@ -84,6 +85,9 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         a dataset that fails the check is built but versioned only with `allow_failed_quality` (flagged), and
         `quality_gate` in the info says what happened. The finished dataset is also mirrored to
         `<output_dir>/<dataset_id>/` (`local_path` in the info), every file verified against its sha256.
+        `min_duration_s` / `max_duration_s` keep the rows whose audio lasts that long, and `augment` (a list of
+        transforms, as augment_dataset takes) also makes the augmented dataset of the train rows, a child version
+        of this one (`augmented` in the info): docs/datasets.md.
         Raises InvalidBuildRequest (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
         """
         parameters: dict[str, Any] = {
@@ -93,10 +97,13 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
             "version_name": version_name, "parent_version": parent_version,
             "allow_failed_quality": allow_failed_quality,
         }
+        audio = {"min_duration_s": min_duration_s, "max_duration_s": max_duration_s, "augment": augment}
+        parameters |= {name: value for name, value in audio.items() if value is not None}
         if quality_thresholds is not None:
             parameters["quality_thresholds"] = dict(quality_thresholds)
         now = utc_now()
-        info = build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, now, self.thresholds())
+        info = build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, now, self.thresholds(),
+                                     open_bucket=self.adapters.bucket_named)
         if self.local_copies and "error" not in info:
             info["local_path"] = str(mirror_dataset(self.adapters.bucket, info["dataset_id"], self.output_dir, now))
         return info
