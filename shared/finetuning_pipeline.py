@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
+from shared.errors import BadInput
 from shared.facade_setup import LocalPath, QualityThresholdsSetting, deployment, legacy_settings, local_dir
 from shared.services import datasets
 from shared.services.dataset_builds import build_from_parameters
@@ -141,15 +142,25 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         its quality at least the instance's `quality_thresholds` (`is_valid` when nothing is wrong)."""
         return datasets.validate_dataset(self.adapters.bucket, dataset_id, utc_now(), thresholds=self.thresholds())
 
-    def prepare_huggingface_dataset(self, dataset_id: str, output_format: str = "json") -> str | dict[str, str]:
+    def prepare_huggingface_dataset(
+        self, dataset_id: str, output_format: str = "json", include_audio: bool = False,
+    ) -> str | dict[str, str]:
         """A local folder that `datasets.load_dataset(folder)` opens with its train/validation/test splits:
         `<output_dir>/huggingface/<dataset_id>/<output_format>/`, one verified file per split with rows (JSON
         lines or Parquet) and a dataset card (README.md), which is also written to the dataset's bucket prefix.
 
+        `include_audio=True` also copies every row's clip into the folder's `audio/` and points the rows at it
+        with paths relative to the folder (the card declares an Audio feature), so the folder works away from
+        the bucket: `<output_dir>/huggingface/<dataset_id>/<output_format>-audio/`.
+
         With `local_copies=False` (the `api`): the bucket's files by split, for
-        `datasets.load_dataset(output_format, data_files=...)`, as before."""
+        `datasets.load_dataset(output_format, data_files=...)`, as before (no audio is copied there)."""
         bucket = self.adapters.bucket
         if not self.local_copies:
+            if include_audio:
+                raise BadInput("include_audio copies the audio into a local folder: the api makes no local copies")
             return datasets.huggingface_files(bucket, dataset_id, output_format)
-        folder = self.output_dir / "huggingface" / safe_name(dataset_id, "dataset id") / output_format
-        return str(huggingface_folder(bucket, dataset_id, output_format, folder, utc_now()))
+        name = f"{output_format}-audio" if include_audio else output_format
+        folder = self.output_dir / "huggingface" / safe_name(dataset_id, "dataset id") / name
+        return str(huggingface_folder(bucket, dataset_id, output_format, folder, utc_now(),
+                                      include_audio=include_audio, open_bucket=self.adapters.bucket_named))

@@ -9,7 +9,9 @@ A clip that cannot be used (missing, empty, not audio, over the duration cap, no
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -26,7 +28,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 OpenBucket = Callable[[str], Bucket]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 DEFAULT_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))  # I/O waits overlap the other threads' work
+
+
+def case_folder(case_id: str) -> str:
+    """A path-safe folder name for a case id; a digest is added when anything had to be replaced."""
+    safe = _UNSAFE.sub("_", case_id).strip("._") or "case"
+    if safe != case_id:
+        safe = f"{safe[:80]}-{hashlib.blake2b(case_id.encode(), digest_size=4).hexdigest()}"
+    return safe
 
 
 def only_bucket(bucket: Bucket) -> OpenBucket:

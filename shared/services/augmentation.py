@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,6 +54,7 @@ from shared.domain.versions import manifest_checksum
 from shared.errors import BadInput
 from shared.ports import Bucket
 from shared.services.audio_reads import DEFAULT_WORKERS, read_clip
+from shared.services.audio_reads import case_folder as case_folder
 from shared.services.audio_reads import ordered_map as ordered_map
 from shared.services.audio_reads import split_uri as split_uri
 from shared.services.datasets import changed_files, dataset_info, finished_metadata, read_metadata
@@ -71,7 +71,6 @@ COPY_CHUNK = 8 * 1024 * 1024
 _PARAMS = pa.struct([(name, pa.float64()) for name in audio_transforms.PARAM_NAMES])
 AUGMENTATION_TYPE = pa.struct([("source_case_id", pa.string()), ("type", pa.string()), ("params", _PARAMS)])
 AUGMENTED_ROW_SCHEMA = ROW_SCHEMA.append(pa.field("augmentation", AUGMENTATION_TYPE))
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 DurationRange = tuple[float | None, float | None]
 
 
@@ -91,14 +90,6 @@ def augmented_dataset_id(
 def augmented_case_id(case_id: str, transform: Transform) -> str:
     """The case id of an augmented row: its source's and the transform (`utt-1#speed_0.9`)."""
     return f"{case_id}#{transform.key}"
-
-
-def case_folder(case_id: str) -> str:
-    """A path-safe folder name for a case id; a digest is added when anything had to be replaced."""
-    safe = _SAFE.sub("_", case_id).strip("._") or "case"
-    if safe != case_id:
-        safe = f"{safe[:80]}-{hashlib.blake2b(case_id.encode(), digest_size=4).hexdigest()}"
-    return safe
 
 
 # -- one row's work (in a worker thread) ---------------------------------------------------------------------
