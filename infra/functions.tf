@@ -8,7 +8,8 @@
 #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
 #   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
 #   publish_topics topics it may publish to (default: none)
-#   memory, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
+#   reads_audio    true: object reads on the audio buckets (local.audio_buckets: var.audio_buckets and audio_root's)
+#   memory, cpu, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
 locals {
   function_cloud = {
     record_failure = {
@@ -24,8 +25,14 @@ locals {
     }
     build_dataset = {
       bucket_role = "roles/storage.objectUser" # reads dataset-requests/ and learning_data/cases/; writes the snapshot's tail, finetuning_datasets/, dataset_results/, data_versions/version_registry.json
+      # A request with min/max_duration_s or augment reads the rows' clips (headers; train clips whole to augment).
+      reads_audio = true
       memory      = "2Gi"
-      timeout_s   = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
+      # Two vCPUs: DuckDB's two threads, and augmentation's pool of clip threads (libsndfile, soxr and numpy
+      # release the GIL). bench/augment.py's 1,000 clips of ~5 s keep at most 2 x workers clips in memory (a few
+      # MB beside DuckDB's 1GB) and take well under the timeout on two cores.
+      cpu       = "2"
+      timeout_s = 540 # within its 600 s ack deadline (shared/topology.py): never redelivered while it runs
       # DuckDB's share of the 2Gi: the snapshot's parts sit in /tmp (memory too) beside it (docs/snapshot.md).
       env = { STT_SNAPSHOT_MEMORY_LIMIT = "1GB", STT_SNAPSHOT_THREADS = "2" }
     }
@@ -43,6 +50,9 @@ locals {
       ingress     = "ALLOW_ALL"
       invokers    = var.api_invokers
       bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
+      # Its augment_dataset op reads the source clips today; once that op only uploads a build request
+      # (docs/datasets.md, "Through the api"), this goes and build_dataset alone reads audio.
+      reads_audio = true
       # replay_dead_letters republishes dead letters to the topics they came from (it pulls them: replay.tf).
       publish_topics = sort(local.pushed_topics)
     }

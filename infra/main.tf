@@ -347,6 +347,7 @@ module "functions" {
   bucket_role    = try(local.function_cloud[each.key].bucket_role, null)
   publish_topics = try(local.function_cloud[each.key].publish_topics, null)
   memory         = try(local.function_cloud[each.key].memory, null)
+  cpu            = try(local.function_cloud[each.key].cpu, null)
   timeout_s      = try(local.function_cloud[each.key].timeout_s, null)
   max_instances  = try(local.function_cloud[each.key].max_instances, null)
 
@@ -360,4 +361,29 @@ module "functions" {
   max_backoff_s         = var.max_backoff_s
   max_delivery_attempts = var.max_delivery_attempts
   scheduler_time_zone   = var.scheduler_time_zone
+}
+
+# ---------------------------------------------------------------- audio
+
+locals {
+  # The audio buckets the rows point into: var.audio_buckets and the bucket of audio_root (when it is not the
+  # deployment's own bucket, which the functions reach through bucket_role already).
+  audio_root_bucket = var.audio_root == "" ? "" : split("/", trimprefix(var.audio_root, "gs://"))[0]
+  audio_buckets     = sort(distinct(compact(concat(var.audio_buckets, [local.audio_root_bucket]))))
+  audio_readers     = sort([for name, cloud in local.function_cloud : name if try(cloud.reads_audio, false)])
+  audio_grants = {
+    for pair in setproduct(local.audio_readers, local.audio_buckets) : "${pair[0]}/${pair[1]}" => {
+      function = pair[0]
+      bucket   = pair[1]
+    } if pair[1] != google_storage_bucket.data.name
+  }
+}
+
+# Read only, object level, on those buckets only: a function that augments or measures clips reads them and
+# writes what it makes under the datasets bucket (its bucket_role), never into an audio bucket.
+resource "google_storage_bucket_iam_member" "audio_reader" {
+  for_each = local.audio_grants
+  bucket   = each.value.bucket
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${module.functions[each.value.function].service_account_email}"
 }

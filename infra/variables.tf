@@ -72,6 +72,17 @@ variable "audio_root" {
   }
 }
 
+variable "audio_buckets" {
+  description = "Buckets holding the audio the cases point at (gs://<bucket>/...): the functions that read audio (build_dataset; the api's augment_dataset) get roles/storage.objectViewer on each, nothing wider. audio_root's bucket is added."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.audio_buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", name))])
+    error_message = "audio_buckets are bucket names (no gs:// and no path)."
+  }
+}
+
 variable "max_delivery_attempts" {
   description = "Deliveries of a message before it goes to its dead-letter topic (STT_MAX_DELIVERY_ATTEMPTS, 5..100)."
   type        = number

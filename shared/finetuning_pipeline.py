@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
+from shared.errors import BadInput
 from shared.facade_setup import LocalPath, QualityThresholdsSetting, deployment, legacy_settings, local_dir
 from shared.services import datasets
 from shared.services.dataset_builds import build_from_parameters
@@ -76,7 +77,8 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         val_ratio: float = 0.1, test_ratio: float = 0.1, max_samples: int | None = None,
         balance_error_types: bool = True, create_version: bool = False, version_name: str | None = None,
         parent_version: str | None = None, quality_thresholds: Mapping[str, float] | None = None,
-        allow_failed_quality: bool = False,
+        allow_failed_quality: bool = False, min_duration_s: float | None = None,
+        max_duration_s: float | None = None, augment: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Build a dataset from the stored cases; its info ({"error": ...} when no case is eligible).
 
@@ -84,6 +86,9 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         a dataset that fails the check is built but versioned only with `allow_failed_quality` (flagged), and
         `quality_gate` in the info says what happened. The finished dataset is also mirrored to
         `<output_dir>/<dataset_id>/` (`local_path` in the info), every file verified against its sha256.
+        `min_duration_s` / `max_duration_s` keep the rows whose audio lasts that long, and `augment` (a list of
+        transforms, as augment_dataset takes) also makes the augmented dataset of the train rows, a child version
+        of this one (`augmented` in the info): docs/datasets.md.
         Raises InvalidBuildRequest (a ValueError) naming a bad parameter, as an uploaded request would be rejected.
         """
         parameters: dict[str, Any] = {
@@ -93,10 +98,13 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
             "version_name": version_name, "parent_version": parent_version,
             "allow_failed_quality": allow_failed_quality,
         }
+        audio = {"min_duration_s": min_duration_s, "max_duration_s": max_duration_s, "augment": augment}
+        parameters |= {name: value for name, value in audio.items() if value is not None}
         if quality_thresholds is not None:
             parameters["quality_thresholds"] = dict(quality_thresholds)
         now = utc_now()
-        info = build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, now, self.thresholds())
+        info = build_from_parameters(parameters, self.adapters.cases, self.adapters.bucket, now, self.thresholds(),
+                                     open_bucket=self.adapters.bucket_named)
         if self.local_copies and "error" not in info:
             info["local_path"] = str(mirror_dataset(self.adapters.bucket, info["dataset_id"], self.output_dir, now))
         return info
@@ -134,15 +142,25 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
         its quality at least the instance's `quality_thresholds` (`is_valid` when nothing is wrong)."""
         return datasets.validate_dataset(self.adapters.bucket, dataset_id, utc_now(), thresholds=self.thresholds())
 
-    def prepare_huggingface_dataset(self, dataset_id: str, output_format: str = "json") -> str | dict[str, str]:
+    def prepare_huggingface_dataset(
+        self, dataset_id: str, output_format: str = "json", include_audio: bool = False,
+    ) -> str | dict[str, str]:
         """A local folder that `datasets.load_dataset(folder)` opens with its train/validation/test splits:
         `<output_dir>/huggingface/<dataset_id>/<output_format>/`, one verified file per split with rows (JSON
         lines or Parquet) and a dataset card (README.md), which is also written to the dataset's bucket prefix.
 
+        `include_audio=True` also copies every row's clip into the folder's `audio/` and points the rows at it
+        with paths relative to the folder (the card declares an Audio feature), so the folder works away from
+        the bucket: `<output_dir>/huggingface/<dataset_id>/<output_format>-audio/`.
+
         With `local_copies=False` (the `api`): the bucket's files by split, for
-        `datasets.load_dataset(output_format, data_files=...)`, as before."""
+        `datasets.load_dataset(output_format, data_files=...)`, as before (no audio is copied there)."""
         bucket = self.adapters.bucket
         if not self.local_copies:
+            if include_audio:
+                raise BadInput("include_audio copies the audio into a local folder: the api makes no local copies")
             return datasets.huggingface_files(bucket, dataset_id, output_format)
-        folder = self.output_dir / "huggingface" / safe_name(dataset_id, "dataset id") / output_format
-        return str(huggingface_folder(bucket, dataset_id, output_format, folder, utc_now()))
+        name = f"{output_format}-audio" if include_audio else output_format
+        folder = self.output_dir / "huggingface" / safe_name(dataset_id, "dataset id") / name
+        return str(huggingface_folder(bucket, dataset_id, output_format, folder, utc_now(),
+                                      include_audio=include_audio, open_bucket=self.adapters.bucket_named))

@@ -3,7 +3,9 @@
 The workload: failure events published to `transcription-failures` (one malformed, one published twice),
 corrections to some of them on `transcription-corrections`, a bulk import uploaded to `imports/`, a training
 run's metrics on `training-metrics`, the `aggregate` function called over HTTP, then a build request uploaded
-to `dataset-requests/` (and one with a mistake in it) that build_dataset turns into a versioned dataset.
+to `dataset-requests/` (and one with a mistake in it) that build_dataset turns into a versioned dataset, and
+one with `augment` over real speech (the espeak-ng clips of tests/fixtures/audio, uploaded to an audio bucket of
+their own): the plain speech dataset and its augmented child, train rows only, versioned parent -> child.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def failure_event(i: int, rng: random.Random, corrected: bool) -> dict[str, Any]
     event: dict[str, Any] = {
         "audio_path": f"gs://stt-audio/demo/utt-{i:05d}.wav",
         "original_transcript": _hypothesis(reference, i % 4, rng),
-        "error_score": round(rng.uniform(0.2, 1.0), 2),
+        "error_score": min(round(rng.uniform(0.2, 1.0), 2), 0.99),  # 1.0 is the speech cases' (SPEECH_SCORE)
         "model_version": rng.choice(["whisper_base_v1", "whisper_base_v2"]),
         "inference_time": round(rng.uniform(0.1, 1.5), 3),
         "model_confidence": round(rng.uniform(0.3, 0.95), 2),
@@ -61,6 +63,41 @@ def failure_event(i: int, rng: random.Random, corrected: bool) -> dict[str, Any]
     if corrected:
         event["corrected_transcript"] = reference
     return event
+
+
+AUDIO_BUCKET = "stt-audio"
+# The committed espeak-ng clips and what they say (tests/fixtures/audio/README.md).
+SPEECH = {"turn_volume_down.flac": "Turn the volume down.", "call_me_at_nine.flac": "Call me at nine.",
+          "open_the_window.wav": "Open the window."}
+SPEECH_SCORE = 1.0  # the speech build selects these cases by score: the workload's scores stay below 1.0
+AUGMENT = [{"type": "speed", "factor": 0.9}, {"type": "noise", "snr_db": 20}]
+
+
+def upload_speech(client: Any) -> list[dict[str, Any]]:
+    """The fixture clips uploaded to the audio bucket, one recording per clip and speaker, and its failure event
+    (a quarter without duration_s, so the build reads it from the clip's header)."""
+    import soundfile
+
+    from tests.fixtures.audio import clip_path
+
+    bucket = client.bucket(AUDIO_BUCKET)
+    if not bucket.exists():
+        bucket = client.create_bucket(AUDIO_BUCKET)
+    events = []
+    for name, text in SPEECH.items():
+        for speaker in range(4):
+            bucket.blob(f"speech/spk-{speaker}/{name}").upload_from_filename(str(clip_path(name)))
+            event: dict[str, Any] = {
+                "audio_path": f"gs://{AUDIO_BUCKET}/speech/spk-{speaker}/{name}",
+                "case_id": f"speech-{name.split('.')[0]}-{speaker}",
+                "original_transcript": text.upper(), "corrected_transcript": text, "error_score": SPEECH_SCORE,
+                "model_version": "whisper_base_v2", "speaker_id": f"speech-spk-{speaker}", "language": "en",
+                "occurred_at": START.isoformat(),
+            }
+            if speaker != 0:
+                event["duration_s"] = round(soundfile.info(str(clip_path(name))).duration, 3)
+            events.append(event)
+    return events
 
 
 def _wait(what: str, check: Callable[[], bool], timeout_s: float = 90) -> None:
@@ -82,13 +119,15 @@ def run_workload(info: StackInfo, events: int = 200, imported: int = 1000) -> di
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(info.project, settings.topic_failures)
     batch = [failure_event(i, rng, corrected=i % 3 != 0) for i in range(events)]
-    payloads = [orjson.dumps(e) for e in batch] + [orjson.dumps(batch[0]), b"this is not JSON"]
+    speech = upload_speech(storage.Client(project=info.project))
+    print(f"uploaded {len(speech)} speech recordings to gs://{AUDIO_BUCKET}/speech/")
+    payloads = [orjson.dumps(e) for e in batch + speech] + [orjson.dumps(batch[0]), b"this is not JSON"]
     for future in [publisher.publish(topic, p) for p in payloads]:
         future.result(timeout=30)
     print(f"published {len(payloads)} failure events to {settings.topic_failures} (one repeated, one malformed)")
 
     manager = DataManager(settings)
-    _wait("storing the failure events", lambda: manager.get_statistics()["total_cases"] >= events)
+    _wait("storing the failure events", lambda: manager.get_statistics()["total_cases"] >= events + len(speech))
     uncorrected = [c["case_id"] for c in manager.export_to_dataframe().query("not corrected").to_dict("records")]
     corrections_topic = publisher.topic_path(info.project, settings.topic_corrections)
     for case_id in uncorrected[:20]:
@@ -132,17 +171,21 @@ def run_workload(info: StackInfo, events: int = 200, imported: int = 1000) -> di
     _wait("storing the metrics", lambda: len(tracker.performance_points()) >= len(records) - 1)
     answer = requests.post(info.function_urls["aggregate"], json={}, timeout=60)
     answer.raise_for_status()
-    build, rejected = _request_builds(bucket)
+    build, rejected, augmented = _request_builds(bucket)
     return {"statistics": manager.get_statistics(), "import": import_result, "aggregate": answer.json(),
             "report": tracker.generate_performance_report(), "quarantine": manager.store.quarantined(5),
-            "build": build, "rejected_build": rejected}
+            "build": build, "rejected_build": rejected, "augmented_build": augmented}
 
 
-def _request_builds(bucket: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Upload a build request and a mistaken one; wait for both results (dataset_results/<name>.json)."""
+def _request_builds(bucket: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Upload a build request, a mistaken one and an augmented one over the speech cases; wait for the
+    results (dataset_results/<name>.json)."""
     requests_ = {
         "demo-weekly": {"min_error_score": 0.3, "balance_error_types": False, "version_name": "demo-weekly"},
         "demo-typo": {"min_error_score": 0.3, "train_ratio": 0.9},  # the ratios no longer sum to 1
+        "demo-speech": {"min_error_score": SPEECH_SCORE, "balance_error_types": False, "version_name": "demo-speech",
+                        "train_ratio": 0.5, "val_ratio": 0.25, "test_ratio": 0.25, "max_duration_s": 30,
+                        "augment": AUGMENT},
     }
     for name, body in requests_.items():
         bucket.blob(f"dataset-requests/{name}.json").upload_from_string(orjson.dumps(body))
@@ -150,9 +193,9 @@ def _request_builds(bucket: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     results = []
     for name in requests_:
         blob = bucket.blob(f"dataset_results/{name}.json")
-        _wait(f"the dataset build {name}", blob.exists, timeout_s=120)
+        _wait(f"the dataset build {name}", blob.exists, timeout_s=180)
         results.append(orjson.loads(blob.download_as_bytes()))
-    return results[0], results[1]
+    return results[0], results[1], results[2]
 
 
 def run_demo(stack: LocalStack, keep: bool = False) -> int:
@@ -213,3 +256,17 @@ def _print_report(info: StackInfo, outcome: dict[str, Any]) -> None:
         print(f"  version {build['version_id']} (checksum {build['checksum'][:16]}...) in "
               f"gs://{info.settings.bucket}/data_versions/version_registry.json")
     print(f"  {rejected['object']}: {rejected['status']}: {rejected.get('reason')}")
+    _print_augmented(outcome["augmented_build"])
+
+
+def _print_augmented(build: dict[str, Any]) -> None:
+    print(f"\n== augmented speech build {build['object']}: {build['status']}")
+    if build["status"] != "built":
+        print(f"  {build.get('reason') or build.get('error')}")
+        return
+    print(f"  plain dataset {build['gcs_path']} ({build['split_sizes']}), version {build.get('version_id')}")
+    augmented = build.get("augmented") or {}
+    print(f"  augmented dataset {augmented.get('gcs_path')} ({augmented.get('split_sizes')}): "
+          f"{augmented.get('augmented_rows')} train rows added by {augmented.get('transforms')}, "
+          f"{augmented.get('skipped_count')} clips skipped")
+    print(f"  lineage: {augmented.get('parent_version')} -> {augmented.get('version_id')}")

@@ -17,7 +17,8 @@ log = get_logger("build_dataset")
 
 def _handle(message: PushedMessage) -> Outcome:
     a = adapters()
-    return serve_notification(message.attributes, a.settings, a.builds, a.cases, a.bucket, progress=a.progress)
+    return serve_notification(message.attributes, a.settings, a.builds, a.cases, a.bucket, progress=a.progress,
+                              open_bucket=a.bucket_named)
 
 
 @functions_framework.cloud_event

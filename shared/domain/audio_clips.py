@@ -8,8 +8,10 @@ read; ``UnusableAudio`` says why a clip cannot be used (empty, not audio, too lo
 from __future__ import annotations
 
 import io
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -99,3 +101,58 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> byt
     out = io.BytesIO()
     sf.write(out, samples, sample_rate, format=fmt, subtype=subtype)
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class RowAudio:
+    """What reading one dataset row's clip header gave: its duration and sample rate, or why it is unusable."""
+
+    case_id: str
+    audio: str
+    split: str
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    reason: str | None = None
+
+    def problem(self) -> dict[str, Any]:
+        """The row as a report names it."""
+        return {"case_id": self.case_id, "audio": self.audio, "split": self.split, "reason": self.reason}
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reason (`missing`, `empty`, `not audio`, `too long`, ...): its words before the colon."""
+    return reason.split(":", 1)[0]
+
+
+def most_common_rate(rates: Counter[int]) -> int | None:
+    """The sample rate most clips have (the highest on a tie), None without any."""
+    return max(rates, key=lambda rate: (rates[rate], rate)) if rates else None
+
+
+def audio_report(checks: Iterable[RowAudio], excluded: int, named_cap: int) -> dict[str, Any]:
+    """The quality report's `audio` section: headers read, durations filled, the unusable clips counted by
+    kind and named (the first `named_cap`), the rows left out, the sample rates met."""
+    read = filled = 0
+    kinds: Counter[str] = Counter()
+    rates: Counter[int] = Counter()
+    named: list[dict[str, Any]] = []
+    for check in checks:
+        read += 1
+        if check.reason is not None:
+            kinds[reason_kind(check.reason)] += 1
+            if len(named) < named_cap:
+                named.append(check.problem())
+        else:
+            filled += 1
+            if check.sample_rate is not None:
+                rates[check.sample_rate] += 1
+    return {
+        "headers_read": read,
+        "durations_filled": filled,
+        "unusable_count": sum(kinds.values()),
+        "unusable_by_kind": dict(sorted(kinds.items())),
+        "unusable": named,
+        "excluded_count": excluded,
+        "sample_rates": {str(rate): n for rate, n in sorted(rates.items())},
+        "sampling_rate": most_common_rate(rates),
+    }

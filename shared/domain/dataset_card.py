@@ -47,10 +47,21 @@ def splits_with_rows(metadata: Mapping[str, Any]) -> list[str]:
     return [split for split, rows in rows_per_split(metadata).items() if rows > 0]
 
 
+def sampling_rate(metadata: Mapping[str, Any]) -> int | None:
+    """The rate the rows' audio was read at (metadata's `audio`, when the build read it), else None."""
+    rate = (metadata.get("audio") or {}).get("sampling_rate")
+    return int(rate) if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0 else None
+
+
 def _features(metadata: Mapping[str, Any]) -> list[str]:
     features = metadata.get("features") or ROW_FEATURES
+    rate = sampling_rate(metadata)
     lines = []
     for name, kind in features.items():
+        if name == "audio" and rate is not None:
+            # Hugging Face's Audio feature: decoded (and resampled to this rate) when a row is read.
+            lines += [f"  - name: {_scalar(name)}", "    dtype:", "      audio:", f"        sampling_rate: {rate}"]
+            continue
         key, value = _FEATURE_YAML.get(str(kind), ("dtype", "string"))
         lines += [f"  - name: {_scalar(name)}", f"    {key}: {value}"]
     return lines

@@ -11,8 +11,19 @@ import math
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from shared.domain.audio_clips import MAX_AUDIO_SECONDS
+from shared.domain.audio_transforms import Transform, parse_transforms
 from shared.domain.dataset_quality import THRESHOLD_NAMES, QualityThresholds
 from shared.domain.json_payload import Payload, decode_json_object, shown_input, validation_message
 from shared.errors import InvalidBuildRequest
@@ -28,6 +39,7 @@ MAX_PARENT_VERSION = 128
 # Version names end up in object names and registry keys: a small, path-safe alphabet.
 _VERSION_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _VERSION_PATTERN = "^[A-Za-z0-9._-]+$"
+_AUDIO_FIELDS = ("min_duration_s", "max_duration_s", "augment")  # dumped only when given
 
 
 def _ratio(default: float, description: str) -> Any:
@@ -105,6 +117,32 @@ class BuildRequest(BaseModel):
         "quality_failed); by default a failed dataset is built and reported but not versioned",
     )
 
+    min_duration_s: float | None = Field(
+        default=None, ge=0, le=MAX_AUDIO_SECONDS, allow_inf_nan=False,
+        description="keep rows whose audio lasts at least this many seconds (a row without duration_s: its "
+        "clip's header is read; an unreadable clip is left out)",
+    )
+    max_duration_s: float | None = Field(
+        default=None, gt=0, le=MAX_AUDIO_SECONDS, allow_inf_nan=False,
+        description="keep rows whose audio lasts at most this many seconds (30 for Whisper's window); "
+        "augmented rows past it are not written",
+    )
+    augment: list[Any] | None = Field(
+        default=None,
+        description="transforms applied to each train row's audio, each giving one more train row in an "
+        'augmented dataset of its own, e.g. [{"type": "speed", "factor": 0.9}, {"type": "noise", "snr_db": 20}, '
+        '{"type": "gain", "db": -6}] (docs/datasets.md)',
+        json_schema_extra={"minItems": 1, "items": {"type": "object", "required": ["type"]}},
+    )
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, value: list[Any] | None) -> list[Any] | None:
+        """Each transform known and in range (audio_transforms' rules); kept as its spec, numbers as floats."""
+        if value is None:
+            return None
+        return [transform.spec() for transform in parse_transforms(value, "augment")]
+
     @field_validator("version_name")
     @classmethod
     def _version_name(cls, value: str | None) -> str | None:
@@ -127,6 +165,35 @@ class BuildRequest(BaseModel):
                 f"({self.train_ratio:g} + {self.val_ratio:g} + {self.test_ratio:g})"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The audio fields only when given: a request without them dumps (into metadata.json, the card, the
+        registry) as before they existed, so datasets built before are described the same way."""
+        dumped: dict[str, Any] = handler(self)
+        return {key: value for key, value in dumped.items() if key not in _AUDIO_FIELDS or value is not None}
+
+    @model_validator(mode="after")
+    def _duration_range(self) -> BuildRequest:
+        """A range that can hold a clip."""
+        low, high = self.min_duration_s, self.max_duration_s
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_duration_s ({low:g}) must not exceed max_duration_s ({high:g})")
+        return self
+
+    @property
+    def transforms(self) -> tuple[Transform, ...]:
+        """The augmentation's transforms, parsed (empty when the request augments nothing)."""
+        return parse_transforms(self.augment, "augment") if self.augment else ()
+
+    @property
+    def filters_duration(self) -> bool:
+        return self.min_duration_s is not None or self.max_duration_s is not None
+
+    @property
+    def reads_audio(self) -> bool:
+        """Whether the build reads the rows' audio: only a duration filter or an augmentation needs it."""
+        return self.filters_duration or bool(self.augment)
 
     def thresholds(self, default: QualityThresholds | None = None) -> QualityThresholds:
         """The thresholds this build applies: the request's, each one left out taken from `default` (the
@@ -152,8 +219,9 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"{field}: unknown field (known fields: {known})")
             continue
         message = validation_message(item)
-        # A model-level error's input is the whole request; the message already names the values.
-        if field == "request":
+        # A model-level error's input is the whole request, and augment's message names the transform and its
+        # value: either already says what was given.
+        if field == "request" or (field == "augment" and item["type"] == "value_error"):
             parts.append(f"{field}: {message}")
         else:
             parts.append(f"{field}: {message} (got {shown_input(item.get('input'))})")

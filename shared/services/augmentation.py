@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import re
 import tempfile
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
@@ -53,59 +51,45 @@ from shared.domain.dataset_build import SPLITS, group_key
 from shared.domain.dataset_facts import dataset_metadata_from_figures
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import manifest_checksum
-from shared.errors import BadInput, ObjectGone
+from shared.errors import BadInput
 from shared.ports import Bucket
-from shared.services.dataset_builds import dataset_info
-from shared.services.datasets import changed_files, finished_metadata, read_metadata
+from shared.services.audio_reads import DEFAULT_WORKERS, read_clip
+from shared.services.audio_reads import case_folder as case_folder
+from shared.services.audio_reads import ordered_map as ordered_map
+from shared.services.audio_reads import split_uri as split_uri
+from shared.services.datasets import changed_files, dataset_info, finished_metadata, read_metadata
 from shared.services.version_registry import read_registry, register_version
 from shared.snapshot.dataset_files import quality_of_files
 from shared.snapshot.engine import ROW_SCHEMA, EngineSettings
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 AUDIO_PREFIX = "audio/"
 AUDIO_MANIFEST = "audio_manifest.jsonl"
 NAMED_CAP = 100  # problem clips named in the result and metadata.json (all are counted)
 PARQUET_BATCH = 5_000  # rows per Parquet write
 COPY_CHUNK = 8 * 1024 * 1024
-DEFAULT_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))  # I/O waits overlap the other threads' work
 
 _PARAMS = pa.struct([(name, pa.float64()) for name in audio_transforms.PARAM_NAMES])
 AUGMENTATION_TYPE = pa.struct([("source_case_id", pa.string()), ("type", pa.string()), ("params", _PARAMS)])
 AUGMENTED_ROW_SCHEMA = ROW_SCHEMA.append(pa.field("augmentation", AUGMENTATION_TYPE))
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+DurationRange = tuple[float | None, float | None]
 
 
 # -- names ---------------------------------------------------------------------------------------------------
 
 
-def augmented_dataset_id(dataset_id: str, transforms: Sequence[Transform]) -> str:
-    """`<source id>-aug-<digest of the transforms in order>`."""
-    return f"{dataset_id}-aug-{audio_transforms.transforms_key(transforms)}"
+def augmented_dataset_id(
+    dataset_id: str, transforms: Sequence[Transform], duration_range: DurationRange = (None, None),
+) -> str:
+    """`<source id>-aug-<digest of the transforms in order>` (and of the duration range, when one is given)."""
+    digest = audio_transforms.transforms_key(transforms)
+    if duration_range != (None, None):
+        digest = hashlib.sha256(f"{digest}|{duration_range[0]}|{duration_range[1]}".encode()).hexdigest()[:10]
+    return f"{dataset_id}-aug-{digest}"
 
 
 def augmented_case_id(case_id: str, transform: Transform) -> str:
     """The case id of an augmented row: its source's and the transform (`utt-1#speed_0.9`)."""
     return f"{case_id}#{transform.key}"
-
-
-def case_folder(case_id: str) -> str:
-    """A path-safe folder name for a case id; a digest is added when anything had to be replaced."""
-    safe = _SAFE.sub("_", case_id).strip("._") or "case"
-    if safe != case_id:
-        safe = f"{safe[:80]}-{hashlib.blake2b(case_id.encode(), digest_size=4).hexdigest()}"
-    return safe
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    """(bucket, object name) of a `gs://bucket/name` URI; UnusableAudio for anything else."""
-    if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise UnusableAudio(f"not a gs:// URI: {uri!r}")
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
-    if not bucket or not name:
-        raise UnusableAudio(f"not a gs://bucket/object URI: {uri!r}")
-    return bucket, name
 
 
 # -- one row's work (in a worker thread) ---------------------------------------------------------------------
@@ -121,6 +105,8 @@ class RowOutcome:
     duration_filled: bool = False
     seconds_in: float = 0.0
     seconds_out: float = 0.0
+    sample_rate: int | None = None
+    outside_duration: int = 0  # augmented clips not written: their duration is outside the request's range
 
 
 @dataclass(frozen=True)
@@ -132,6 +118,11 @@ class AugmentJob:
     out_bucket: Bucket
     prefix: str  # the new dataset's prefix
     max_seconds: float
+    duration_range: DurationRange = (None, None)  # (min, max) seconds an augmented clip must fit, either optional
+
+    def fits(self, seconds: float) -> bool:
+        low, high = self.duration_range
+        return (low is None or seconds >= low) and (high is None or seconds <= high)
 
 
 def _problem(row: Mapping[str, Any], split: str, reason: str) -> dict[str, Any]:
@@ -143,18 +134,6 @@ def _needs_duration(row: Mapping[str, Any]) -> bool:
     return isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
 
 
-def _read_clip(job: AugmentJob, uri: str, samples: bool) -> tuple[audio_clips.ClipInfo, np.ndarray | None]:
-    """The clip's header (and samples, when asked) read through its bucket's adapter."""
-    bucket_name, name = split_uri(uri)
-    try:
-        with job.open_bucket(bucket_name).reader(name) as stream:
-            if samples:
-                return audio_clips.decode(stream, job.max_seconds)
-            return audio_clips.probe(stream, job.max_seconds), None
-    except ObjectGone:
-        raise UnusableAudio("missing: no such object") from None
-
-
 def process_row(job: AugmentJob, split: str, row: dict[str, Any]) -> RowOutcome:
     """One source row: kept (its duration filled from the header when it has none) and, for an original train
     row, one new row per transform with its clip written to the bucket."""
@@ -163,10 +142,11 @@ def process_row(job: AugmentJob, split: str, row: dict[str, Any]) -> RowOutcome:
     if not augment and not _needs_duration(row):
         return outcome
     try:
-        info, samples = _read_clip(job, row.get("audio"), samples=augment)  # type: ignore[arg-type]
+        info, samples = read_clip(job.open_bucket, row.get("audio"), samples=augment, max_seconds=job.max_seconds)
     except UnusableAudio as exc:
         outcome.problem = _problem(row, split, str(exc))
         return outcome
+    outcome.sample_rate = info.sample_rate
     if _needs_duration(row):
         row = outcome.rows[0] = {**row, "duration_s": info.duration_s}
         outcome.duration_filled = True
@@ -182,6 +162,9 @@ def process_row(job: AugmentJob, split: str, row: dict[str, Any]) -> RowOutcome:
     for transform in job.transforms:
         changed = audio_transforms.apply(transform, samples, info.sample_rate,
                                          audio_transforms.transform_seed(case_id, transform))
+        if not job.fits(len(changed) / info.sample_rate):  # a 29 s clip slowed to 0.9 is past a 30 s cap
+            outcome.outside_duration += 1
+            continue
         changed, clipped = audio_transforms.clipped(changed)
         data = audio_clips.encode(changed, info.sample_rate, fmt, subtype)
         name = f"{folder}{transform.key}.{extension}"
@@ -199,17 +182,6 @@ def process_row(job: AugmentJob, split: str, row: dict[str, Any]) -> RowOutcome:
             "augmentation": {"source_case_id": case_id, "type": transform.type, "params": transform.params},
         })
     return outcome
-
-
-def ordered_map(pool: Executor, work: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
-    """`work` of each item on the pool, results in the items' order, at most `window` items in flight."""
-    pending: deque[Future[R]] = deque()
-    for item in items:
-        pending.append(pool.submit(work, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 # -- the new dataset's files (in the calling thread) ---------------------------------------------------------
@@ -312,18 +284,10 @@ def augment_dataset(
 ) -> dict[str, Any]:
     """The augmented dataset's info (dataset_info's keys, plus what was augmented and skipped), made once."""
     transforms = audio_transforms.parse_transforms(augmentations)
-    source = finished_metadata(bucket, dataset_id)
+    finished_metadata(bucket, dataset_id)  # NotFound before the registry is read
     parent = _parent(bucket, dataset_id, parent_version) if create_version else None
-    new_id = augmented_dataset_id(dataset_id, transforms)
-    metadata = read_metadata(bucket, new_id)
-    if metadata is None:
-        changed = changed_files(bucket, dataset_id, {name: entry for name, entry in source.get("files", {}).items()
-                                                     if name in {layout.split_file(s) for s in SPLITS}})
-        if changed:
-            raise BadInput(f"dataset {dataset_id!r} changed since its build ({', '.join(changed)}): "
-                           "augment a finished, unchanged dataset")
-        metadata = _write_dataset(bucket, open_bucket, source, new_id, transforms, now, workers, max_seconds,
-                                  engine or EngineSettings.from_env())
+    metadata = augmented_metadata(bucket, open_bucket, dataset_id, transforms, now, workers=workers,
+                                  max_seconds=max_seconds, engine=engine)
     info = dataset_info(metadata, None)
     if create_version:
         info["version_id"] = register_version(bucket, metadata, version_name, parent, now)
@@ -331,15 +295,40 @@ def augment_dataset(
     return {**info, "source_dataset_id": dataset_id, "augmentation": metadata["augmentation"]}
 
 
+def augmented_metadata(
+    bucket: Bucket, open_bucket: Callable[[str], Bucket], dataset_id: str, transforms: tuple[Transform, ...],
+    now: datetime, *, workers: int = DEFAULT_WORKERS, max_seconds: float = MAX_AUDIO_SECONDS,
+    engine: EngineSettings | None = None, duration_range: DurationRange = (None, None),
+    before_write: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """The metadata.json of the dataset's augmented copy by `transforms`, written now unless it is finished
+    (a repeated call, a redelivered build). Augmented clips outside `duration_range` are not written (a build
+    request's min/max_duration_s); `before_write` runs before the first write (a build's lease check)."""
+    source = finished_metadata(bucket, dataset_id)
+    new_id = augmented_dataset_id(dataset_id, transforms, duration_range)
+    metadata = read_metadata(bucket, new_id)
+    if metadata is not None:
+        return metadata
+    changed = changed_files(bucket, dataset_id, {name: entry for name, entry in source.get("files", {}).items()
+                                                 if name in {layout.split_file(s) for s in SPLITS}})
+    if changed:
+        raise BadInput(f"dataset {dataset_id!r} changed since its build ({', '.join(changed)}): "
+                       "augment a finished, unchanged dataset")
+    before_write()
+    job = AugmentJob(transforms, open_bucket, bucket, layout.dataset_prefix(new_id), max_seconds, duration_range)
+    return _write_dataset(bucket, job, source, new_id, now, workers, engine or EngineSettings.from_env())
+
+
 def _write_dataset(
-    bucket: Bucket, open_bucket: Callable[[str], Bucket], source: Mapping[str, Any], new_id: str,
-    transforms: tuple[Transform, ...], now: datetime, workers: int, max_seconds: float, engine: EngineSettings,
+    bucket: Bucket, job: AugmentJob, source: Mapping[str, Any], new_id: str, now: datetime, workers: int,
+    engine: EngineSettings,
 ) -> dict[str, Any]:
     source_id = str(source["dataset_id"])
-    prefix = layout.dataset_prefix(new_id)
-    job = AugmentJob(transforms, open_bucket, bucket, prefix, max_seconds)
+    prefix, transforms = job.prefix, job.transforms
     problems: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    rates: Counter[int] = Counter()
     figures = _Figures()
     seconds = {"in": 0.0, "out": 0.0}
     with tempfile.TemporaryDirectory(prefix="stt-augment-") as tmp:
@@ -361,7 +350,11 @@ def _write_dataset(
                     counts["clipped_samples"] += sum(line["clipped_samples"] for line in outcome.audio)
                     seconds["in"] += outcome.seconds_in
                     seconds["out"] += outcome.seconds_out
+                    counts["outside_duration"] += outcome.outside_duration
+                    if outcome.sample_rate is not None:
+                        rates[outcome.sample_rate] += 1
                     if outcome.problem is not None:
+                        kinds[audio_clips.reason_kind(str(outcome.problem["reason"]))] += 1
                         counts["skipped" if split == "train" else "unreadable_elsewhere"] += 1
                         if len(problems) < NAMED_CAP:
                             problems.append(outcome.problem)
@@ -381,6 +374,14 @@ def _write_dataset(
         type_counts=dict(figures.types), scores=np.asarray(figures.scores, dtype=np.float64),
     )
     metadata["features"] = {**metadata["features"], "augmentation": audio_transforms.AUGMENTATION_FEATURE}
+    rate = audio_clips.most_common_rate(rates)
+    sample_rates = {str(r): n for r, n in sorted(rates.items())}
+    # The build's quality report counts and names the clips it could not use, as a build that read headers does.
+    quality["audio"] = {
+        "headers_read": sum(rates.values()) + sum(kinds.values()), "durations_filled": counts["durations_filled"],
+        "unusable_count": sum(kinds.values()), "unusable_by_kind": dict(sorted(kinds.items())),
+        "unusable": problems, "excluded_count": 0, "sample_rates": sample_rates, "sampling_rate": rate,
+    }
     metadata |= {
         "gcs_path": bucket.uri(prefix),
         "data_files": {split: bucket.uri(prefix + layout.split_file(split)) for split in SPLITS},
@@ -395,6 +396,8 @@ def _write_dataset(
             "augmented_rows": counts["augmented_rows"],
             "durations_filled": counts["durations_filled"],
             "clipped_samples": counts["clipped_samples"],
+            "duration_range": list(job.duration_range),
+            "outside_duration_count": counts["outside_duration"],
             "audio_seconds_in": round(seconds["in"], 3),
             "audio_seconds_out": round(seconds["out"], 3),
             # Train rows not augmented, and val/test rows whose header could not give a duration: each named
@@ -403,6 +406,7 @@ def _write_dataset(
             "unreadable_val_test_count": counts["unreadable_elsewhere"],
             "problems": problems,
         },
+        "audio": {"sampling_rate": rate, "sample_rates": sample_rates},
     }
     body = orjson.dumps(metadata, option=orjson.OPT_INDENT_2)
     if not bucket.put_once(prefix + layout.DATASET_METADATA, body, "application/json"):

@@ -26,11 +26,13 @@ import orjson
 import pyarrow as pa
 
 from shared.domain import bucket_layout as layout
+from shared.domain.audio_clips import RowAudio
 from shared.domain.case_snapshot import cases_to_table
 from shared.domain.dataset_quality import QualityThresholds
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.trends import as_utc
 from shared.ports import Bucket, CaseStore
+from shared.services.audio_reads import OpenBucket, only_bucket, read_headers
 from shared.snapshot.engine import ByteSink, EngineSettings, build_from_snapshot, compact, finished_metadata
 from shared.snapshot.parts import ROWS_PER_PART, fetch_parts, write_cases, write_part
 
@@ -127,13 +129,16 @@ class SnapshotAppender:
 def build_over_snapshot(
     request: BuildRequest, dataset_id: str, source: str, bucket: Bucket, now: datetime,
     before_write: Callable[[], None] = lambda: None, thresholds: QualityThresholds | None = None,
+    open_bucket: OpenBucket | None = None,
 ) -> dict[str, Any] | None:
     """Build a dataset from the snapshot's parts: the split files and their Parquet copies streamed to the
     bucket with their sha256, then `metadata.json` (the dataset is finished once it exists); its metadata, None
     when no case is eligible.
 
     `before_write` runs before the first byte is written (a leased build checks it still holds its lease);
-    the quality report applies `thresholds` (None: the seed's defaults).
+    the quality report applies `thresholds` (None: the seed's defaults). A request with a duration filter or an
+    augmentation has its rows' clip headers read through `open_bucket` (the audio's buckets; default: this
+    bucket only) where the rows have no duration.
     Memory is DuckDB's limit (EngineSettings) plus the parts' compressed size in the temporary folder.
     """
     prefix = layout.dataset_prefix(dataset_id)
@@ -145,11 +150,16 @@ def build_over_snapshot(
         opened.append(name)
         return bucket.writer(prefix + name, PARQUET if name.endswith(".parquet") else JSONL)
 
+    opener = open_bucket or only_bucket(bucket)
+
+    def read_audio(rows: Sequence[tuple[str, str, str]]) -> Iterator[RowAudio]:
+        return read_headers(opener, rows)
+
     with tempfile.TemporaryDirectory(prefix="stt-build-") as folder:
         paths, names = fetch_parts(bucket, Path(folder), layout.SNAPSHOT_PARTS)
         build = build_from_snapshot(paths, request, open_file, dataset_id=dataset_id, created_at=now,
                                     source=source, settings=EngineSettings.from_env(), names=names,
-                                    thresholds=thresholds)
+                                    thresholds=thresholds, read_audio=read_audio)
     if build.total == 0:
         return None
     data_files = {split: bucket.uri(prefix + layout.split_file(split)) for split in build.split_sizes}

@@ -28,11 +28,12 @@ from shared.domain.dataset_quality import QualityThresholds, quality_gate
 from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, ProgressBoard, Quarantine
+from shared.services.audio_reads import OpenBucket, only_bucket
 from shared.services.bucket_objects import is_new_object, object_version_id
 from shared.services.build_leases import Lease, claim_build
 from shared.services.case_snapshot import build_over_snapshot, sync_snapshot
 from shared.services.dataset_cards import write_card
-from shared.services.datasets import read_metadata
+from shared.services.datasets import dataset_info, read_metadata
 from shared.services.outcome import Outcome
 from shared.services.version_registry import read_registry, register_version
 from shared.services.work_progress import ProgressNotes
@@ -48,24 +49,12 @@ def python_dataset_id(now: datetime) -> str:
     return f"finetuning_dataset_{now:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
 
 
-def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
-    """What a build returns: where the dataset is and what is in it (the keys prepare_dataset returns)."""
-    info = {
-        key: metadata.get(key)
-        for key in ("dataset_id", "created_at", "gcs_path", "data_files", "total_samples", "split_sizes",
-                    "error_type_distribution", "checksum")
-    }
-    info["quality_passed"] = bool(metadata["quality_report"]["passed"])
-    if version_id is not None:
-        info["version_id"] = version_id
-    return info
-
-
 def build_dataset(
     request: BuildRequest, dataset_id: str, source: str, cases: CaseStore, bucket: Bucket,
     now: datetime | None = None, before_commit: Callable[[], None] = lambda: None,
     thresholds: QualityThresholds | None = None,
     on_stage: Callable[[str], None] = lambda stage: None,
+    open_bucket: OpenBucket | None = None,
 ) -> dict[str, Any]:
     """Build (or finish building) one dataset and, when asked, its version; {"error": ...} with no cases.
 
@@ -75,6 +64,10 @@ def build_dataset(
     The quality check applies the request's `quality_thresholds` over `thresholds` (the deployment's default).
     A dataset whose check fails is built and reported but registered as a version only when the request says
     `allow_failed_quality` (the entry is then flagged `quality_failed`); `quality_gate` in the info says which.
+
+    The rows' audio is read (through `open_bucket`: the audio buckets; default this bucket only) only when the
+    request filters by duration or augments. With `augment`, the finished dataset is then augmented into a
+    dataset of its own (`augmented` in the info, augment_build below).
     """
     now = now or utc_now()
     metadata = read_metadata(bucket, dataset_id)
@@ -86,7 +79,7 @@ def build_dataset(
         sync_snapshot(cases, bucket, now)
         on_stage("writing the dataset")
         metadata = build_over_snapshot(request, dataset_id, source, bucket, now, before_write=before_commit,
-                                       thresholds=request.thresholds(thresholds))
+                                       thresholds=request.thresholds(thresholds), open_bucket=open_bucket)
         if metadata is None:
             # The keys a built dataset's info has too, at zero, so a caller reading split_sizes never KeyErrors.
             return {"error": "No eligible cases", "dataset_id": dataset_id, "total_samples": 0,
@@ -102,7 +95,44 @@ def build_dataset(
                                       flags=flags)
     # The dataset card (README.md) last: derived from metadata.json and the registry, so it names the version.
     write_card(bucket, dataset_id, metadata)
-    return {**dataset_info(metadata, version_id), "quality_gate": gate}
+    info = {**dataset_info(metadata, version_id), "quality_gate": gate}
+    if request.augment:
+        on_stage("augmenting the train audio")
+        info["augmented"] = augment_build(request, dataset_id, version_id, bucket, now, open_bucket or
+                                          only_bucket(bucket), before_write=before_commit)
+    return info
+
+
+def augment_build(
+    request: BuildRequest, dataset_id: str, parent_version: str | None, bucket: Bucket, now: datetime,
+    open_bucket: OpenBucket, before_write: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """The augmented dataset of a build request with `augment`: the plain dataset's train rows each augmented by
+    every transform (shared/services/augmentation.py), its own dataset `<id>-aug-<digest>`, checked by the same
+    quality gate and, when the plain dataset got a version, registered as that version's child (the seed's
+    v_initial -> v_augmented; named `<version_name>-augmented` when the request names its version). Augmented
+    clips outside the request's duration range are not written. What the build result says of it."""
+    from shared.services.augmentation import augmented_metadata  # imports numpy/soxr only for such builds
+
+    metadata = augmented_metadata(bucket, open_bucket, dataset_id, request.transforms, now,
+                                  duration_range=(request.min_duration_s, request.max_duration_s),
+                                  before_write=before_write)
+    # Versioned only below a registered plain version: an augmented version's parent is always its source.
+    create = request.create_version and parent_version is not None
+    gate = quality_gate(metadata["quality_report"], create, request.allow_failed_quality)
+    version_id = None
+    if gate["version"] in ("registered", "registered_flagged"):
+        flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
+        name = f"{request.version_name}-augmented" if request.version_name else None
+        version_id = register_version(bucket, metadata, name, parent_version, now, flags=flags)
+    write_card(bucket, str(metadata["dataset_id"]), metadata)
+    summary = metadata["augmentation"]
+    return {
+        **dataset_info(metadata, version_id), "parent_version": parent_version if version_id else None,
+        "quality_gate": gate,
+        **{key: summary.get(key) for key in ("transforms", "augmented_rows", "skipped_count",
+                                             "unreadable_val_test_count", "outside_duration_count")},
+    }
 
 
 def _known_version(bucket: Bucket, version_id: str) -> None:
@@ -115,6 +145,7 @@ def run_build_request(
     bucket: Bucket, quarantine: Quarantine, attempt: str | None = None,
     clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
     thresholds: QualityThresholds | None = None, progress: ProgressBoard | None = None,
+    open_bucket: OpenBucket | None = None,
 ) -> dict[str, Any]:
     """Serve one uploaded build request version, once; the result is also kept in `dataset_results/`. Its
     stage is noted on `progress` as it goes.
@@ -130,7 +161,7 @@ def run_build_request(
                generation=str(generation))
     with Lease(ledger, build_id, attempt, clock).kept() as lease:
         status, result = _serve(object_name, generation, build_id, cases, bucket, quarantine, clock(), lease,
-                                thresholds, notes.stage)
+                                thresholds, notes.stage, open_bucket)
         lease.check()
         if status != "gone":
             bucket.put(layout.build_result_name(object_name),
@@ -144,7 +175,7 @@ def run_build_request(
 def _serve(
     object_name: str, generation: str | int | None, build_id: str, cases: CaseStore, bucket: Bucket,
     quarantine: Quarantine, now: datetime, lease: Lease, thresholds: QualityThresholds | None,
-    on_stage: Callable[[str], None] = lambda stage: None,
+    on_stage: Callable[[str], None] = lambda stage: None, open_bucket: OpenBucket | None = None,
 ) -> tuple[str, dict[str, Any]]:
     base = {"object": bucket.uri(object_name), "generation": str(generation), "build_id": build_id}
     gen = int(generation) if generation else None
@@ -162,7 +193,7 @@ def _serve(
         request = parse_build_request(raw)
         dataset_id = layout.dataset_id_for_request(object_name, generation)
         info = build_dataset(request, dataset_id, base["object"], cases, bucket, now, before_commit=lease.check,
-                             thresholds=thresholds, on_stage=on_stage)
+                             thresholds=thresholds, on_stage=on_stage, open_bucket=open_bucket)
     except BadInput as exc:
         quarantine.quarantine(f"build_dataset-{build_id}", raw, exc.reason, "build_dataset", object=base["object"])
         return "rejected", {**base, "status": "rejected", "reason": exc.reason}
@@ -171,28 +202,31 @@ def _serve(
 
 def build_from_parameters(
     parameters: Mapping[str, Any], cases: CaseStore, bucket: Bucket, now: datetime,
-    thresholds: QualityThresholds | None = None,
+    thresholds: QualityThresholds | None = None, open_bucket: OpenBucket | None = None,
 ) -> dict[str, Any]:
     """Build a dataset asked for from Python or the api; its info ({"error": ...} when no case is eligible).
 
     The parameters go through the request's own parser, so a bad one is refused in the words an upload gets.
     """
     request = parse_build_request(orjson.dumps(dict(parameters)))
-    return build_dataset(request, python_dataset_id(now), "python", cases, bucket, now, thresholds=thresholds)
+    return build_dataset(request, python_dataset_id(now), "python", cases, bucket, now, thresholds=thresholds,
+                         open_bucket=open_bucket)
 
 
 # What the log line of a build keeps of its result (the whole result is in dataset_results/ and Firestore).
-_LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "quality_passed", "reason")
+_LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "quality_passed", "reason",
+           "augmented")
 
 
 def serve_notification(
     attributes: Mapping[str, str], settings: Settings, ledger: BuildLedger, cases: CaseStore, bucket: Bucket,
-    progress: ProgressBoard | None = None,
+    progress: ProgressBoard | None = None, open_bucket: OpenBucket | None = None,
 ) -> Outcome:
     """Build from the notified object if it is a new `dataset-requests/*.json` of this bucket; else ignored."""
     if not is_build_request(attributes, settings):
         return Outcome("ignored", details={"object": attributes.get("objectId")})
     result = run_build_request(attributes["objectId"], attributes.get("objectGeneration"), ledger=ledger,
                                cases=cases, bucket=bucket, quarantine=cases,
-                               thresholds=settings.quality_thresholds(), progress=progress)
+                               thresholds=settings.quality_thresholds(), progress=progress,
+                               open_bucket=open_bucket)
     return Outcome(result["status"], details={key: result[key] for key in _LOGGED if key in result})

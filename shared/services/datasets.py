@@ -34,6 +34,19 @@ from shared.snapshot.engine import EngineSettings
 HASH_CHUNK = 8 * 1024 * 1024  # bytes read per step when hashing an object
 
 
+def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
+    """What a build returns: where the dataset is and what is in it (the keys prepare_dataset returns)."""
+    info = {
+        key: metadata.get(key)
+        for key in ("dataset_id", "created_at", "gcs_path", "data_files", "total_samples", "split_sizes",
+                    "error_type_distribution", "checksum")
+    }
+    info["quality_passed"] = bool(metadata["quality_report"]["passed"])
+    if version_id is not None:
+        info["version_id"] = version_id
+    return info
+
+
 def read_metadata(bucket: Bucket, dataset_id: str) -> dict[str, Any] | None:
     """A finished dataset's metadata, or None (absent or half-written)."""
     data = bucket.get(layout.dataset_prefix(dataset_id) + layout.DATASET_METADATA)

@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -28,11 +29,14 @@ from typing import Any
 
 import orjson
 
+from shared.domain import audio_clips
 from shared.domain import bucket_layout as layout
+from shared.domain.audio_clips import UnusableAudio, most_common_rate
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_card import CARD_NAME, HF_SPLITS, card_text, splits_with_rows
 from shared.errors import BadInput, NotFound, ObjectGone
 from shared.ports import Bucket
+from shared.services.audio_reads import OpenBucket, case_folder, only_bucket, split_uri
 from shared.services.dataset_cards import bucket_card, versions_of, write_card
 from shared.services.datasets import finished_metadata
 
@@ -139,10 +143,18 @@ def mirror_dataset(bucket: Bucket, dataset_id: str, output_dir: Path, now: datet
     return target
 
 
-def huggingface_folder(bucket: Bucket, dataset_id: str, output_format: str, folder: Path, now: datetime) -> Path:
+def huggingface_folder(
+    bucket: Bucket, dataset_id: str, output_format: str, folder: Path, now: datetime, *,
+    include_audio: bool = False, open_bucket: OpenBucket | None = None,
+) -> Path:
     """A folder `datasets.load_dataset(folder)` opens: one file per split with rows (`train`, `validation`,
     `test`, as JSON lines or Parquet), each verified against the build's sha256, and a card (README.md) whose
-    YAML names exactly those files. The same card is written to the dataset's bucket prefix."""
+    YAML names exactly those files. The same card is written to the dataset's bucket prefix.
+
+    With `include_audio`, every row's clip is copied (through `open_bucket`, the audio's buckets) to
+    `audio/<case>/<file>` in the folder and the row's `audio` becomes that path, relative to the folder, so the
+    folder works away from the bucket; the card declares `audio` as an Audio feature at the rate most clips
+    have. A clip that cannot be copied or read leaves its row's `audio` null, named in `.sttdata.json`."""
     if output_format not in FORMATS:
         raise BadInput(f"output_format must be 'json' or 'parquet', not {output_format!r}")
     metadata = finished_metadata(bucket, dataset_id)
@@ -150,6 +162,7 @@ def huggingface_folder(bucket: Bucket, dataset_id: str, output_format: str, fold
     prefix = layout.dataset_prefix(dataset_id)
     write_card(bucket, dataset_id, metadata)
     files: dict[str, str] = {}
+    audio = _AudioCopies(open_bucket or only_bucket(bucket)) if include_audio else None
     with staged_folder(folder) as staging:
         for split in splits_with_rows(metadata):
             local = HF_SPLITS[split] + FORMATS[output_format]
@@ -159,12 +172,93 @@ def huggingface_folder(bucket: Bucket, dataset_id: str, output_format: str, fold
             else:  # a dataset built before its Parquet copies: made here from its verified split file
                 _parquet_from_split(bucket, prefix + layout.split_file(split),
                                     recorded.get(layout.split_file(split), {}).get("sha256"), staging / local)
+            if audio is not None:
+                audio.localize(staging, staging / local, output_format)
             files[split] = local
-        card = card_text(metadata, files, versions_of(bucket, dataset_id))
+        shown = metadata
+        extra: dict[str, Any] = {}
+        if audio is not None:
+            shown = {**metadata, "audio": {"sampling_rate": most_common_rate(audio.rates),
+                                           "sample_rates": {str(r): n for r, n in sorted(audio.rates.items())}}}
+            extra = {"audio_files": audio.copied, "audio_missing": audio.missing[:AUDIO_NAMED_CAP],
+                     "audio_missing_count": len(audio.missing)}
+        card = card_text(shown, files, versions_of(bucket, dataset_id))
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
         _marker(staging, kind="huggingface", dataset_id=dataset_id, format=output_format,
-                checksum=metadata.get("checksum"), copied_at=now.isoformat(), files=files)
+                checksum=metadata.get("checksum"), copied_at=now.isoformat(), files=files, **extra)
     return folder
+
+
+AUDIO_FOLDER = "audio"
+AUDIO_NAMED_CAP = 100
+
+
+class _AudioCopies:
+    """The clips of a Hugging Face folder's rows, each copied once into `audio/` and its header read."""
+
+    def __init__(self, open_bucket: OpenBucket) -> None:
+        self.open_bucket = open_bucket
+        self.local: dict[str, str | None] = {}  # source URI -> its path relative to the folder (None: unusable)
+        self.rates: Counter[int] = Counter()
+        self.missing: list[dict[str, Any]] = []
+        self.copied = 0
+
+    def path_of(self, folder: Path, row: Mapping[str, Any]) -> str | None:
+        """The folder-relative path of the row's clip, copied on first sight; None when it cannot be used."""
+        uri = row.get("audio")
+        if str(uri) not in self.local:
+            try:
+                self.local[str(uri)] = self._copy(folder, uri, str(row.get("case_id")))
+                self.copied += 1
+            except UnusableAudio as exc:
+                self.local[str(uri)] = None
+                self.missing.append({"case_id": row.get("case_id"), "audio": uri, "reason": str(exc)})
+        return self.local[str(uri)]
+
+    def _copy(self, folder: Path, uri: object, case_id: str) -> str:
+        bucket_name, name = split_uri(uri)
+        relative = f"{AUDIO_FOLDER}/{case_folder(case_id)}/{safe_file_name(name)}"
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.open_bucket(bucket_name).reader(name) as stream, target.open("wb") as out:
+                shutil.copyfileobj(stream, out, CHUNK)
+            with target.open("rb") as clip:
+                self.rates[audio_clips.probe(clip).sample_rate] += 1
+        except ObjectGone:
+            target.unlink(missing_ok=True)
+            raise UnusableAudio("missing: no such object") from None
+        except UnusableAudio:
+            target.unlink(missing_ok=True)
+            raise
+        return relative
+
+    def localize(self, folder: Path, path: Path, output_format: str) -> None:
+        """Rewrite the split file at `path` with each row's `audio` pointing at its local copy."""
+        if output_format == "json":
+            rewritten = path.with_suffix(".tmp")
+            with path.open("rb") as source, rewritten.open("wb") as out:
+                for line in source:
+                    if line.strip():
+                        row = orjson.loads(line)
+                        out.write(orjson.dumps({**row, "audio": self.path_of(folder, row)}) + b"\n")
+            os.replace(rewritten, path)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        rows = table.select(["audio", "case_id"]).to_pylist()
+        local = pa.array([self.path_of(folder, row) for row in rows], pa.string())
+        pq.write_table(table.set_column(table.schema.get_field_index("audio"), "audio", local), path,
+                       compression="zstd")
+
+
+def safe_file_name(name: str) -> str:
+    """The last part of an object name as a local file name (letters, digits, '.', '_', '-')."""
+    base = name.rsplit("/", 1)[-1]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")
+    return cleaned or "clip"
 
 
 def _parquet_from_split(bucket: Bucket, name: str, sha256: str | None, path: Path) -> None:

@@ -30,7 +30,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from duckdb import func, sqltypes
 
 from shared.domain import bucket_layout as layout
+from shared.domain.audio_clips import RowAudio, audio_report
 from shared.domain.case_snapshot import SNAPSHOT_SCHEMA, sample_key, split_bucket, split_edges
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_facts import (
@@ -98,6 +99,8 @@ class ByteSink(Protocol):
     def write(self, data: bytes | memoryview, /) -> Any: ...
 
 
+# Reads the headers of (case_id, audio, split) rows' clips (shared/services/audio_reads.py's read_headers).
+ReadAudio = Callable[[Sequence[tuple[str, str, str]]], Iterable[RowAudio]]
 # Opens one file of the dataset for writing, by its name relative to the dataset's prefix (`train.jsonl`).
 OpenFile = Callable[[str], AbstractContextManager[ByteSink]]
 _ROW_COLUMNS = ROW_SCHEMA.names  # the row's columns in a dataset_lines batch, after split_no and line
@@ -294,11 +297,14 @@ class SnapshotEngine:
             "min_error_score": request.min_error_score,
             "include_uncorrected": request.include_uncorrected,
             "max_samples": request.max_samples,
+            "min_duration_s": request.min_duration_s,
+            "max_duration_s": request.max_duration_s,
             "edge_train": edges["train"],
             "edge_val": edges["val"],
             "edge_test": edges["test"],
         }
-        keys = sql.select_keys(source, request.balance_error_types, request.max_samples is not None)
+        keys = sql.select_keys(source, request.balance_error_types, request.max_samples is not None,
+                               durations=request.filters_duration)
         self._run(keys, {name: value for name, value in params.items() if f"${name}" in keys})
         outside = self.con.sql(sql.MISSING_SPLITS).fetchall()[0][0]
         if outside:
@@ -347,6 +353,31 @@ class SnapshotEngine:
         self._sizes = {split: int(counts.get(split, 0)) for split in SPLITS}
         return dict(self._sizes)
 
+    # -- durations from the audio's headers -------------------------------------------------------------------
+
+    def rows_without_duration(self) -> list[tuple[str, str, str]]:
+        """(case_id, audio, split) of the selected rows whose duration is unknown, in dataset order."""
+        rows = self.con.sql(sql.ROWS_WITHOUT_DURATION)
+        return [(str(case_id), str(audio), str(split)) for case_id, audio, split in rows.fetchall()]
+
+    def fill_durations(self, checks: Sequence[RowAudio], request: BuildRequest) -> int:
+        """Set the durations the headers gave; with a duration filter, leave out the rows whose duration is
+        still unknown (an unusable clip) or outside the range, renumbered. How many rows were left out."""
+        found = [check for check in checks if check.duration_s is not None]
+        if found:
+            table = pa.table({"case_id": [c.case_id for c in found], "duration_s": [c.duration_s for c in found]},
+                             schema=pa.schema([("case_id", pa.string()), ("duration_s", pa.float64())]))
+            self.con.register("stt_headers", table)
+            self.con.execute("UPDATE stt_rows SET duration_s = h.duration_s FROM stt_headers AS h "
+                             "WHERE stt_rows.case_id = h.case_id")
+            self.con.unregister("stt_headers")
+        if not request.filters_duration:
+            return 0
+        before = sum(self._sizes.values())
+        self.con.execute(sql.KEEP_DURATIONS, {"min_duration_s": request.min_duration_s,
+                                              "max_duration_s": request.max_duration_s})
+        return before - sum(self._count_splits().values())
+
     # -- writing ---------------------------------------------------------------------------------------------
 
     def write_splits(
@@ -354,8 +385,8 @@ class SnapshotEngine:
     ) -> dict[str, dict[str, Any]]:
         """Stream each split's JSONL to ``open_file("<split>.jsonl")`` and, with ``parquet``, its Parquet copy to
         ``open_file("parquet/<split>.parquet")`` (every split, an empty one too, in order); each file's manifest
-        entry (versions.file_entry). One sorted pass over the rows for all of it: the lines and the row columns
-        come in the same batches, split by split."""
+        entry (versions.file_entry). One pass over the rows in their stored (seq) order for all of it: the lines
+        and the row columns come in the same batches, split by split."""
         files: dict[str, dict[str, Any]] = {}
         copies: dict[str, dict[str, Any]] = {}  # after the split files in the manifest, as metadata.json lists them
         # stt_rows is stored in seq order (select_rows sorts it): read in that order, the rows need no second
@@ -485,11 +516,17 @@ class SnapshotEngine:
 def build_from_snapshot(
     paths: Sequence[Path], request: BuildRequest, open_file: OpenFile, *, dataset_id: str, created_at: datetime,
     source: str, settings: EngineSettings | None = None, names: Sequence[str] | None = None,
-    thresholds: QualityThresholds | None = None,
+    thresholds: QualityThresholds | None = None, read_audio: ReadAudio | None = None,
 ) -> SnapshotBuild:
     """One build over local parts: split files and their Parquet copies streamed to ``open_file`` (not called
     when nothing is selected), then the quality report and the metadata; SnapshotPartError / SnapshotError on
-    a bad snapshot."""
+    a bad snapshot.
+
+    When the request reads audio (a duration filter or an augmentation) and ``read_audio`` is given, the
+    headers of the selected rows without a known duration are read through it before anything is written:
+    their durations are filled in, a duration filter leaves out what is outside it or unusable, and the
+    quality report's ``audio`` section counts and names the unusable clips (metadata's ``audio`` has the
+    sampling rate). Without those request fields no audio is read: the hot path stays SQL only."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -504,6 +541,13 @@ def build_from_snapshot(
         step("check_parts")
         sizes = engine.select(request)
         step("select")
+        audio: dict[str, Any] | None = None
+        if read_audio is not None and request.reads_audio and any(sizes.values()):
+            checks = list(read_audio(engine.rows_without_duration()))
+            excluded = engine.fill_durations(checks, request)
+            audio = audio_report(checks, excluded, ISSUE_CAP)
+            sizes = engine.count_splits()
+            step("read_audio")
         if not any(sizes.values()):
             return SnapshotBuild(sizes, {}, {}, {}, seconds)
         files = engine.write_splits(open_file)
@@ -512,6 +556,10 @@ def build_from_snapshot(
         step("quality")
         metadata = engine.metadata(dataset_id, request, created_at, source)
         step("metadata")
+    if audio is not None:  # additive: the section and the rate sit beside what every build reports
+        report = {**report, "audio": audio}
+        metadata = {**metadata, "audio": {"sampling_rate": audio["sampling_rate"],
+                                          "sample_rates": audio["sample_rates"]}}
     return SnapshotBuild(sizes, files, report, metadata, seconds)
 
 

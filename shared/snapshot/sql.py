@@ -203,12 +203,18 @@ extra_picks AS (
 ),"""
 
 
-def select_keys(source_sql: str, balance: bool, capped: bool) -> str:
+# A known duration (the event gave one): a finite positive number; any other value is read from the header later.
+KNOWN_DURATION = "coalesce(isfinite(duration_s) AND duration_s > 0, false)"
+
+
+def select_keys(source_sql: str, balance: bool, capped: bool, durations: bool = False) -> str:
     """Step 1: ``stt_keys`` (part, part_row, split, seq, pos) of the selected cases.
 
     ``balance`` and ``capped`` (the request's balance_error_types and max_samples is not None) say which
     ranking the selection needs; a window over every eligible case is only computed when it is used, and the
-    error types are only read for balancing.
+    error types are only read for balancing. ``durations`` (the request has min_duration_s or max_duration_s)
+    leaves out the cases whose known duration is outside [$min_duration_s, $max_duration_s] (either may be
+    null: no bound); a case without a known duration stays, for the engine to read its clip's header.
     """
     if balance:
         picked = (
@@ -226,10 +232,17 @@ def select_keys(source_sql: str, balance: bool, capped: bool) -> str:
     else:
         picked, steps = "SELECT part, part_row, case_id, split_bucket FROM eligible", ""
     types = ", error_types" if balance else ""
+    duration_column = ", duration_s" if durations else ""
+    duration_filter = (
+        f"\n      AND (NOT {KNOWN_DURATION} OR ("
+        "(CAST($min_duration_s AS DOUBLE) IS NULL OR duration_s >= CAST($min_duration_s AS DOUBLE)) AND "
+        "(CAST($max_duration_s AS DOUBLE) IS NULL OR duration_s <= CAST($max_duration_s AS DOUBLE))))"
+        if durations else ""
+    )
     return f"""
 CREATE OR REPLACE TEMP TABLE stt_keys AS
 WITH latest AS (
-    SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction{types}
+    SELECT case_id, part, part_row, error_score, sample_key, split_bucket, has_correction{types}{duration_column}
     FROM ({source_sql}) AS snapshot
     WHERE case_id IS NOT NULL  -- not a case (the writer never writes one; a hand-made part might)
     QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY {LATEST_ORDER} DESC) = 1
@@ -239,7 +252,7 @@ eligible AS (
     FROM latest
     WHERE CASE WHEN error_score IS NULL OR NOT isfinite(error_score) THEN $min_error_score <= 0
                ELSE error_score >= $min_error_score END
-      AND ($include_uncorrected OR coalesce(has_correction, false))
+      AND ($include_uncorrected OR coalesce(has_correction, false)){duration_filter}
 ),{steps}
 numbered AS MATERIALIZED (
     SELECT part, part_row, split, row_number() OVER (ORDER BY {SPLIT_ORDER}, case_id) AS seq
@@ -280,6 +293,21 @@ JOIN stt_keys AS k ON s.part = k.part AND s.part_row = k.part_row
 ORDER BY k.seq  -- stored in dataset order, so dataset_lines reads it in order with no sort of its own
 """  # nosec B608
 
+
+ROWS_WITHOUT_DURATION = f"SELECT case_id, audio, split FROM stt_rows WHERE NOT {KNOWN_DURATION} ORDER BY seq"  # nosec B608
+
+# After the headers were read: the rows whose duration is known and in range, renumbered in the same order.
+KEEP_DURATIONS = f"""
+CREATE OR REPLACE TEMP TABLE stt_rows AS
+SELECT * EXCLUDE (seq, pos),
+    row_number() OVER (ORDER BY seq) AS seq,
+    row_number() OVER (PARTITION BY split ORDER BY seq) - 1 AS pos
+FROM stt_rows
+WHERE {KNOWN_DURATION}
+  AND (CAST($min_duration_s AS DOUBLE) IS NULL OR duration_s >= CAST($min_duration_s AS DOUBLE))
+  AND (CAST($max_duration_s AS DOUBLE) IS NULL OR duration_s <= CAST($max_duration_s AS DOUBLE))
+ORDER BY seq  -- kept in dataset order, as dataset_lines reads it (select_rows)
+"""  # nosec B608
 
 ROWS_FROM_INPUT = """
 CREATE OR REPLACE TEMP TABLE stt_rows AS
@@ -682,6 +710,7 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "select_keys": select_keys(src, balance=True, capped=True),
         "select_keys_capped": select_keys(src, balance=False, capped=True),
         "select_keys_all": select_keys(src, balance=False, capped=False),
+        "select_keys_durations": select_keys(src, balance=True, capped=True, durations=True),
         "select_rows": select_rows(src),
         "dataset_lines": dataset_lines(),
         "quality_rows": QUALITY_ROWS,
@@ -697,6 +726,7 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
         "metadata_types": METADATA_TYPES,
         "metadata_scores": METADATA_SCORES,
         "rows_from_input": ROWS_FROM_INPUT,
+        "keep_durations": KEEP_DURATIONS,
         "split_lines_fast": split_lines_fast("stt_lines_train"),
         "split_lines_exact": split_lines_exact("stt_lines_train"),
         "case_lines_exact": split_lines_exact("stt_cases_1_train", ("case_id",)),

@@ -22,8 +22,10 @@ from tests.infra.tf import INFRA_DIR, Infra, literal, load_file, render, strings
 
 # What functions.tf may set for a function: inputs of modules/function.
 CLOUD_ATTRIBUTES = {
-    *("schedule", "invokers", "ingress", "bucket_role", "publish_topics", "memory", "timeout_s", "max_instances", "env")
+    *("schedule", "invokers", "ingress", "bucket_role", "publish_topics", "memory", "cpu", "timeout_s",
+      "max_instances", "env", "reads_audio")
 }
+ROOT_ONLY_ATTRIBUTES = {"env", "reads_audio"}  # read by the root module, not handed to the function module
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
 
@@ -206,7 +208,7 @@ def check_function_cloud_settings(infra: Infra) -> None:
         f"functions.tf has settings for functions that do not exist: {set(cloud) - set(functions)}"
     )
     module = infra.root.module("functions")
-    for attribute in CLOUD_ATTRIBUTES - {"env"}:
+    for attribute in CLOUD_ATTRIBUTES - ROOT_ONLY_ATTRIBUTES:
         assert module.get(attribute) == f"${{try(local.function_cloud[each.key].{attribute}, null)}}", attribute
     module_variables = infra.function.variables()
     ack_default = literal(infra.root.variables()["ack_deadline_s"]["default"])
@@ -223,6 +225,20 @@ def check_function_cloud_settings(infra: Infra) -> None:
             assert timeout <= ack_deadline, (
                 f"{name}: timeout {timeout}s > ack deadline {ack_deadline}s: redelivered while it runs"
             )
+
+
+def check_audio_reads_are_read_only_on_the_audio_buckets(infra: Infra) -> None:
+    """The functions that read audio (build_dataset) get objectViewer on the audio buckets and nothing else."""
+    cloud = _cloud(infra)
+    readers = {name for name, entry in cloud.items() if literal(entry.get("reads_audio", False)) is True}
+    assert "build_dataset" in readers
+    grant = infra.root.resource("google_storage_bucket_iam_member", "audio_reader")
+    assert literal(grant["role"]) == "roles/storage.objectViewer"
+    assert grant["bucket"] == "${each.value.bucket}" and grant["for_each"] == "${local.audio_grants}"
+    assert "audio_buckets" in infra.root.variables() and infra.root.variables()["audio_buckets"]["default"] == []
+    audio_locals = infra.root.locals()
+    assert "var.audio_buckets" in audio_locals["audio_buckets"]
+    assert "reads_audio" in audio_locals["audio_readers"]
 
 
 def check_every_function_is_private(infra: Infra) -> None:
@@ -259,6 +275,7 @@ CHECKS: list[Callable[[Infra], None]] = [
     check_bucket_notification,
     check_no_topology_literal_in_hcl,
     check_function_cloud_settings,
+    check_audio_reads_are_read_only_on_the_audio_buckets,
     check_every_function_is_private,
     check_moved_blocks_target_existing_addresses,
 ]

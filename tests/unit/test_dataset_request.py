@@ -18,6 +18,9 @@ from shared.domain.dataset_request import (
 from shared.errors import InvalidBuildRequest
 
 FIELDS = {
+    "min_duration_s",
+    "max_duration_s",
+    "augment",
     "quality_thresholds",
     "allow_failed_quality",
     "min_error_score",

@@ -102,6 +102,7 @@ resource "google_cloudfunctions2_function" "this" {
 
   service_config {
     available_memory               = var.memory
+    available_cpu                  = var.cpu
     timeout_seconds                = var.timeout_s
     max_instance_count             = var.max_instances
     ingress_settings               = var.ingress

@@ -148,6 +148,12 @@ variable "memory" {
   nullable    = false
 }
 
+variable "cpu" {
+  description = "vCPUs of an instance (null: what the memory gets by default, 1 below 4Gi)."
+  type        = string
+  default     = null
+}
+
 variable "timeout_s" {
   description = "Request timeout in seconds."
   type        = number
