@@ -7,6 +7,7 @@
 #   invokers       members allowed to call it (e.g. ["group:data-science@example.com"]); never allUsers
 #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
 #   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
+#   bucket_prefix_roles  roles that hold only under a prefix ("reports/") or on one object, by IAM condition
 #   publish_topics topics it may publish to (default: none)
 #   memory, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
 locals {
@@ -40,9 +41,18 @@ locals {
     }
     # Operators and data scientists call it with an identity token (gcloud functions call); never public.
     api = {
-      ingress     = "ALLOW_ALL"
-      invokers    = var.api_invokers
-      bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
+      ingress  = "ALLOW_ALL"
+      invokers = var.api_invokers
+      # Reads everything (datasets, registry, exports); writes only where its ops write (shared/api.py), so no
+      # call can replace a dataset, an upload that starts work or another function's output.
+      bucket_role = "roles/storage.objectViewer"
+      bucket_prefix_roles = {
+        "reports/"                            = "roles/storage.objectUser"    # generate_comprehensive_report(output_path), saved again under the same name
+        "restores/"                           = "roles/storage.objectUser"    # rollback_to_version(target_path): a restore replaces its target's files
+        "data_versions/version_registry.json" = "roles/storage.objectUser"    # rollback and augment_dataset replace it under a generation precondition
+        "finetuning_datasets/"                = "roles/storage.objectCreator" # augment_dataset writes a new dataset; never replaces an existing file
+        "quarantine/"                         = "roles/storage.objectCreator" # store_failed_case, replay_dead_letters: oversize payloads kept once
+      }
       # replay_dead_letters republishes dead letters to the topics they came from (it pulls them: replay.tf).
       publish_topics = sort(local.pushed_topics)
     }
