@@ -79,6 +79,19 @@ resource "google_storage_bucket" "data" {
     }
   }
 
+  # An import's reject segments (import_segments/): the import deletes them once its result is recorded; one that
+  # died for good leaves them. Kept longer than a dead letter, so a replayed import still joins what its
+  # checkpoint lists.
+  lifecycle_rule {
+    condition {
+      age            = var.import_segment_age_days
+      matches_prefix = ["import_segments/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   # The whole copies of oversize quarantined payloads, as long as their Firestore records (TTL on expire_at).
   dynamic "lifecycle_rule" {
     for_each = var.quarantine_retention_days > 0 ? [var.quarantine_retention_days] : []
