@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from decimal import Decimal
 
 import orjson
@@ -154,10 +155,13 @@ class DiesAfter(FullCaseStore):
     def __init__(self, calls: int) -> None:
         super().__init__()
         self.calls_left = calls
+        self._countdown = threading.Lock()  # the import's two writer threads call at once
 
     def create_cases(self, items):  # type: ignore[no-untyped-def]
-        self.calls_left -= 1
-        if self.calls_left == 0:
+        with self._countdown:
+            self.calls_left -= 1
+            killed = self.calls_left == 0
+        if killed:
             raise SystemExit("the function instance was killed")
         return super().create_cases(items)
 
