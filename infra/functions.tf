@@ -7,6 +7,7 @@
 #   invokers       members allowed to call it (e.g. ["group:data-science@example.com"]); never allUsers
 #   ingress        ALLOW_INTERNAL_ONLY (default: Pub/Sub push and Scheduler only) or ALLOW_ALL (still IAM-checked)
 #   bucket_role    its role on the datasets bucket, e.g. roles/storage.objectUser (default: none)
+#   bucket_prefix_roles  roles that hold only under a prefix ("reports/") or on one object, by IAM condition
 #   publish_topics topics it may publish to (default: none)
 #   reads_audio    true: object reads on the audio buckets (local.audio_buckets: var.audio_buckets and audio_root's)
 #   memory, cpu, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
@@ -47,9 +48,18 @@ locals {
     }
     # Operators and data scientists call it with an identity token (gcloud functions call); never public.
     api = {
-      ingress     = "ALLOW_ALL"
-      invokers    = var.api_invokers
-      bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
+      ingress  = "ALLOW_ALL"
+      invokers = var.api_invokers
+      # Reads everything (datasets, registry, exports); writes only where its ops write (shared/api.py), so no
+      # call can replace a dataset, an upload that starts work or another function's output.
+      bucket_role = "roles/storage.objectViewer"
+      bucket_prefix_roles = {
+        "reports/"                            = "roles/storage.objectUser"    # generate_comprehensive_report(output_path), saved again under the same name
+        "restores/"                           = "roles/storage.objectUser"    # rollback_to_version(target_path): a restore replaces its target's files
+        "data_versions/version_registry.json" = "roles/storage.objectUser"    # rollback and augment_dataset replace it under a generation precondition
+        "finetuning_datasets/"                = "roles/storage.objectCreator" # augment_dataset writes a new dataset; never replaces an existing file
+        "quarantine/"                         = "roles/storage.objectCreator" # store_failed_case, replay_dead_letters: oversize payloads kept once
+      }
       # Its augment_dataset op reads the source clips today; once that op only uploads a build request
       # (docs/datasets.md, "Through the api"), this goes and build_dataset alone reads audio.
       reads_audio = true

@@ -79,6 +79,19 @@ resource "google_storage_bucket" "data" {
     }
   }
 
+  # An import's reject segments (import_segments/): the import deletes them once its result is recorded; one that
+  # died for good leaves them. Kept longer than a dead letter, so a replayed import still joins what its
+  # checkpoint lists.
+  lifecycle_rule {
+    condition {
+      age            = var.import_segment_age_days
+      matches_prefix = ["import_segments/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   # The whole copies of oversize quarantined payloads, as long as their Firestore records (TTL on expire_at).
   dynamic "lifecycle_rule" {
     for_each = var.quarantine_retention_days > 0 ? [var.quarantine_retention_days] : []
@@ -341,15 +354,16 @@ module "functions" {
   dead_letter_topic = each.value.push == null ? null : google_pubsub_topic.dead_letter[local.trigger_topics[each.key]].id
   ack_deadline_s    = each.value.push == null ? var.ack_deadline_s : coalesce(each.value.push.ack_deadline_s, var.ack_deadline_s)
 
-  schedule       = try(local.function_cloud[each.key].schedule, null)
-  invokers       = try(local.function_cloud[each.key].invokers, null)
-  ingress        = try(local.function_cloud[each.key].ingress, null)
-  bucket_role    = try(local.function_cloud[each.key].bucket_role, null)
-  publish_topics = try(local.function_cloud[each.key].publish_topics, null)
-  memory         = try(local.function_cloud[each.key].memory, null)
-  cpu            = try(local.function_cloud[each.key].cpu, null)
-  timeout_s      = try(local.function_cloud[each.key].timeout_s, null)
-  max_instances  = try(local.function_cloud[each.key].max_instances, null)
+  schedule            = try(local.function_cloud[each.key].schedule, null)
+  invokers            = try(local.function_cloud[each.key].invokers, null)
+  ingress             = try(local.function_cloud[each.key].ingress, null)
+  bucket_role         = try(local.function_cloud[each.key].bucket_role, null)
+  bucket_prefix_roles = try(local.function_cloud[each.key].bucket_prefix_roles, null)
+  publish_topics      = try(local.function_cloud[each.key].publish_topics, null)
+  memory              = try(local.function_cloud[each.key].memory, null)
+  cpu                 = try(local.function_cloud[each.key].cpu, null)
+  timeout_s           = try(local.function_cloud[each.key].timeout_s, null)
+  max_instances       = try(local.function_cloud[each.key].max_instances, null)
 
   bucket             = google_storage_bucket.data.name
   source_bucket      = google_storage_bucket.sources.name

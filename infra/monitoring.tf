@@ -1,5 +1,6 @@
 # What failed, said before it expires: alert policies on the dead letters waiting, on functions answering
-# errors and on the rate of quarantined payloads, each notifying var.alert_notification_channels.
+# errors, on the rate of quarantined payloads and on build requests rejected or failing quality, each notifying
+# var.alert_notification_channels.
 # README ("Delivery, retries, dead letters") says how to read what failed and replay it.
 
 # Any dead letter waiting on a -sink subscription: it stays there for var.dead_letter_retention.
@@ -118,6 +119,67 @@ resource "google_monitoring_alert_policy" "quarantine_rate" {
   documentation {
     mime_type = "text/markdown"
     content   = "Producers are sending payloads the functions refuse. `{\"op\": \"get_system_statistics\"}` counts them; the quarantine collection keeps each with its reason for ${var.quarantine_retention_days} days (0: for ever)."
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+}
+
+# A build request that came to nothing usable: refused (bad or oversize request: outcome `rejected`, kept in the
+# quarantine with its reason) or built with a failed quality check (outcome `built` with quality_passed false;
+# not registered as a version unless the request allowed it). build_dataset logs one outcome line per build
+# (shared/services/dataset_builds.py _LOGGED); a redelivered build logs `already ...`, so each counts once.
+resource "google_logging_metric" "builds_rejected" {
+  project = var.project_id
+  name    = "sttdata_builds_rejected"
+  filter  = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${module.functions["build_dataset"].name}\" AND (jsonPayload.message = \"rejected\" OR (jsonPayload.message = \"built\" AND jsonPayload.quality_passed = false))"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "sttdata build requests rejected or failing their quality check"
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "rejected (the request was refused) or built (the dataset failed its quality check)"
+    }
+  }
+
+  label_extractors = {
+    outcome = "EXTRACT(jsonPayload.message)"
+  }
+}
+
+resource "google_monitoring_alert_policy" "builds_rejected" {
+  project               = var.project_id
+  display_name          = "sttdata: build requests rejected or failing quality"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "more than ${var.build_rejection_alert_threshold} builds rejected or failing quality in an hour"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.builds_rejected.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.build_rejection_alert_threshold
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A dataset build request was refused or its dataset failed the quality check. `dataset_results/<request name>.json` holds the result: `reason` for a refused request (also kept in the quarantine collection), `quality_gate` (reasons, thresholds) for a failed check; `{\"op\": \"build_status\", \"name\": \"<request name>\"}` and `{\"op\": \"recent_work\"}` on the api show the same. Fix the request (or set `allow_failed_quality`, or the thresholds) and upload it again: each upload is a new build."
   }
 
   alert_strategy {

@@ -168,6 +168,17 @@ variable "temporary_prefixes" {
   default     = ["tmp/", "learning_data/appending/"]
 }
 
+variable "import_segment_age_days" {
+  description = "Age in days after which an import's reject segments (import_segments/) are deleted: a finished import deletes its own, so these are a dead import's. Longer than dead_letter_retention, so an import replayed from its dead letter still finds the segments its checkpoint lists."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.import_segment_age_days >= 32
+    error_message = "import_segment_age_days must outlast a dead letter (31 days at most), or a replayed import would find its checkpoint's segments gone."
+  }
+}
+
 variable "quarantine_retention_days" {
   description = "Days a quarantined payload is kept: its Firestore record (TTL on expire_at, written by the functions) and its whole copy under quarantine/ (bucket lifecycle). 0 keeps them for ever."
   type        = number
@@ -184,6 +195,12 @@ variable "function_error_threshold" {
   description = "Responses with a 5xx status (crashes, and transient errors Pub/Sub retries) of one function in 5 minutes above which an alert opens."
   type        = number
   default     = 5
+}
+
+variable "build_rejection_alert_threshold" {
+  description = "Build requests refused or built with a failed quality check in one hour above which an alert opens (0: any one)."
+  type        = number
+  default     = 0
 }
 
 variable "quarantine_alert_threshold" {

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import requests
 
-from stack.local_stack import LocalStack, StackInfo
+from stack.local_stack import LocalStack, StackInfo, emulator_env
 
 # Reference sentences and the ways an STT model typically gets them wrong.
 SENTENCES = [
@@ -205,7 +205,8 @@ def run_demo(stack: LocalStack, keep: bool = False) -> int:
     info = stack.up()
     print(f"stack up in {time.monotonic() - started:.1f}s; clients: source {stack.env_file}")
     try:
-        outcome = run_workload(info)
+        with emulator_env(info.env):  # the workload's clients find this stack's emulators
+            outcome = run_workload(info)
     except BaseException:
         stack.down()
         raise

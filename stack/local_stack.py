@@ -134,16 +134,20 @@ class LocalStack:
         function_urls = {fn.name: f"http://127.0.0.1:{fn_ports[fn.name]}" for fn in functions}
 
         self._wait(parts[0], started)
-        os.environ.update(hosts)  # the clients below find the emulators the standard way
         from google.cloud import pubsub_v1, storage
 
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        # The clients below find the emulators the standard way, through the environment, which they read when
+        # made: set for their making only, so this process's environment is left as it was (a test session's
+        # stack is not replaced by a stack a test starts and stops).
+        with emulator_env(hosts):
+            publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+            gcs = storage.Client(project=settings.project)
         provision.create_topics(topology, publisher)
         for sink in topology.dead_letter_sinks:
             provision.create_dead_letter_sink(settings.project, sink, subscriber)
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             list(pool.map(lambda part: self._wait(part, started), parts[1:]))
-        provision.create_bucket(topology, storage.Client(project=settings.project))
+        provision.create_bucket(topology, gcs)
         for sub in topology.subscriptions:
             if sub.function in function_urls:
                 provision.create_push_subscription(settings.project, sub, function_urls[sub.function], subscriber)
@@ -215,6 +219,21 @@ class LocalStack:
         return recorded
 
 
+@contextmanager
+def emulator_env(env: Mapping[str, str]) -> Iterator[None]:
+    """`env` in os.environ within the block; every variable it names back as it was after (unset if it was)."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def inherited_env() -> dict[str, str]:
     """This process's environment without emulator endpoints: a stack's parts get their own stack's."""
     return {k: v for k, v in os.environ.items() if k not in EMULATOR_VARS}
@@ -237,12 +256,13 @@ def _leads_group(pid: int) -> bool:
 
 @contextmanager
 def running_stack(settings: Settings, functions: tuple[FunctionSpec, ...] = ()) -> Iterator[StackInfo]:
-    """A stack of its own in a temporary folder for a script (bench, probe), its emulators in os.environ."""
+    """A stack of its own in a temporary folder for a script (bench, probe), its emulators in os.environ within
+    the block (as they were before, after it)."""
     with tempfile.TemporaryDirectory() as tmp:
         stack = LocalStack(StackConfig(state_dir=Path(tmp), settings=settings, functions=functions))
         info = stack.up()
-        os.environ.update(info.env)
         try:
-            yield info
+            with emulator_env(info.env):
+                yield info
         finally:
             stack.down()

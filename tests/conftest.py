@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
-from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo
+from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo, emulator_env
 
 # Short backoff so retry and dead-letter tests take seconds, not minutes; the policy shape is the real one.
 TEST_SETTINGS = Settings(project="demo-sttdata-test", min_backoff_s=0.1, max_backoff_s=0.5, ack_deadline_s=20)
@@ -22,18 +21,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """The whole local stack, as `make up` starts it, for the session; stopped at the end."""
     state_dir = tmp_path_factory.mktemp("stack")
     local = LocalStack(StackConfig(state_dir=state_dir, settings=TEST_SETTINGS))
-    saved = {k: os.environ.get(k) for k in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
     try:
         info = local.up()
-        os.environ.update(info.env)
-        yield info
+        with emulator_env(info.env):  # the clients the tests make find the session's emulators
+            yield info
     finally:
         local.down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ IMPORT_SUFFIXES = (".jsonl", ".parquet")
 # What that work writes.
 DATASET_RESULTS = "dataset_results/"
 IMPORT_RESULTS = "import_results/"
+# An import's reject segments, kept until its result is recorded (joined into import_results/<name>.rejected.jsonl).
+IMPORT_SEGMENTS = "import_segments/"
 DATASETS = "finetuning_datasets/"
 DATASET_METADATA = "metadata.json"
 REGISTRY = "data_versions/version_registry.json"
@@ -97,6 +99,13 @@ def import_result_base(object_name: str) -> str:
     for suffix in IMPORT_SUFFIXES:
         stem = stem.removesuffix(suffix)
     return IMPORT_RESULTS + stem
+
+
+def reject_segments_prefix(rejects_name: str) -> str:
+    """Where an import stages the segments of its rejected lines until it joins them into `rejects_name`:
+    `import_results/day1.rejected.jsonl` -> `import_segments/day1.rejected.jsonl/`. A prefix of their own, so
+    the bucket's lifecycle can delete what a dead import left (a rule matches a prefix, never a middle part)."""
+    return f"{IMPORT_SEGMENTS}{rejects_name.removeprefix(IMPORT_RESULTS)}/"
 
 
 def import_object_name(name: str) -> str:

@@ -301,7 +301,7 @@ class RejectSink:
         self.next_segment = self._segment_name(len(self.segments))
 
     def _segment_name(self, index: int) -> str:
-        return f"{self.name}.segments/{index:06d}.jsonl"
+        return f"{layout.reject_segments_prefix(self.name)}{index:06d}.jsonl"
 
     def add(self, number: int, raw: bytes, reason: str) -> None:
         line = orjson.dumps({"line": number, "reason": reason, "raw": raw.decode("utf-8", "replace")}) + b"\n"
@@ -341,7 +341,7 @@ class RejectSink:
 
     def discard_segments(self) -> None:
         """Delete the segments, a dead attempt's ones included (once the result that joined them is recorded)."""
-        for leftover in self.bucket.names(f"{self.name}.segments/"):
+        for leftover in self.bucket.names(layout.reject_segments_prefix(self.name)):
             self.bucket.delete(leftover)
 
     def abandon(self) -> None:

@@ -113,7 +113,7 @@ def test_an_import_killed_after_a_checkpoint_and_redelivered_stores_every_line_o
     rejects = [orjson.loads(raw) for raw in bucket.blob("import_results/kill.rejected.jsonl").download_as_bytes()
                .splitlines()]
     assert [r["line"] for r in rejects] == rejected_lines  # each once, in file order
-    assert not list(bucket.list_blobs(prefix="import_results/kill.rejected.jsonl.segments/"))
+    assert not list(bucket.list_blobs(prefix="import_segments/kill.rejected.jsonl/"))
     # The snapshot: every stored case, and a case in two parts (written again after the kill) with the same
     # updated_at and content, so latest-wins reads it once as stored.
     rows: dict[str, list[dict]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 import pytest
 
 from shared.adapters.firestore_cases import HISTORY
@@ -32,7 +33,7 @@ def _threshold(policy: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_alert_policy_notifies_the_channels_variable_and_says_what_to_do(root: TfModule) -> None:
     policies = root.resources(POLICY)
-    assert set(policies) == {"dead_letter_backlog", "function_errors", "quarantine_rate"}
+    assert set(policies) == {"dead_letter_backlog", "function_errors", "quarantine_rate", "builds_rejected"}
     for name, policy in policies.items():
         assert policy["notification_channels"] == "${var.alert_notification_channels}", name
         [documentation] = policy["documentation"]
@@ -115,3 +116,90 @@ def test_quarantine_records_expire_by_ttl_on_the_field_the_functions_write(root:
     ttl = root.resource("google_firestore_field", "quarantine_ttl")
     assert (ttl["collection"], literal(ttl["field"]), ttl["ttl_config"]) == (
         "${local.collection_quarantine}", EXPIRE_FIELD, [{}])
+
+
+def test_import_reject_segments_expire_after_any_replay_could_need_them(root: TfModule) -> None:
+    from shared.services.bulk_import import RejectSink
+    from tests.unit.fake_dataset_bucket import FakeBucket
+
+    bucket = FakeBucket()
+    sink = RejectSink(bucket, layout.import_result_base("imports/day1.jsonl") + ".rejected.jsonl", spill_bytes=0)
+    sink.add(1, b"{bad", "not valid JSON")
+    [segment] = sink.cut()
+    assert segment.startswith(layout.IMPORT_SEGMENTS)  # where the rule below deletes
+
+    rules = [rule for rule in root.resource("google_storage_bucket", "data")["lifecycle_rule"]
+             if rule["condition"][0].get("matches_prefix") == [f'"{layout.IMPORT_SEGMENTS}"']]
+    [rule] = rules
+    assert rule["condition"][0]["age"] == "${var.import_segment_age_days}"
+    assert literal(rule["action"][0]["type"]) == "Delete"
+    age_days = root.variables()["import_segment_age_days"]["default"]
+    retention = literal(root.variables()["dead_letter_retention"]["default"])
+    dead_letter_days = int(re.fullmatch(r"(\d+)s", retention).group(1)) / 86400  # type: ignore[union-attr]
+    assert age_days > dead_letter_days  # a replayed import still joins the segments its checkpoint lists
+
+
+def _payload_matches(log_filter: str, payload: dict[str, Any]) -> bool:
+    """Whether a JSON log line matches the jsonPayload clauses of a Cloud Logging filter (its resource clauses
+    are checked apart): `jsonPayload.k = "v"`, `jsonPayload.k = false|true`, AND, OR and parentheses only; any
+    other syntax fails the test rather than being guessed at."""
+    clauses = log_filter.split(" AND ", 2)
+    assert clauses[0] == 'resource.type = "cloud_run_revision"' and clauses[1].startswith("resource.labels."), clauses
+    token = r'\(|\)|AND|OR|jsonPayload\.\w+ = (?:"[^"]*"|true|false)'
+    tokens = re.findall(token, clauses[2])
+    assert not re.sub(token, "", clauses[2]).strip(), f"unsupported filter syntax: {clauses[2]}"
+    python = []
+    for part in tokens:
+        if part in ("AND", "OR"):
+            python.append(part.lower())
+        elif part in ("(", ")"):
+            python.append(part)
+        else:
+            key, value = part.removeprefix("jsonPayload.").split(" = ")
+            python.append(repr(payload.get(key) == orjson.loads(value)))
+    return bool(eval(" ".join(python), {"__builtins__": {}}))  # only True, False, and, or, ( and )
+
+
+def _build_log_line(outcome: Any) -> dict[str, Any]:
+    """The JSON line build_dataset writes for an outcome (shared/push.py's call, shared/observability.py's form)."""
+    import logging
+
+    from shared.observability import JsonFormatter
+
+    record = logging.LogRecord("sttdata.build_dataset", logging.INFO, __file__, 0, outcome.status, None, None)
+    record.__dict__.update({"event_id": "1", **outcome.log_fields()})
+    return dict(orjson.loads(JsonFormatter().format(record)))
+
+
+def test_build_requests_rejected_or_failing_quality_open_an_alert(root: TfModule) -> None:
+    from shared.services.dataset_builds import serve_notification
+    from tests.unit.fake_dataset_bucket import FakeBucket, FakeCases, FakeLedger
+    from tests.unit.test_dataset_build_service import event, make_cases
+
+    metric = root.resource("google_logging_metric", "builds_rejected")
+    log_filter = unquote(metric["filter"]).replace('\\"', '"')
+    assert '${module.functions["build_dataset"].name}' in log_filter
+
+    settings, bucket = Settings(), FakeBucket()
+    cases = make_cases(40)
+    for case in cases[::2]:
+        case["audio_path"] = case["audio_path"].replace(".wav", ".bin")  # no audio extension: consistency 0.5
+
+    def serve(name: str, body: bytes) -> dict[str, Any]:
+        bucket.put(name, body, "application/json")
+        attributes = {**event(name), "objectGeneration": str(bucket.generation(name))}
+        outcome = serve_notification(attributes, settings, FakeLedger(), FakeCases(cases), bucket)
+        return _build_log_line(outcome)
+
+    refused = serve("dataset-requests/bad.json", b'{"min_error_score": 7}')
+    failed = serve("dataset-requests/strict.json", orjson.dumps({"quality_thresholds": {"min_consistency": 0.9}}))
+    passed = serve("dataset-requests/fine.json", orjson.dumps({"quality_thresholds": {"min_consistency": 0.1}}))
+    assert (refused["message"], failed["message"], failed["quality_passed"]) == ("rejected", "built", False)
+    assert (passed["message"], passed["quality_passed"]) == ("built", True)
+    assert _payload_matches(log_filter, refused) and _payload_matches(log_filter, failed)
+    assert not _payload_matches(log_filter, passed)
+
+    threshold = _threshold(root.resource(POLICY, "builds_rejected"))
+    assert "${google_logging_metric.builds_rejected.name}" in threshold["filter"]
+    assert threshold["threshold_value"] == "${var.build_rejection_alert_threshold}"
+    assert root.variables()["build_rejection_alert_threshold"]["default"] == 0  # any one opens it

@@ -22,8 +22,8 @@ from tests.infra.tf import INFRA_DIR, Infra, literal, load_file, render, strings
 
 # What functions.tf may set for a function: inputs of modules/function.
 CLOUD_ATTRIBUTES = {
-    *("schedule", "invokers", "ingress", "bucket_role", "publish_topics", "memory", "cpu", "timeout_s",
-      "max_instances", "env", "reads_audio")
+    *("schedule", "invokers", "ingress", "bucket_role", "bucket_prefix_roles", "publish_topics", "memory", "cpu",
+      "timeout_s", "max_instances", "env", "reads_audio")
 }
 ROOT_ONLY_ATTRIBUTES = {"env", "reads_audio"}  # read by the root module, not handed to the function module
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
@@ -369,7 +369,7 @@ TF_EDITS: dict[Callable[[Infra], None], dict[str, tuple[str, str, str]]] = {
         "timeout": ("functions.tf", "timeout_s   = 540", "timeout_s   = 900"),
     },
     check_every_function_is_private: {
-        "public": ("functions.tf", "invokers    = var.api_invokers", 'invokers    = ["allUsers"]'),
+        "public": ("functions.tf", "invokers = var.api_invokers", 'invokers = ["allUsers"]'),
     },
     check_moved_blocks_target_existing_addresses: {
         "moved": ("moved.tf", 'dead_letter["transcription-failures"]', 'dead_letter["transcription-failure"]'),

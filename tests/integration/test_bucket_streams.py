@@ -143,7 +143,7 @@ def test_a_killed_import_resumes_from_its_firestore_checkpoint_and_joins_its_rej
     assert result["resumed_after_line"] and (result["accepted"], result["rejected"]) == (1_000, 500)
     rejects = [orjson.loads(line) for line in (bucket.get("import_results/ck.rejected.jsonl") or b"").splitlines()]
     assert [r["line"] for r in rejects] == list(range(1, 1_501, 3))
-    assert bucket.names("import_results/ck.rejected.jsonl.segments/") == []
+    assert bucket.names("import_segments/ck.rejected.jsonl/") == []
     assert store.import_result(result["import_id"])["accepted"] == 1_000  # type: ignore[index]
 
 

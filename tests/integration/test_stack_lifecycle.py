@@ -32,8 +32,12 @@ def _stack(tmp_path: Path, **overrides: object) -> LocalStack:
 
 def test_up_writes_stack_env_and_down_stops_every_pid(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
+    before = dict(os.environ)
     info = stack.up()
     try:
+        # The stack's emulators are in stack.env and info.env, never in this process's environment: a stack a
+        # test starts and stops must not take the place of the session's (tests/conftest.py).
+        assert dict(os.environ) == before
         pids = _pids(stack.config.state_dir)
         assert len(pids) == 3 + len(info.topology.functions)
         env = dict(
@@ -51,6 +55,7 @@ def test_up_writes_stack_env_and_down_stops_every_pid(tmp_path: Path) -> None:
     assert len(stopped) == len(pids)
     assert not any(is_running(pid) for pid in pids)
     assert not stack.env_file.exists()
+    assert dict(os.environ) == before
 
 
 def test_up_after_a_crash_recovers_without_cleanup(tmp_path: Path) -> None:

@@ -28,15 +28,6 @@ GOOD = {"audio_path": "gs://stt-audio/u/1.wav", "original_transcript": "ONE"}
 LATER = {"audio_path": "gs://stt-audio/u/3.wav", "original_transcript": "THREE"}
 
 
-@pytest.fixture(autouse=True)
-def emulators(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The session stack's emulators: a test that starts a stack of its own (test_stack_lifecycle.py) leaves its
-    stopped emulators' hosts in os.environ, and the clients here read them when created."""
-    for key, value in stack.env.items():
-        if key.endswith("_EMULATOR_HOST"):
-            monkeypatch.setenv(key, value)
-
-
 @pytest.fixture
 def store(stack: StackInfo, test_settings: Settings) -> FirestoreCaseStore:
     return FirestoreCaseStore(test_settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,14 @@ Refusal = Callable[[dict[str, Any]], str | None]
 
 class InMemoryCaseStore(CaseStore):
     """Cases, one summed counter and quarantined payloads in dicts; `refuse` makes it refuse cases as Firestore
-    does (UnstorableRecord, nothing of the write kept)."""
+    does (UnstorableRecord, nothing of the write kept).
+
+    Each write is atomic, as a Firestore commit is: an import writes two batches at once from its writer threads,
+    and without the lock their counter additions interleave and lose updates (the counters then differ from a
+    run's whose threads happened not to meet)."""
 
     def __init__(self, refuse: Refusal | None = None) -> None:
+        self._write_lock = threading.RLock()
         self.cases: dict[str, dict[str, Any]] = {}
         self.counters = CounterDelta()
         self.rejects: dict[str, dict[str, Any]] = {}
@@ -44,41 +50,45 @@ class InMemoryCaseStore(CaseStore):
 
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         self._refused([case])
-        if case_id in self.cases:
-            return False
-        self.cases[case_id] = {**copy.deepcopy(case), "tail_at": self.commit_time()}
-        self.counters.add(delta)
-        return True
+        with self._write_lock:
+            if case_id in self.cases:
+                return False
+            self.cases[case_id] = {**copy.deepcopy(case), "tail_at": self.commit_time()}
+            self.counters.add(delta)
+            return True
 
     def create_cases(self, items: Sequence[tuple[str, dict[str, Any], CounterDelta]]) -> dict[str, dict[str, Any]]:
         # As the Firestore adapter: a bulk write sets no tail_at (imports write the snapshot themselves).
         self._refused([case for _, case, _ in items])
-        existing = {case_id: {k: v for k, v in self.cases[case_id].items() if k in ("import_id", "import_line")}
-                    for case_id, _, _ in items if case_id in self.cases}
-        for case_id, case, delta in items:
-            if case_id not in existing:
-                self.cases[case_id] = copy.deepcopy(case)
-                self.counters.add(delta)
-        return existing
+        with self._write_lock:
+            existing = {case_id: {k: v for k, v in self.cases[case_id].items() if k in ("import_id", "import_line")}
+                        for case_id, _, _ in items if case_id in self.cases}
+            for case_id, case, delta in items:
+                if case_id not in existing:
+                    self.cases[case_id] = copy.deepcopy(case)
+                    self.counters.add(delta)
+            return existing
 
     def update_case(
         self, case_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], CounterDelta] | None]
     ) -> dict[str, Any] | None:
-        if case_id not in self.cases:
-            return None
-        result = change(copy.deepcopy(self.cases[case_id]))
-        if result is not None:
-            updates, delta = result
-            self.cases[case_id].update(updates, tail_at=self.commit_time())
-            self.counters.add(delta)
-        return self.cases[case_id]
+        with self._write_lock:
+            if case_id not in self.cases:
+                return None
+            result = change(copy.deepcopy(self.cases[case_id]))
+            if result is not None:
+                updates, delta = result
+                self.cases[case_id].update(updates, tail_at=self.commit_time())
+                self.counters.add(delta)
+            return self.cases[case_id]
 
     def quarantine(self, quarantine_id: str, raw: bytes, reason: str, source: str, **context: Any) -> bool:
-        if quarantine_id in self.rejects:
-            return False
-        self.rejects[quarantine_id] = {"raw": raw, "reason": reason, "source": source, **context}
-        self.counters.add(CounterDelta(quarantined=1))
-        return True
+        with self._write_lock:
+            if quarantine_id in self.rejects:
+                return False
+            self.rejects[quarantine_id] = {"raw": raw, "reason": reason, "source": source, **context}
+            self.counters.add(CounterDelta(quarantined=1))
+            return True
 
 
 class FullCaseStore(InMemoryCaseStore):

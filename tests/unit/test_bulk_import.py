@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from decimal import Decimal
 
 import orjson
@@ -154,10 +155,13 @@ class DiesAfter(FullCaseStore):
     def __init__(self, calls: int) -> None:
         super().__init__()
         self.calls_left = calls
+        self._countdown = threading.Lock()  # the import's two writer threads call at once
 
     def create_cases(self, items):  # type: ignore[no-untyped-def]
-        self.calls_left -= 1
-        if self.calls_left == 0:
+        with self._countdown:
+            self.calls_left -= 1
+            killed = self.calls_left == 0
+        if killed:
             raise SystemExit("the function instance was killed")
         return super().create_cases(items)
 
@@ -182,7 +186,7 @@ def test_an_import_killed_midway_resumes_at_its_checkpoint_and_ends_exactly_as_a
     assert {k: resumed[k] for k in counts} == {k: clean[k] for k in counts}
     assert resumed["resumed_after_line"] == checkpoint["line"]
     assert bucket.get("import_results/m.rejected.jsonl") == clean_bucket.get("import_results/m.rejected.jsonl")
-    assert bucket.names("import_results/m.rejected.jsonl.segments/") == []
+    assert bucket.names("import_segments/m.rejected.jsonl/") == []
     assert store.cases.keys() == clean_store.cases.keys()
     assert store.counters == clean_store.counters  # every case counted once
     parts = [pq.read_table(io.BytesIO(bucket.get(name) or b"")) for name in resumed["snapshot_parts"]]
@@ -197,7 +201,7 @@ def test_more_reject_segments_than_one_compose_joins_are_joined_in_line_order(
     bucket, store = FakeBucket(), FullCaseStore()
     result = run_import("imports/r.jsonl", upload(bucket, "imports/r.jsonl", jsonl(rows)), store, bucket,
                         checkpoint_every=20)
-    segments = {name for name in bucket.written() if ".rejected.jsonl.segments/" in name}
+    segments = {name for name in bucket.written() if name.startswith("import_segments/")}
     assert len(segments) > 2 * bulk_import.MAX_COMPOSE
     rejects = rejected_lines(bucket, "import_results/r")
     assert result["rejected"] == len(rejects) == 700
@@ -245,7 +249,7 @@ def test_an_import_killed_after_joining_its_rejects_finishes_on_redelivery(monke
     counts = ("lines", "accepted", "duplicates", "rejected", "rejects")
     assert resumed["status"] == "imported" and {k: resumed[k] for k in counts} == {k: clean[k] for k in counts}
     assert bucket.get("import_results/j.rejected.jsonl") == clean_bucket.get("import_results/j.rejected.jsonl")
-    assert bucket.names("import_results/j.rejected.jsonl.segments/") == []
+    assert bucket.names("import_segments/j.rejected.jsonl/") == []
     assert run_import("imports/j.jsonl", generation, store, bucket)["status"] == "already imported"
 
 
@@ -267,13 +271,13 @@ def test_an_import_killed_after_recording_its_result_has_its_segments_cleaned_by
     generation = upload(bucket, "imports/d.jsonl", jsonl(mixed_file(300)))
     with pytest.raises(SystemExit):
         run_import("imports/d.jsonl", generation, store, bucket, checkpoint_every=100)
-    assert bucket.names("import_results/d.rejected.jsonl.segments/")
+    assert bucket.names("import_segments/d.rejected.jsonl/")
 
     again = run_import("imports/d.jsonl", generation, store, bucket, checkpoint_every=100)
 
     assert again["status"] == "already imported"
     assert again["rejected"] == len(rejected_lines(bucket, "import_results/d"))
-    assert bucket.names("import_results/d.rejected.jsonl.segments/") == []
+    assert bucket.names("import_segments/d.rejected.jsonl/") == []
 
 
 def refuse_marked(case: dict) -> str | None:

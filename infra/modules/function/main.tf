@@ -39,6 +39,22 @@ resource "google_storage_bucket_iam_member" "bucket" {
   member = "serviceAccount:${google_service_account.runtime.email}"
 }
 
+# Writes limited by IAM condition to the objects made for this function: a prefix ("reports/") or one object name.
+# Object names in conditions are projects/_/buckets/<bucket>/objects/<name>. Listing is a bucket-level permission
+# a condition on object names never grants: it comes with bucket_role.
+resource "google_storage_bucket_iam_member" "bucket_prefix" {
+  for_each = var.bucket_prefix_roles
+  bucket   = var.bucket
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.runtime.email}"
+
+  condition {
+    title       = substr("${var.name} ${trimprefix(each.value, "roles/storage.")} ${each.key}", 0, 100)
+    description = "${var.name} may ${each.value == "roles/storage.objectUser" ? "create, replace and delete" : "create (never replace)"} ${endswith(each.key, "/") ? "objects under" : "the object"} ${each.key}"
+    expression  = endswith(each.key, "/") ? "resource.name.startsWith(\"projects/_/buckets/${var.bucket}/objects/${each.key}\")" : "resource.name == \"projects/_/buckets/${var.bucket}/objects/${each.key}\""
+  }
+}
+
 resource "google_pubsub_topic_iam_member" "publish" {
   for_each = toset(var.publish_topics)
   project  = var.project_id

@@ -124,6 +124,23 @@ variable "bucket_role" {
   }
 }
 
+variable "bucket_prefix_roles" {
+  description = "Roles on the datasets bucket that hold only for object names under a prefix (a name ending with \"/\") or for one object (any other name), by IAM condition: e.g. { \"reports/\" = \"roles/storage.objectUser\" }. objectCreator creates objects but never replaces one (that needs storage.objects.delete); objectUser also replaces and deletes."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for role in values(var.bucket_prefix_roles) : contains(["roles/storage.objectCreator", "roles/storage.objectUser"], role)])
+    error_message = "bucket_prefix_roles grants objectCreator or objectUser (reads come from bucket_role)."
+  }
+
+  validation {
+    condition     = alltrue([for prefix in keys(var.bucket_prefix_roles) : length(prefix) > 1 && !startswith(prefix, "/") && !strcontains(prefix, "*")])
+    error_message = "bucket_prefix_roles keys are object names or prefixes (no leading \"/\", no wildcard, never the whole bucket)."
+  }
+}
+
 variable "publish_topics" {
   description = "Topics the function may publish to."
   type        = list(string)

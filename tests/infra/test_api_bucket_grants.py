@@ -1,0 +1,137 @@
+"""The api's service account writes to the bucket only where its ops write (issue #11, item 1): it reads the
+whole bucket, and may create, replace or delete objects only under the prefixes granted by IAM condition in
+functions.tf (reports/, restores/, the registry) and create without replacing under finetuning_datasets/ and
+quarantine/. The writes the api's ops make on the fake bucket are checked against those grants as Terraform
+states them, so an op that starts writing elsewhere, or replacing what it may only create, fails here before it
+fails in the cloud with a 403."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import Adapters
+from shared.config import Settings
+from shared.domain import bucket_layout as layout
+from shared.services.system_report import save_report
+from tests.infra.tf import INFRA_DIR, TfModule, literal, unquote
+from tests.unit.fake_dataset_bucket import FakeBucket
+
+VIEWER, CREATOR, USER = "roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"
+
+
+@pytest.fixture(scope="module")
+def root() -> TfModule:
+    return TfModule.load(INFRA_DIR)
+
+
+def api_grants(root: TfModule) -> dict[str, str]:
+    """The api's conditioned bucket roles, by object prefix (ending with "/") or object name."""
+    api = root.locals()["function_cloud"]["api"]
+    return {unquote(name) if name.startswith('"') else name: literal(role)
+            for name, role in api["bucket_prefix_roles"].items()}
+
+
+def allows(grants: dict[str, str], name: str, *, replaces: bool) -> bool:
+    """Whether a grant covers writing `name`: objectCreator creates, objectUser also replaces and deletes."""
+    for granted, role in grants.items():
+        covers = name.startswith(granted) if granted.endswith("/") else name == granted
+        if covers and (role == USER or not replaces):
+            return True
+    return False
+
+
+class RecordingBucket(FakeBucket):
+    """A FakeBucket that notes each write and delete with whether it replaced (or removed) an object."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[tuple[str, bool]] = []
+
+    def _land(self, name: str, data: bytes, content_type: str) -> int:
+        self.changes.append((name, name in self.objects))
+        return super()._land(name, data, content_type)
+
+    def delete(self, name: str) -> None:
+        self.changes.append((name, True))
+        super().delete(name)
+
+
+def test_the_api_reads_the_bucket_and_writes_only_where_it_is_granted(root: TfModule) -> None:
+    api = root.locals()["function_cloud"]["api"]
+    assert literal(api["bucket_role"]) == VIEWER  # unconditioned: reads and lists, never writes
+    assert api_grants(root) == {
+        layout.REPORTS: USER,
+        layout.RESTORES: USER,
+        layout.REGISTRY: USER,
+        layout.DATASETS: CREATOR,
+        layout.QUARANTINE: CREATOR,
+    }
+    assert root.module("functions")["bucket_prefix_roles"] == (
+        "${try(local.function_cloud[each.key].bucket_prefix_roles, null)}"
+    )
+
+
+def test_each_grant_is_an_iam_condition_on_the_object_names() -> None:
+    module = TfModule.load(INFRA_DIR / "modules" / "function")
+    grant = module.resource("google_storage_bucket_iam_member", "bucket_prefix")
+    assert grant["for_each"] == "${var.bucket_prefix_roles}" and grant["role"] == "${each.value}"
+    [condition] = grant["condition"]
+    expression = condition["expression"]
+    objects = "projects/_/buckets/${var.bucket}/objects/${each.key}"
+    # A prefix (ending with "/") by startsWith, any other name exactly.
+    assert 'endswith(each.key, \\"/\\")' in expression or 'endswith(each.key, "/")' in expression
+    assert f'resource.name.startsWith(\\"{objects}\\")' in expression
+    assert f'resource.name == \\"{objects}\\"' in expression
+    variable = module.variables()["bucket_prefix_roles"]
+    assert variable["default"] == {} and variable["nullable"] is False
+
+
+def test_the_grants_refuse_what_the_api_must_never_write(root: TfModule) -> None:
+    grants = api_grants(root)
+    for name in (layout.REGISTRY + ".bak", "dataset-requests/x.json", "imports/day1.jsonl",
+                 "learning_data/failed_cases.jsonl", "metadata/model_versions.json", "reportsX/a.json"):
+        assert not allows(grants, name, replaces=False), name
+    # Datasets and quarantined copies are created once, never replaced.
+    assert not allows(grants, "finetuning_datasets/weekly-1/train.jsonl", replaces=True)
+    assert allows(grants, "finetuning_datasets/weekly-1/train.jsonl", replaces=False)
+    assert allows(grants, layout.quarantine_copy_name("api", "q1"), replaces=False)
+
+
+def test_what_the_api_ops_write_is_within_its_grants(root: TfModule) -> None:
+    from shared.api import dispatch
+    from shared.finetuning_pipeline import FinetuningDatasetPipeline
+    from shared.version_control import DataVersionControl
+    from tests.unit.test_augmentation import AUDIO_BUCKET, SPEED_NOISE, World, speech_cases
+
+    world = World()
+    world.bucket = bucket = RecordingBucket()
+    world.buckets[bucket.bucket] = bucket
+    world.build(speech_cases(9))  # as build_dataset writes it, not the api
+    bucket.changes.clear()
+
+    settings = Settings()
+    adapters = Adapters(settings, bucket=bucket, buckets={AUDIO_BUCKET: world.audio})
+    instances: dict[str, Any] = {
+        "FinetuningDatasetPipeline": FinetuningDatasetPipeline(adapters=adapters, local_copies=False),
+        "DataVersionControl": DataVersionControl(adapters=adapters, local_copies=False),
+    }
+    augmented = dispatch({"op": "augment_dataset", "dataset_id": "base", "augmentations": SPEED_NOISE},
+                         settings, instances)
+    assert augmented.status == 200, augmented.body
+    target = "current"  # through the api a target is a name under restores/
+    for version_id in (augmented.body["result"]["version_id"], augmented.body["result"]["parent_version"]) * 2:
+        answer = dispatch({"op": "rollback_to_version", "version_id": version_id, "target_path": target},
+                          settings, instances)
+        assert answer.status == 200, answer.body
+    for _ in range(2):  # generate_comprehensive_report(output_path=...) saves through save_report
+        save_report(bucket, "weekly.json", {"at": "now"})
+
+    written = {name.split("/")[0] + "/" for name, _ in bucket.changes}
+    assert {layout.DATASETS, layout.RESTORES, "data_versions/", layout.REPORTS} <= written  # the ops ran
+    assert any(replaced for name, replaced in bucket.changes if name.startswith(layout.RESTORES))
+    grants = api_grants(root)
+    refused = [(name, "replaces" if replaced else "creates") for name, replaced in bucket.changes
+               if not allows(grants, name, replaces=replaced)]
+    assert refused == []
