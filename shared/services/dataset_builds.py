@@ -26,6 +26,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import QualityThresholds, quality_gate
 from shared.domain.dataset_request import MAX_REQUEST_BYTES, BuildRequest, parse_build_request
+from shared.domain.split_balance import metadata_split_warnings
 from shared.errors import BadInput, InvalidBuildRequest
 from shared.ports import Bucket, BuildLedger, CaseStore, ProgressBoard, Quarantine
 from shared.services.bucket_objects import is_new_object, object_version_id
@@ -56,6 +57,8 @@ def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[st
                     "error_type_distribution", "checksum")
     }
     info["quality_passed"] = bool(metadata["quality_report"]["passed"])
+    # Splits empty or far from their ratio, and why (a dataset built before these were recorded: worked out now).
+    info["split_warnings"] = list(metadata.get("split_warnings", metadata_split_warnings(metadata)))
     if version_id is not None:
         info["version_id"] = version_id
     return info

@@ -18,6 +18,7 @@ import orjson
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import QualityThresholds, gate_reasons, validate_lines
+from shared.domain.split_balance import metadata_split_warnings, with_split_warnings
 from shared.errors import BadInput, NotFound
 from shared.ports import Bucket
 from shared.snapshot.dataset_files import (
@@ -89,11 +90,12 @@ def dataset_quality(
     Parquet copies when they and its split files are as built, else of its split files
     (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows. `passed` applies
     `thresholds` (None: the seed's defaults)."""
-    recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
+    metadata = read_metadata(bucket, dataset_id) or {}
     engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
-        return read_datasets(bucket, [(dataset_id, recorded)], Path(tmp),
-                             lambda rows: quality_of_rows(rows[0], engine, thresholds))
+        report = read_datasets(bucket, [(dataset_id, metadata.get("files", {}))], Path(tmp),
+                               lambda rows: quality_of_rows(rows[0], engine, thresholds))
+    return with_split_warnings(report, metadata_split_warnings(metadata))
 
 
 def validate_dataset(
@@ -123,6 +125,7 @@ def validate_dataset(
         copies = verified_copies(bucket, dataset_id, recorded, Path(tmp) / "copies") if as_built else None
         rows = DatasetRows(paths, parquet=False) if copies is None else DatasetRows(dict(copies), parquet=True)
         quality = quality_of_rows(rows, settings or EngineSettings.from_env(), thresholds)
+    quality = with_split_warnings(quality, metadata_split_warnings(metadata or {}))
     issues.extend(gate_reasons(quality))
     return {
         "dataset_id": dataset_id,
