@@ -14,6 +14,7 @@ from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain.metric_records import UNVERSIONED
+from shared.domain.monitoring import DEFAULT_LIMIT
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
 from shared.services import metric_exports, metric_reads
@@ -120,6 +121,23 @@ class MetadataTracker:
         """Record serving counts and latencies; its record id. `model_version` defaults as in record_performance."""
         return self._record({**stats, "kind": "inference_stats", "model_version": self._version(model_version),
                              "recorded_at": recorded_at, "record_id": record_id})
+
+    def get_learning_progress(
+        self, model_version: str | None = None, stage: str | None = None, since: datetime | str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The learning progress recorded (record_learning_progress), of one model version and/or stage, since
+        a time: `records` (the newest `limit`, oldest first), `count` (all that matched) and `by_model_version`
+        (each figure's first/last/min/max/mean per model version, and each stage's latest figures)."""
+        return metric_reads.monitoring_records(self.store, "learning_progress", model_version, stage, since, limit)
+
+    def get_inference_stats(
+        self, model_version: str | None = None, since: datetime | str | None = None, limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The inference stats recorded (record_inference_stats), of one model version, since a time: `records`
+        (the newest `limit`, oldest first), `count` and `by_model_version` (each count's and latency's
+        first/last/min/max/mean/sum per model version)."""
+        return metric_reads.monitoring_records(self.store, "inference_stats", model_version, None, since, limit)
 
     def performance_points(self) -> list[dict[str, Any]]:
         """Every performance point (snapshot + newer records), refreshing the snapshot when it lags."""

@@ -290,3 +290,28 @@ def test_exports_are_written_whole_and_read_back(tracker: MetadataTracker, setti
     assert read("metadata/wer_trend.png").startswith(b"\x89PNG\r\n\x1a\n")
     assert summary["objects"]["metadata/performance_history.jsonl"]["records"] == 5
     assert summary["regressions"] == 1 and summary["snapshot"]["count"] == 5
+
+
+def test_learning_progress_and_inference_stats_read_back_from_firestore(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    """The readers over the emulator: Firestore timestamps come back as ISO text, one model version is read
+    with its filtered query, and the comprehensive report carries both summaries."""
+    for epoch, loss in enumerate([0.8, 0.5], start=1):
+        tracker.record_learning_progress("finetune", model_version="v1", epoch=epoch, loss=loss,
+                                         recorded_at=T0 + timedelta(hours=epoch))
+    tracker.record_learning_progress("finetune", model_version="v2", epoch=1, loss=0.6, recorded_at=T0)
+    tracker.record_inference_stats("v1", requests=40, p95_latency_s=0.3, recorded_at=T0)
+    tracker.record_inference_stats("v1", requests=60, p95_latency_s=0.5, recorded_at=T0 + timedelta(hours=1))
+
+    progress = tracker.get_learning_progress(model_version="v1")
+    assert [(r["epoch"], r["recorded_at"]) for r in progress["records"]] == [
+        (1, (T0 + timedelta(hours=1)).isoformat()), (2, (T0 + timedelta(hours=2)).isoformat())]
+    assert progress["by_model_version"]["v1"]["figures"]["loss"]["last"] == 0.5
+    system = IntegratedDataManagementSystem(settings)
+    stats = system.get_inference_stats(since=(T0 + timedelta(minutes=30)).isoformat())
+    assert stats["count"] == 1 and stats["records"][0]["requests"] == 60
+    assert system.get_inference_stats()["by_model_version"]["v1"]["figures"]["requests"]["sum"] == 100
+    report = system.generate_comprehensive_report()["performance_report"]
+    assert set(report["learning_progress"]) == {"v1", "v2"}
+    assert report["inference_stats"]["v1"]["figures"]["p95_latency_s"]["max"] == 0.5
