@@ -125,9 +125,12 @@ class IntegratedDataManagementSystem:
         return {"learning_data": self.data_manager.sync_to_gcs(), "metadata": self.metadata_tracker.export_metadata()}
 
     def sync_all_from_gcs(self) -> dict[str, Any]:
-        """Rebuild the stored cases (corrections and statistics counters included) from what `sync_all_to_gcs`
-        wrote, adding only what Firestore lacks; the metric records are not restored (yet)."""
-        return {"learning_data": self.data_manager.sync_from_gcs()}
+        """Rebuild the stored cases (corrections and statistics counters included) and the metric records
+        (performance history, model versions' latest registrations, learning progress, inference stats) from
+        what `sync_all_to_gcs` wrote, adding only what Firestore lacks; what was restored. NotFound when the
+        cases were never exported (then nothing is restored)."""
+        return {"learning_data": self.data_manager.sync_from_gcs(),
+                "metadata": self.metadata_tracker.sync_from_gcs()}
 
     def replay_dead_letters(
         self, topic: str | None = None, max_messages: int = 1000, max_replays: int = DEFAULT_MAX_REPLAYS

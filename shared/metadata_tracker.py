@@ -17,7 +17,7 @@ from shared.domain.metric_records import UNVERSIONED
 from shared.domain.monitoring import DEFAULT_LIMIT
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
-from shared.services import metric_exports, metric_reads
+from shared.services import metric_exports, metric_reads, metric_restore
 from shared.services.metrics import record_fields
 
 if TYPE_CHECKING:
@@ -164,6 +164,11 @@ class MetadataTracker:
     def refresh_snapshot(self) -> dict[str, Any]:
         """Write a new trend snapshot now; what it holds."""
         return metric_reads.refresh_snapshot(self.store)
+
+    def sync_from_gcs(self) -> dict[str, Any]:
+        """Store every metric record of the `metadata/` exports (export_metadata, sync_all_to_gcs) that Firestore
+        lacks (shared/services/metric_restore.py); per kind, what was restored."""
+        return metric_restore.restore_metrics(self.store, self.adapters.bucket)
 
     def export_metadata(self, *, plot_metric: str = "wer", **rule: Any) -> dict[str, Any]:
         """Write the metric exports, the report and its plot to the bucket; a summary of the objects."""
