@@ -30,6 +30,8 @@ OPERATIONS: dict[str, str] = {
     "get_performance_trend": "MetadataTracker",
     "generate_performance_report": "MetadataTracker",
     "get_model_lineage": "MetadataTracker",
+    "get_learning_progress": "MetadataTracker",
+    "get_inference_stats": "MetadataTracker",
     "list_datasets": "FinetuningDatasetPipeline",
     "get_dataset_info": "FinetuningDatasetPipeline",
     "validate_dataset": "FinetuningDatasetPipeline",

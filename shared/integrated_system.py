@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from shared import bootstrap
@@ -11,6 +12,7 @@ from shared.config import Settings
 from shared.data_manager import DataManager
 from shared.domain import bucket_layout as layout
 from shared.domain.dead_letters import DEFAULT_MAX_REPLAYS
+from shared.domain.monitoring import DEFAULT_LIMIT
 from shared.errors import BadInput
 from shared.facade_setup import LocalPath, bucket_object, deployment, is_bucket_uri, legacy_settings, local_dir
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
@@ -106,14 +108,30 @@ class IntegratedDataManagementSystem:
             self.adapters.metrics, model_version, wer, cer, training_metadata, utc_now()
         )
 
+    def get_learning_progress(
+        self, model_version: str | None = None, stage: str | None = None, since: datetime | str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The learning progress recorded, as MetadataTracker.get_learning_progress reads it."""
+        return self.metadata_tracker.get_learning_progress(model_version, stage, since, limit)
+
+    def get_inference_stats(
+        self, model_version: str | None = None, since: datetime | str | None = None, limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The inference stats recorded, as MetadataTracker.get_inference_stats reads them."""
+        return self.metadata_tracker.get_inference_stats(model_version, since, limit)
+
     def sync_all_to_gcs(self) -> dict[str, Any]:
         """Write every export to the bucket: the cases (`learning_data/`) and the metrics (`metadata/`)."""
         return {"learning_data": self.data_manager.sync_to_gcs(), "metadata": self.metadata_tracker.export_metadata()}
 
     def sync_all_from_gcs(self) -> dict[str, Any]:
-        """Rebuild the stored cases (corrections and statistics counters included) from what `sync_all_to_gcs`
-        wrote, adding only what Firestore lacks; the metric records are not restored (yet)."""
-        return {"learning_data": self.data_manager.sync_from_gcs()}
+        """Rebuild the stored cases (corrections and statistics counters included) and the metric records
+        (performance history, model versions' latest registrations, learning progress, inference stats) from
+        what `sync_all_to_gcs` wrote, adding only what Firestore lacks; what was restored. NotFound when the
+        cases were never exported (then nothing is restored)."""
+        return {"learning_data": self.data_manager.sync_from_gcs(),
+                "metadata": self.metadata_tracker.sync_from_gcs()}
 
     def replay_dead_letters(
         self, topic: str | None = None, max_messages: int = 1000, max_replays: int = DEFAULT_MAX_REPLAYS

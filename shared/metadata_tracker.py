@@ -14,9 +14,10 @@ from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain.metric_records import UNVERSIONED
+from shared.domain.monitoring import DEFAULT_LIMIT
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
-from shared.services import metric_exports, metric_reads
+from shared.services import metric_exports, metric_reads, metric_restore
 from shared.services.metrics import record_fields
 
 if TYPE_CHECKING:
@@ -121,6 +122,23 @@ class MetadataTracker:
         return self._record({**stats, "kind": "inference_stats", "model_version": self._version(model_version),
                              "recorded_at": recorded_at, "record_id": record_id})
 
+    def get_learning_progress(
+        self, model_version: str | None = None, stage: str | None = None, since: datetime | str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The learning progress recorded (record_learning_progress), of one model version and/or stage, since
+        a time: `records` (the newest `limit`, oldest first), `count` (all that matched) and `by_model_version`
+        (each figure's first/last/min/max/mean per model version, and each stage's latest figures)."""
+        return metric_reads.monitoring_records(self.store, "learning_progress", model_version, stage, since, limit)
+
+    def get_inference_stats(
+        self, model_version: str | None = None, since: datetime | str | None = None, limit: int = DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The inference stats recorded (record_inference_stats), of one model version, since a time: `records`
+        (the newest `limit`, oldest first), `count` and `by_model_version` (each count's and latency's
+        first/last/min/max/mean/sum per model version)."""
+        return metric_reads.monitoring_records(self.store, "inference_stats", model_version, None, since, limit)
+
     def performance_points(self) -> list[dict[str, Any]]:
         """Every performance point (snapshot + newer records), refreshing the snapshot when it lags."""
         return metric_reads.current_points(self.store)
@@ -146,6 +164,11 @@ class MetadataTracker:
     def refresh_snapshot(self) -> dict[str, Any]:
         """Write a new trend snapshot now; what it holds."""
         return metric_reads.refresh_snapshot(self.store)
+
+    def sync_from_gcs(self) -> dict[str, Any]:
+        """Store every metric record of the `metadata/` exports (export_metadata, sync_all_to_gcs) that Firestore
+        lacks (shared/services/metric_restore.py); per kind, what was restored."""
+        return metric_restore.restore_metrics(self.store, self.adapters.bucket)
 
     def export_metadata(self, *, plot_metric: str = "wer", **rule: Any) -> dict[str, Any]:
         """Write the metric exports, the report and its plot to the bucket; a summary of the objects."""

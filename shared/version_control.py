@@ -17,6 +17,7 @@ from shared.clock import utc_now
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
+from shared.domain.split_balance import metadata_split_warnings, with_split_warnings
 from shared.domain.versions import VersionEntry
 from shared.errors import BadInput
 from shared.facade_setup import (
@@ -153,6 +154,8 @@ class DataVersionControl(QualityThresholdsSetting):
             return dataset_quality(self.adapters.bucket, dataset_id, thresholds=self.thresholds())
         report = quality_of_files(local_copies.local_split_files(folder), EngineSettings.from_env(),
                                   self.thresholds())
+        # The build's uneven splits explained, as for the bucket's files (a restored copy has no metadata.json).
+        report = with_split_warnings(report, metadata_split_warnings(local_copies.local_dataset(folder)[1]))
         return {**report, "dataset_id": dataset_id, "dataset_path": str(folder)}
 
     def rollback_to_version(self, version_id: str, target_path: str | None = None) -> dict[str, Any]:

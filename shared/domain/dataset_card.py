@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import ROW_FEATURES, SPLITS
 
 # The build's split -> Hugging Face's split name.
@@ -53,6 +54,13 @@ def sampling_rate(metadata: Mapping[str, Any]) -> int | None:
     return int(rate) if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0 else None
 
 
+def _split_bytes(metadata: Mapping[str, Any], split: str) -> int:
+    """The split's JSON lines file size as metadata.json records it (0 when it does not): `datasets` ignores a
+    card's split list that lacks num_bytes (with a warning), so every split carries one."""
+    entry = (metadata.get("files") or {}).get(layout.split_file(split)) or {}
+    return int(entry.get("bytes") or 0)
+
+
 def _features(metadata: Mapping[str, Any]) -> list[str]:
     features = metadata.get("features") or ROW_FEATURES
     rate = sampling_rate(metadata)
@@ -82,7 +90,8 @@ def card_text(
         header += [f"  - split: {HF_SPLITS[split]}", f"    path: {_scalar(data_files[split])}"]
     header += ["dataset_info:", "  features:", *_features(metadata), "  splits:"]
     for split in named:
-        header += [f"  - name: {HF_SPLITS[split]}", f"    num_examples: {sizes[split]}"]
+        header += [f"  - name: {HF_SPLITS[split]}", f"    num_bytes: {_split_bytes(metadata, split)}",
+                   f"    num_examples: {sizes[split]}"]
     header.append("---")
     return "\n".join(header) + "\n\n" + _body(metadata, sizes, named, versions)
 

@@ -18,6 +18,7 @@ import orjson
 from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS
 from shared.domain.dataset_quality import QualityThresholds, gate_reasons, validate_lines
+from shared.domain.split_balance import metadata_split_warnings, with_split_warnings
 from shared.errors import BadInput, NotFound
 from shared.ports import Bucket
 from shared.snapshot.dataset_files import (
@@ -42,6 +43,8 @@ def dataset_info(metadata: Mapping[str, Any], version_id: str | None) -> dict[st
                     "error_type_distribution", "checksum")
     }
     info["quality_passed"] = bool(metadata["quality_report"]["passed"])
+    # Splits empty or far from their ratio, and why (a dataset built before these were recorded: worked out now).
+    info["split_warnings"] = list(metadata.get("split_warnings", metadata_split_warnings(metadata)))
     if version_id is not None:
         info["version_id"] = version_id
     return info
@@ -102,11 +105,12 @@ def dataset_quality(
     Parquet copies when they and its split files are as built, else of its split files
     (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows. `passed` applies
     `thresholds` (None: the seed's defaults)."""
-    recorded = (read_metadata(bucket, dataset_id) or {}).get("files", {})
+    metadata = read_metadata(bucket, dataset_id) or {}
     engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
-        return read_datasets(bucket, [(dataset_id, recorded)], Path(tmp),
-                             lambda rows: quality_of_rows(rows[0], engine, thresholds))
+        report = read_datasets(bucket, [(dataset_id, metadata.get("files", {}))], Path(tmp),
+                               lambda rows: quality_of_rows(rows[0], engine, thresholds))
+    return with_split_warnings(report, metadata_split_warnings(metadata))
 
 
 def validate_dataset(
@@ -136,6 +140,7 @@ def validate_dataset(
         copies = verified_copies(bucket, dataset_id, recorded, Path(tmp) / "copies") if as_built else None
         rows = DatasetRows(paths, parquet=False) if copies is None else DatasetRows(dict(copies), parquet=True)
         quality = quality_of_rows(rows, settings or EngineSettings.from_env(), thresholds)
+    quality = with_split_warnings(quality, metadata_split_warnings(metadata or {}))
     issues.extend(gate_reasons(quality))
     return {
         "dataset_id": dataset_id,

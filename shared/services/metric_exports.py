@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.domain import bucket_layout as layout
 from shared.domain.anomalies import detect_anomalies, metric_anomalies
+from shared.domain.monitoring import report_summaries
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
@@ -80,7 +81,7 @@ def export_metadata(
     put(layout.LEARNING_PROGRESS, jsonl(progress), JSONL, len(progress))
     put(layout.INFERENCE_STATS, jsonl(inference), JSONL, len(inference))
 
-    report = performance_report(performance, versions, now, **rule)
+    report = {**performance_report(performance, versions, now, **rule), **report_summaries(progress, inference)}
     trend = performance_trend(performance, plot_metric)
     anomalies = metric_anomalies(performance, plot_metric, **anomaly_rule)
     plot_uri = put(layout.metric_plot_name(plot_metric), render_trend_png(trend, anomalies), "image/png")

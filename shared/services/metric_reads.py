@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.domain.anomalies import metric_anomalies
 from shared.domain.metric_history import EPOCH, SNAPSHOT_OVERLAP, Snapshot, build_snapshot, with_tail
+from shared.domain.monitoring import DEFAULT_LIMIT, monitoring_read, report_summaries
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
 from shared.domain.trends import as_utc, performance_trend, time_ordered
@@ -88,8 +89,10 @@ def trend(
 
 
 def report(store: MetricStore, now: datetime, **rule: Any) -> dict[str, Any]:
-    """Per model version statistics, best model, regressions with evidence, trends and lineage."""
-    return performance_report(current_points(store), list(store.records("model_version")), now, **rule)
+    """Per model version statistics, best model, regressions with evidence, trends and lineage; and the
+    learning progress and inference stats summarized per model version."""
+    found = performance_report(current_points(store), list(store.records("model_version")), now, **rule)
+    return {**found, **monitoring_summaries(store)}
 
 
 def trend_plot(store: MetricStore, metric: str) -> bytes:
@@ -126,3 +129,21 @@ def model_lineage(store: MetricStore, version_id: str) -> dict[str, Any]:
         "registrations": [r.get("record_id") for r in registrations],
         "performance_record_ids": sorted(str(r["record_id"]) for r in performance),
     }
+
+
+def monitoring_records(
+    store: MetricStore, kind: str, model_version: str | None = None, stage: str | None = None,
+    since: datetime | str | None = None, limit: int = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """Learning progress or inference stats read back (shared/domain/monitoring.py): the newest `limit`
+    matching records and a summary per model version of all of them. One model version's records come from a
+    filtered query; without one, every record of the kind is read (tens of thousands at most: one per
+    training stage or serving window, not per request)."""
+    found = store.records_of_version(kind, model_version) if model_version else store.records(kind)
+    return monitoring_read(found, kind, model_version=model_version, stage=stage, since=since, limit=limit)
+
+
+def monitoring_summaries(store: MetricStore) -> dict[str, Any]:
+    """Per model version summaries of the learning progress and the inference stats (the performance report's
+    `learning_progress` and `inference_stats`)."""
+    return report_summaries(store.records("learning_progress"), store.records("inference_stats"))

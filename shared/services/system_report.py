@@ -9,7 +9,7 @@ from typing import Any
 from shared.domain import bucket_layout as layout
 from shared.domain import versions
 from shared.domain.metric_records import validate_metric_record
-from shared.domain.recommendations import assess_quality, recommendations
+from shared.domain.recommendations import assess_quality, current_dataset_quality, recommendations
 from shared.domain.statistics import summarize
 from shared.json_encoding import dumps_json
 from shared.ports import Bucket, CaseStore, MetricStore
@@ -59,26 +59,34 @@ def record_training_performance(
     }
 
 
-def system_statistics(cases: CaseStore, metrics: MetricStore, bucket: Bucket, now: datetime) -> dict[str, Any]:
-    """Cases, performance trends, versions and datasets, in one answer."""
+def system_statistics(
+    cases: CaseStore, metrics: MetricStore, bucket: Bucket, now: datetime, registry: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Cases, performance trends, versions and datasets, in one answer (`registry`: the one already read)."""
     return {
         "data_management": summarize(cases.counter_shards()),
         "performance_trends": {m: metric_reads.trend(metrics, m) for m in ("wer", "cer")},
-        "version_control": versions.version_report(read_registry(bucket), now),
+        "version_control": versions.version_report(read_registry(bucket) if registry is None else registry, now),
         "available_datasets": len(list_datasets(bucket)),
     }
 
 
 def comprehensive_report(cases: CaseStore, metrics: MetricStore, bucket: Bucket, now: datetime) -> dict[str, Any]:
-    """Statistics, the performance report, data quality and recommendations."""
-    statistics = system_statistics(cases, metrics, bucket, now)
+    """Statistics, the performance report (with the learning progress and inference stats), the data quality
+    (the cases' and the current dataset version's) and recommendations drawn from all of them: regressions,
+    the current dataset's quality and split warnings, the quarantine rate, and the case counts."""
+    registry = read_registry(bucket)
+    statistics = system_statistics(cases, metrics, bucket, now, registry)
+    performance = metric_reads.report(metrics, now)
+    dataset = current_dataset_quality(registry)
     return {
         "generated_at": now.isoformat(),
         "system_statistics": statistics,
-        "performance_report": metric_reads.report(metrics, now),
-        "data_quality": assess_quality(statistics["data_management"]),
+        "performance_report": performance,
+        "data_quality": {**assess_quality(statistics["data_management"]), "current_dataset": dataset},
         "recommendations": recommendations(
-            statistics["data_management"], statistics["version_control"]["total_versions"]
+            statistics["data_management"], statistics["version_control"]["total_versions"],
+            regressions=performance["regressions"], best_model=performance["best_model"], dataset_quality=dataset,
         ),
     }
 

@@ -56,6 +56,7 @@ from shared.domain.dataset_facts import (
 )
 from shared.domain.dataset_quality import ISSUE_CAP, QualityThresholds
 from shared.domain.dataset_request import BuildRequest
+from shared.domain.split_balance import metadata_split_warnings, with_split_warnings
 from shared.domain.versions import manifest_checksum
 from shared.errors import SnapshotPartError
 from shared.ports import PartStore
@@ -591,14 +592,18 @@ def compact(
 
 
 def finished_metadata(build: SnapshotBuild, gcs_path: str, data_files: Mapping[str, str]) -> dict[str, Any]:
-    """The metadata.json write_dataset writes, from a snapshot build and where its files went."""
+    """The metadata.json write_dataset writes, from a snapshot build and where its files went. A split that came
+    out empty or far from its ratio is named with the reason in `split_warnings` and in the quality report's
+    warnings (shared/domain/split_balance.py)."""
+    warnings = metadata_split_warnings(build.metadata)
     return {
         **build.metadata,
         "gcs_path": gcs_path,
         "data_files": dict(data_files),
         "files": {name: dict(entry) for name, entry in build.files.items()},
         "checksum": manifest_checksum(build.files),
-        "quality_report": dict(build.quality_report),
+        "split_warnings": warnings,
+        "quality_report": with_split_warnings(build.quality_report, warnings),
     }
 
 

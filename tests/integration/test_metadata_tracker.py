@@ -290,3 +290,71 @@ def test_exports_are_written_whole_and_read_back(tracker: MetadataTracker, setti
     assert read("metadata/wer_trend.png").startswith(b"\x89PNG\r\n\x1a\n")
     assert summary["objects"]["metadata/performance_history.jsonl"]["records"] == 5
     assert summary["regressions"] == 1 and summary["snapshot"]["count"] == 5
+
+
+def test_learning_progress_and_inference_stats_read_back_from_firestore(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    """The readers over the emulator: Firestore timestamps come back as ISO text, one model version is read
+    with its filtered query, and the comprehensive report carries both summaries."""
+    for epoch, loss in enumerate([0.8, 0.5], start=1):
+        tracker.record_learning_progress("finetune", model_version="v1", epoch=epoch, loss=loss,
+                                         recorded_at=T0 + timedelta(hours=epoch))
+    tracker.record_learning_progress("finetune", model_version="v2", epoch=1, loss=0.6, recorded_at=T0)
+    tracker.record_inference_stats("v1", requests=40, p95_latency_s=0.3, recorded_at=T0)
+    tracker.record_inference_stats("v1", requests=60, p95_latency_s=0.5, recorded_at=T0 + timedelta(hours=1))
+
+    progress = tracker.get_learning_progress(model_version="v1")
+    assert [(r["epoch"], r["recorded_at"]) for r in progress["records"]] == [
+        (1, (T0 + timedelta(hours=1)).isoformat()), (2, (T0 + timedelta(hours=2)).isoformat())]
+    assert progress["by_model_version"]["v1"]["figures"]["loss"]["last"] == 0.5
+    system = IntegratedDataManagementSystem(settings)
+    stats = system.get_inference_stats(since=(T0 + timedelta(minutes=30)).isoformat())
+    assert stats["count"] == 1 and stats["records"][0]["requests"] == 60
+    assert system.get_inference_stats()["by_model_version"]["v1"]["figures"]["requests"]["sum"] == 100
+    report = system.generate_comprehensive_report()["performance_report"]
+    assert set(report["learning_progress"]) == {"v1", "v2"}
+    assert report["inference_stats"]["v1"]["figures"]["p95_latency_s"]["max"] == 0.5
+
+
+def test_a_wiped_firestore_gets_its_metric_history_back_from_the_exports(
+    tracker: MetadataTracker, settings: Settings
+) -> None:
+    """export_metadata (as sync_all_to_gcs runs it), wipe every metric collection, restore: the same records,
+    trends, report and readers; a second restore changes nothing."""
+    from shared.domain.metric_history import KIND_COLLECTIONS
+
+    for day, (version, wer) in enumerate([("v1", 0.30), ("v1", 0.28), ("v2", 0.2), ("v2", 0.31)]):
+        perf(tracker, day, version, wer)
+    tracker.record_model_version("v1", "whisper-base", 1000, {"epochs": 3}, {"wer": 0.3}, "ds-1", recorded_at=T0)
+    tracker.record_model_version("v2", "whisper-base", 1500, dataset_version_id="ds-2",
+                                 recorded_at=T0 + timedelta(days=2))
+    tracker.record_learning_progress("finetune", "v2", recorded_at=T0 + timedelta(days=2), epoch=1, loss=0.6)
+    tracker.record_inference_stats("v2", recorded_at=T0 + timedelta(days=3), requests=90)
+    system = IntegratedDataManagementSystem(settings)
+    system.data_manager.store_failed_case("gs://stt-audio/restore.wav", "SOME TEXT", "Some text.")
+    system.sync_all_to_gcs()
+
+    def state() -> tuple[Any, ...]:
+        records = {kind: sorted((d["record_id"], d["recorded_at"]) for d in docs(settings, collection))
+                   for kind, collection in KIND_COLLECTIONS.items()}
+        report = tracker.generate_performance_report()
+        report.pop("generated_at")
+        read_back = [{k: v for k, v in r.items() if k != "stored_at"}  # the restore's time, by design
+                     for r in [*tracker.get_learning_progress()["records"], *tracker.get_inference_stats()["records"]]]
+        return records, tracker.get_performance_trend("wer"), report, read_back, tracker.current_model_version()
+
+    before = state()
+    assert len(before[0]["performance"]) == 4 and before[2]["inference_stats"]["v2"]["count"] == 1
+    client = firestore.Client(project=settings.project)
+    for collection in [*KIND_COLLECTIONS.values(), RECENT, SNAPSHOTS]:
+        client.recursive_delete(client.collection(settings.collection(collection)))
+    assert tracker.get_performance_trend("wer")["count"] == 0 and tracker.current_model_version() is None
+
+    restored = system.sync_all_from_gcs()["metadata"]
+
+    assert {kind: (r["records"], r["restored"]) for kind, r in restored.items()} == {
+        "performance": (4, 4), "learning_progress": (1, 1), "inference_stats": (1, 1), "model_version": (2, 2)}
+    assert state() == before
+    again = tracker.sync_from_gcs()
+    assert all(r["restored"] == 0 and r["already_stored"] == r["records"] for r in again.values())

@@ -19,6 +19,7 @@ from shared.domain import bucket_layout as layout
 from shared.domain.dataset_build import SPLITS, dataset_metadata
 from shared.domain.dataset_quality import check_quality
 from shared.domain.dataset_request import BuildRequest
+from shared.domain.split_balance import metadata_split_warnings, with_split_warnings
 from shared.domain.versions import file_entry, manifest_checksum
 from shared.ports import Bucket
 from shared.snapshot.engine import PARQUET_ROW_GROUP, ROW_SCHEMA
@@ -52,13 +53,16 @@ def write_dataset(
         data = parquet_copy(splits[split])
         bucket.put(f"{prefix}parquet/{split}.parquet", data, "application/vnd.apache.parquet")
         files[f"parquet/{split}.parquet"] = file_entry(data, len(splits[split]))
+    described = dataset_metadata(dataset_id, request, splits, now, source)
+    warnings = metadata_split_warnings(described)
     metadata = {
-        **dataset_metadata(dataset_id, request, splits, now, source),
+        **described,
         "gcs_path": bucket.uri(prefix),
         "data_files": data_files,
         "files": files,
         "checksum": manifest_checksum(files),
-        "quality_report": check_quality(splits),
+        "split_warnings": warnings,
+        "quality_report": with_split_warnings(check_quality(splits), warnings),
     }
     bucket.put(prefix + layout.DATASET_METADATA, orjson.dumps(metadata, option=orjson.OPT_INDENT_2), "application/json")
     return metadata

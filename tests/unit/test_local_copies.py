@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from datasets.splits import SplitDict
 
 from shared.api import dispatch
 from shared.bootstrap import Adapters
@@ -95,6 +96,9 @@ def test_the_hugging_face_folder_loads_with_its_splits_and_a_card(tmp_path: Path
     header = card_header(Path(folder))
     assert [s["split"] for s in header["configs"][0]["data_files"]] == ["train", "validation", "test"]
     assert {s["name"]: s["num_examples"] for s in header["dataset_info"]["splits"]}["validation"] == sizes["val"]
+    # `datasets` takes the card's split list as it is (without num_bytes it ignored it, with a warning).
+    # (the check `datasets` makes when it reads a card; private, but the warning it logs instead is not raised)
+    assert SplitDict._from_yaml_list(header["dataset_info"]["splits"])["validation"].num_examples == sizes["val"]
     body = (Path(folder) / "README.md").read_text()
     assert "min_error_score" in body and info["checksum"] in body and "Not registered as a version" in body
     # The bucket's card: the same header, over the bucket's own file names.
