@@ -11,7 +11,9 @@ block again (asserted).
 
 Like a user's script, the blocks take the deployment from the environment: the stack's variables, plus a
 collection prefix of the test's own (its Firestore data is its alone; the bucket is the stack's, the seed's
-"stt-project-datasets").
+"stt-project-datasets"). The bucket's learning_data/ (the case snapshot and the case exports, which mirror the
+cases of one deployment) is emptied first: the tests before this one stored their own cases there, and the
+example's builds and restore expect a deployment holding only its team's cases.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from datasets import load_dataset
 
 from shared import DataManager
 from shared.config import Settings
+from shared.domain import bucket_layout as layout
 from stack.local_stack import REPO_ROOT, StackInfo
 
 pytestmark = pytest.mark.emulators
@@ -147,6 +150,11 @@ def test_the_seeds_usage_runs_as_written(
     monkeypatch.setenv("STT_COLLECTION_PREFIX", f"{namespace}_")
     settings = Settings.from_env()
     assert settings.bucket == "stt-project-datasets" and settings.collection_prefix == f"{namespace}_"
+    from google.cloud import storage
+
+    bucket = storage.Client(project=settings.project).bucket(settings.bucket)
+    for blob in list(bucket.list_blobs(prefix=layout.LEARNING_DATA)):
+        blob.delete()
     store_earlier_cases(settings, namespace)
     blocks = seed_blocks()
     assert set(RUN) <= set(blocks)
