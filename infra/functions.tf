@@ -50,9 +50,7 @@ locals {
       ingress     = "ALLOW_ALL"
       invokers    = var.api_invokers
       bucket_role = "roles/storage.objectUser" # rollback_to_version rewrites the registry; reports may be saved
-      # Its augment_dataset op reads the source clips today; once that op only uploads a build request
-      # (docs/datasets.md, "Through the api"), this goes and build_dataset alone reads audio.
-      reads_audio = true
+      # No reads_audio: its augment_dataset op only uploads a build request; build_dataset reads the clips.
       # replay_dead_letters republishes dead letters to the topics they came from (it pulls them: replay.tf).
       publish_topics = sort(local.pushed_topics)
     }
