@@ -17,7 +17,8 @@ The new dataset id is ``<source id>-aug-<digest of the transforms>``: the same d
 same id, rows and audio bytes (noise is seeded per case and transform), so a repeated call finds the finished
 dataset and only registers what is missing. Order of writes as a build's: audio, split files, Parquet copies and
 the audio manifest (``audio_manifest.jsonl``: each clip's sha256, itself in metadata.json's ``files``), then
-metadata.json (once, if absent), then the version.
+metadata.json (once, if absent), then the version (when the quality gate lets it: version_augmented), then
+the dataset card.
 
 Memory: clips are worked on by a pool of threads (libsndfile, soxr, numpy and the bucket's I/O release the
 GIL, so both cores are used), a bounded window of rows in flight: at most ``2 x workers`` clips with their
