@@ -16,7 +16,7 @@ seconds (2.0 = both cores busy); fake-gcs-server's own CPU seconds are shown apa
 Target (issue #10): augment >= 50% of the floor, memory bounded, both cores used. The machine is shared:
 compare figures of one run only. Run: `.venv/bin/python bench/augment.py` (BENCH_AUGMENT_N clips, default 1,000).
 
-Measured (2026-05, 2 cores shared with other sessions: 1-min load average 1.3 when it started, 4.8 when it
+Measured (2026-12-03, 2 cores shared with other sessions: 1-min load average 1.3 when it started, 4.8 when it
 ended; 1,000 FLAC clips, 5,396 s of audio, seeded in 7.5 s):
 
     phase                          wall s  audio s/s in  audio s/s out  vs floor  CPU/wall  gcs CPU s  peak RSS MiB
