@@ -56,13 +56,11 @@ locals {
       bucket_prefix_roles = {
         "reports/"                            = "roles/storage.objectUser"    # generate_comprehensive_report(output_path), saved again under the same name
         "restores/"                           = "roles/storage.objectUser"    # rollback_to_version(target_path): a restore replaces its target's files
-        "data_versions/version_registry.json" = "roles/storage.objectUser"    # rollback and augment_dataset replace it under a generation precondition
-        "finetuning_datasets/"                = "roles/storage.objectCreator" # augment_dataset writes a new dataset; never replaces an existing file
+        "data_versions/version_registry.json" = "roles/storage.objectUser"    # rollback replaces it under a generation precondition
+        "dataset-requests/api-augment/"       = "roles/storage.objectCreator" # augment_dataset uploads its build request once; build_dataset writes the dataset
         "quarantine/"                         = "roles/storage.objectCreator" # store_failed_case, replay_dead_letters: oversize payloads kept once
       }
-      # Its augment_dataset op reads the source clips today; once that op only uploads a build request
-      # (docs/datasets.md, "Through the api"), this goes and build_dataset alone reads audio.
-      reads_audio = true
+      # No reads_audio: its augment_dataset op only uploads a build request; build_dataset reads the clips.
       # replay_dead_letters republishes dead letters to the topics they came from (it pulls them: replay.tf).
       publish_topics = sort(local.pushed_topics)
     }

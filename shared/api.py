@@ -36,8 +36,8 @@ OPERATIONS: dict[str, str] = {
     "get_dataset_info": "FinetuningDatasetPipeline",
     "validate_dataset": "FinetuningDatasetPipeline",
     "prepare_huggingface_dataset": "FinetuningDatasetPipeline",
-    # Writes a new dataset (never an existing one: its id derives from the source and the transforms) and a
-    # version; bounded by the function's timeout, as a build asked from Python is (docs/datasets.md).
+    # Uploads, create-only, the build request dataset-requests/api-augment/<dataset>-<digest>.json: build_dataset
+    # writes the augmented dataset and its version, the api none of it (docs/datasets.md).
     "augment_dataset": "FinetuningDatasetPipeline",
     "list_versions": "DataVersionControl",
     "get_version": "DataVersionControl",

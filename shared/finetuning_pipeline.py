@@ -111,22 +111,40 @@ class FinetuningDatasetPipeline(QualityThresholdsSetting):
 
     def augment_dataset(
         self, dataset_id: str, augmentations: list[dict[str, Any]], create_version: bool = True,
-        version_name: str | None = None, parent_version: str | None = None,
+        version_name: str | None = None, parent_version: str | None = None, allow_failed_quality: bool = False,
+        wait: bool = False, timeout_s: float = 30.0,
     ) -> dict[str, Any]:
         """A new dataset of the dataset's rows plus, for each train row, one row per transform whose audio is the
         transformed clip (`finetuning_datasets/<new id>/audio/...`); its info, with what was augmented and which
-        clips were skipped and why. Versioned (parent: the source's version) unless create_version=False.
+        clips were skipped and why. Versioned (parent: `parent_version`, else the source's newest version) unless
+        create_version=False, when its quality check passes against the instance's `quality_thresholds` or
+        `allow_failed_quality` (flagged), as a build's dataset is (`quality_gate` in the info).
 
         `augmentations`: e.g. `[{"type": "speed", "factor": 0.9}, {"type": "noise", "snr_db": 20},
         {"type": "gain", "db": -6}]` (docs/datasets.md). The same dataset and transforms give the same dataset
         id and bytes: a repeated call returns the finished one. InvalidAugmentation (a ValueError) before
         anything is written for a bad transform; KeyError for an unknown dataset.
+
+        With `local_copies=False` (how the `api` makes it) nothing is augmented here: the call uploads, once, the
+        build request `dataset-requests/api-augment/<dataset>-<digest>.json` that build_dataset serves, and
+        answers where that build stands (`state`, and `result` once done: `dataset_results/`); `wait` polls for
+        the result for at most `timeout_s` seconds (50 at most: the api's own timeout is 60 s). From Python the
+        work runs in this process and `wait` has nothing to wait for.
         """
+        if not self.local_copies:
+            from shared.services.augment_requests import ask_augmentation
+
+            return ask_augmentation(
+                self.adapters.bucket, self.adapters.progress, dataset_id, augmentations,
+                create_version=create_version, version_name=version_name, parent_version=parent_version,
+                allow_failed_quality=allow_failed_quality, wait=wait, timeout_s=timeout_s,
+            )
         from shared.services.augmentation import augment_dataset
 
         return augment_dataset(
             self.adapters.bucket, self.adapters.bucket_named, dataset_id, augmentations, utc_now(),
             create_version=create_version, version_name=version_name, parent_version=parent_version,
+            allow_failed_quality=allow_failed_quality, thresholds=self.thresholds(),
         )
 
     def get_dataset_info(self, dataset_id: str) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ MAX_TRANSFORMS = 8
 SPEED_RANGE = (0.5, 2.0)  # Kaldi/ESPnet use 0.9 and 1.1; past 2x the speech is no longer speech
 SNR_RANGE = (-10.0, 60.0)  # dB: from noise louder than speech to barely audible
 GAIN_RANGE = (-40.0, 20.0)  # dB
+DurationRange = tuple[float | None, float | None]  # (min, max) seconds, either optional
 
 
 class _Transform(BaseModel):
@@ -137,6 +138,16 @@ def parse_transforms(values: Any, what: str = "augmentations") -> tuple[Transfor
 def transforms_key(transforms: Sequence[Transform]) -> str:
     """A digest of the transforms in order: the same list names the same augmented dataset."""
     return hashlib.sha256("|".join(t.key for t in transforms).encode()).hexdigest()[:10]
+
+
+def augmented_dataset_id(
+    dataset_id: str, transforms: Sequence[Transform], duration_range: DurationRange = (None, None),
+) -> str:
+    """`<source id>-aug-<digest of the transforms in order>` (and of the duration range, when one is given)."""
+    digest = transforms_key(transforms)
+    if duration_range != (None, None):
+        digest = hashlib.sha256(f"{digest}|{duration_range[0]}|{duration_range[1]}".encode()).hexdigest()[:10]
+    return f"{dataset_id}-aug-{digest}"
 
 
 def transform_seed(case_id: str, transform: Transform) -> int:

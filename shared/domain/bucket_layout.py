@@ -49,6 +49,9 @@ PERFORMANCE_REPORT = f"{METADATA}performance_report.json"
 # use case, so no caller can overwrite a dataset, the registry or an upload that starts work.
 REPORTS = "reports/"
 RESTORES = "restores/"
+# ... and the one upload the api makes: the build request of its augment_dataset op, created once (never
+# replacing an object), named by a digest of its content, so build_dataset writes the augmented dataset.
+API_AUGMENT_REQUESTS = f"{REQUESTS}api-augment/"  # a folder: IAM conditions grant the api this prefix alone
 
 
 def dataset_prefix(dataset_id: str) -> str:

@@ -61,6 +61,35 @@ def _split_bytes(metadata: Mapping[str, Any], split: str) -> int:
     return int(entry.get("bytes") or 0)
 
 
+def struct_fields(kind: str) -> list[tuple[str, str]] | None:
+    """The fields of a `struct<name: type, ...>` type name (types may nest), in order; None for another type.
+    metadata.json names an augmented row's `augmentation` so (audio_transforms.AUGMENTATION_FEATURE)."""
+    kind = kind.strip()
+    if not (kind.startswith("struct<") and kind.endswith(">")):
+        return None
+    fields, depth, start, inner = [], 0, 0, kind[len("struct<"):-1]
+    for at, char in enumerate(inner + ","):
+        depth += (char == "<") - (char == ">")
+        if char == "," and depth == 0:
+            name, _, field_kind = inner[start:at].partition(":")
+            fields.append((name.strip(), field_kind.strip()))
+            start = at + 1
+    return fields
+
+
+def _feature(name: str, kind: str, indent: str) -> list[str]:
+    """One feature's YAML entry: a scalar's dtype, a list's type, or a struct's fields (Hugging Face's form, so
+    `datasets` reads a struct column as a dict)."""
+    fields = struct_fields(kind)
+    if fields is None:
+        key, value = _FEATURE_YAML.get(kind, ("dtype", "string"))
+        return [f"{indent}- name: {_scalar(name)}", f"{indent}  {key}: {value}"]
+    lines = [f"{indent}- name: {_scalar(name)}", f"{indent}  struct:"]
+    for field_name, field_kind in fields:
+        lines += _feature(field_name, field_kind, indent + "  ")
+    return lines
+
+
 def _features(metadata: Mapping[str, Any]) -> list[str]:
     features = metadata.get("features") or ROW_FEATURES
     rate = sampling_rate(metadata)
@@ -70,8 +99,7 @@ def _features(metadata: Mapping[str, Any]) -> list[str]:
             # Hugging Face's Audio feature: decoded (and resampled to this rate) when a row is read.
             lines += [f"  - name: {_scalar(name)}", "    dtype:", "      audio:", f"        sampling_rate: {rate}"]
             continue
-        key, value = _FEATURE_YAML.get(str(kind), ("dtype", "string"))
-        lines += [f"  - name: {_scalar(name)}", f"    {key}: {value}"]
+        lines += _feature(str(name), str(kind), "  ")
     return lines
 
 

@@ -35,11 +35,15 @@ MAX_SAMPLES = 1_000_000_000
 RATIO_TOLERANCE = 1e-6
 MAX_VERSION_NAME = 64
 MAX_PARENT_VERSION = 128
+MAX_DATASET_ID = 256
 
 # Version names end up in object names and registry keys: a small, path-safe alphabet.
 _VERSION_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _VERSION_PATTERN = "^[A-Za-z0-9._-]+$"
-_AUDIO_FIELDS = ("min_duration_s", "max_duration_s", "augment")  # dumped only when given
+_AUDIO_FIELDS = ("min_duration_s", "max_duration_s", "augment", "augment_dataset_id")  # dumped only when given
+# What selects and splits cases: meaningless for a request that augments a finished dataset as it is.
+_SELECTION_FIELDS = ("min_error_score", "include_uncorrected", "train_ratio", "val_ratio", "test_ratio",
+                     "max_samples", "balance_error_types", "min_duration_s", "max_duration_s")
 
 
 def _ratio(default: float, description: str) -> Any:
@@ -135,6 +139,14 @@ class BuildRequest(BaseModel):
         json_schema_extra={"minItems": 1, "items": {"type": "object", "required": ["type"]}},
     )
 
+    augment_dataset_id: str | None = Field(
+        default=None,
+        description="augment this finished dataset instead of selecting cases: the build writes its augmented "
+        "copy by `augment` (train rows only) as a dataset and version of its own, whose parent is the source "
+        "dataset's newest version (or parent_version); the api's augment_dataset op uploads such requests",
+        json_schema_extra={"pattern": _VERSION_PATTERN, "minLength": 1, "maxLength": MAX_DATASET_ID},
+    )
+
     @field_validator("augment")
     @classmethod
     def _augment(cls, value: list[Any] | None) -> list[Any] | None:
@@ -154,6 +166,25 @@ class BuildRequest(BaseModel):
     def _parent_version(cls, value: str | None) -> str | None:
         """parent_version is path-safe."""
         return _check_version(value, MAX_PARENT_VERSION)
+
+    @field_validator("augment_dataset_id")
+    @classmethod
+    def _augment_dataset_id(cls, value: str | None) -> str | None:
+        """A dataset id is one name under finetuning_datasets/: path-safe."""
+        return _check_version(value, MAX_DATASET_ID)
+
+    @model_validator(mode="after")
+    def _augments_a_dataset(self) -> BuildRequest:
+        """A request naming a dataset to augment says how (augment) and selects nothing."""
+        if self.augment_dataset_id is None:
+            return self
+        if not self.augment:
+            raise ValueError("augment_dataset_id needs augment: the transforms to apply to its train rows")
+        selecting = [name for name in _SELECTION_FIELDS if name in self.model_fields_set]
+        if selecting:
+            raise ValueError(f"augment_dataset_id augments a finished dataset as it is: {', '.join(selecting)} "
+                             "select cases and do not apply (leave them out)")
+        return self
 
     @model_validator(mode="after")
     def _ratios_sum_to_one(self) -> BuildRequest:

@@ -17,7 +17,8 @@ The new dataset id is ``<source id>-aug-<digest of the transforms>``: the same d
 same id, rows and audio bytes (noise is seeded per case and transform), so a repeated call finds the finished
 dataset and only registers what is missing. Order of writes as a build's: audio, split files, Parquet copies and
 the audio manifest (``audio_manifest.jsonl``: each clip's sha256, itself in metadata.json's ``files``), then
-metadata.json (once, if absent), then the version.
+metadata.json (once, if absent), then the version (when the quality gate lets it: version_augmented), then
+the dataset card.
 
 Memory: clips are worked on by a pool of threads (libsndfile, soxr, numpy and the bucket's I/O release the
 GIL, so both cores are used), a bounded window of rows in flight: at most ``2 x workers`` clips with their
@@ -30,7 +31,7 @@ import functools
 import hashlib
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,9 +47,11 @@ from pydantic import ValidationError
 from shared.domain import audio_clips, audio_transforms
 from shared.domain import bucket_layout as layout
 from shared.domain.audio_clips import MAX_AUDIO_SECONDS, UnusableAudio
-from shared.domain.audio_transforms import Transform
+from shared.domain.audio_transforms import DurationRange, Transform
+from shared.domain.audio_transforms import augmented_dataset_id as augmented_dataset_id
 from shared.domain.dataset_build import SPLITS, group_key
 from shared.domain.dataset_facts import dataset_metadata_from_figures
+from shared.domain.dataset_quality import QualityThresholds, quality_gate
 from shared.domain.dataset_request import BuildRequest
 from shared.domain.versions import manifest_checksum
 from shared.errors import BadInput
@@ -57,6 +60,7 @@ from shared.services.audio_reads import DEFAULT_WORKERS, read_clip
 from shared.services.audio_reads import case_folder as case_folder
 from shared.services.audio_reads import ordered_map as ordered_map
 from shared.services.audio_reads import split_uri as split_uri
+from shared.services.dataset_cards import write_card
 from shared.services.datasets import changed_files, dataset_info, finished_metadata, read_metadata
 from shared.services.version_registry import read_registry, register_version
 from shared.snapshot.dataset_files import quality_of_files
@@ -71,20 +75,9 @@ COPY_CHUNK = 8 * 1024 * 1024
 _PARAMS = pa.struct([(name, pa.float64()) for name in audio_transforms.PARAM_NAMES])
 AUGMENTATION_TYPE = pa.struct([("source_case_id", pa.string()), ("type", pa.string()), ("params", _PARAMS)])
 AUGMENTED_ROW_SCHEMA = ROW_SCHEMA.append(pa.field("augmentation", AUGMENTATION_TYPE))
-DurationRange = tuple[float | None, float | None]
 
 
 # -- names ---------------------------------------------------------------------------------------------------
-
-
-def augmented_dataset_id(
-    dataset_id: str, transforms: Sequence[Transform], duration_range: DurationRange = (None, None),
-) -> str:
-    """`<source id>-aug-<digest of the transforms in order>` (and of the duration range, when one is given)."""
-    digest = audio_transforms.transforms_key(transforms)
-    if duration_range != (None, None):
-        digest = hashlib.sha256(f"{digest}|{duration_range[0]}|{duration_range[1]}".encode()).hexdigest()[:10]
-    return f"{dataset_id}-aug-{digest}"
 
 
 def augmented_case_id(case_id: str, transform: Transform) -> str:
@@ -265,7 +258,7 @@ def _source_request(metadata: Mapping[str, Any]) -> BuildRequest:
         return BuildRequest()
 
 
-def _parent(bucket: Bucket, dataset_id: str, parent_version: str | None) -> str | None:
+def source_parent(bucket: Bucket, dataset_id: str, parent_version: str | None) -> str | None:
     """The parent of the new version: the one given (it must exist), else the source dataset's newest version."""
     versions = read_registry(bucket)["versions"]
     if parent_version is not None:
@@ -276,22 +269,42 @@ def _parent(bucket: Bucket, dataset_id: str, parent_version: str | None) -> str 
     return max(own, key=lambda entry: str(entry.get("created_at")))["version_id"] if own else None
 
 
+def version_augmented(
+    bucket: Bucket, metadata: Mapping[str, Any], now: datetime, *, create_version: bool, version_name: str | None,
+    parent_version: str | None, allow_failed_quality: bool,
+) -> dict[str, Any]:
+    """An augmented dataset through the quality gate (versioned when it passes or a failure is allowed, flagged
+    then) and its card written; its info with `version_id`, `parent_version` and `quality_gate`. A build's
+    augmented dataset and a finished dataset augmented on request go the same way."""
+    gate = quality_gate(metadata["quality_report"], create_version, allow_failed_quality)
+    version_id = None
+    if gate["version"] in ("registered", "registered_flagged"):
+        flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
+        version_id = register_version(bucket, metadata, version_name, parent_version, now, flags=flags)
+    write_card(bucket, str(metadata["dataset_id"]), metadata)
+    return {**dataset_info(metadata, version_id), "parent_version": parent_version if version_id else None,
+            "quality_gate": gate}
+
+
 def augment_dataset(
     bucket: Bucket, open_bucket: Callable[[str], Bucket], dataset_id: str, augmentations: Any, now: datetime, *,
     create_version: bool = True, version_name: str | None = None, parent_version: str | None = None,
+    allow_failed_quality: bool = False, thresholds: QualityThresholds | None = None,
     workers: int = DEFAULT_WORKERS, max_seconds: float = MAX_AUDIO_SECONDS,
-    engine: EngineSettings | None = None,
+    engine: EngineSettings | None = None, before_write: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """The augmented dataset's info (dataset_info's keys, plus what was augmented and skipped), made once."""
+    """The augmented dataset's info (dataset_info's keys, the quality gate, plus what was augmented and
+    skipped), made once. Versioned as a build's dataset is: when its quality check passes against `thresholds`
+    (default: the seed's) or `allow_failed_quality` (flagged); the parent is `parent_version` or the source's
+    newest version. From Python, and from the build function for a request with `augment_dataset_id`."""
     transforms = audio_transforms.parse_transforms(augmentations)
     finished_metadata(bucket, dataset_id)  # NotFound before the registry is read
-    parent = _parent(bucket, dataset_id, parent_version) if create_version else None
+    parent = source_parent(bucket, dataset_id, parent_version) if create_version else None
     metadata = augmented_metadata(bucket, open_bucket, dataset_id, transforms, now, workers=workers,
-                                  max_seconds=max_seconds, engine=engine)
-    info = dataset_info(metadata, None)
-    if create_version:
-        info["version_id"] = register_version(bucket, metadata, version_name, parent, now)
-        info["parent_version"] = parent
+                                  max_seconds=max_seconds, engine=engine, thresholds=thresholds,
+                                  before_write=before_write)
+    info = version_augmented(bucket, metadata, now, create_version=create_version, version_name=version_name,
+                             parent_version=parent, allow_failed_quality=allow_failed_quality)
     return {**info, "source_dataset_id": dataset_id, "augmentation": metadata["augmentation"]}
 
 
@@ -299,11 +312,12 @@ def augmented_metadata(
     bucket: Bucket, open_bucket: Callable[[str], Bucket], dataset_id: str, transforms: tuple[Transform, ...],
     now: datetime, *, workers: int = DEFAULT_WORKERS, max_seconds: float = MAX_AUDIO_SECONDS,
     engine: EngineSettings | None = None, duration_range: DurationRange = (None, None),
-    before_write: Callable[[], None] = lambda: None,
+    before_write: Callable[[], None] = lambda: None, thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
     """The metadata.json of the dataset's augmented copy by `transforms`, written now unless it is finished
     (a repeated call, a redelivered build). Augmented clips outside `duration_range` are not written (a build
-    request's min/max_duration_s); `before_write` runs before the first write (a build's lease check)."""
+    request's min/max_duration_s); `before_write` runs before the first write (a build's lease check); its
+    quality report is checked against `thresholds` (default: the seed's)."""
     source = finished_metadata(bucket, dataset_id)
     new_id = augmented_dataset_id(dataset_id, transforms, duration_range)
     metadata = read_metadata(bucket, new_id)
@@ -316,12 +330,12 @@ def augmented_metadata(
                        "augment a finished, unchanged dataset")
     before_write()
     job = AugmentJob(transforms, open_bucket, bucket, layout.dataset_prefix(new_id), max_seconds, duration_range)
-    return _write_dataset(bucket, job, source, new_id, now, workers, engine or EngineSettings.from_env())
+    return _write_dataset(bucket, job, source, new_id, now, workers, engine or EngineSettings.from_env(), thresholds)
 
 
 def _write_dataset(
     bucket: Bucket, job: AugmentJob, source: Mapping[str, Any], new_id: str, now: datetime, workers: int,
-    engine: EngineSettings,
+    engine: EngineSettings, thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
     source_id = str(source["dataset_id"])
     prefix, transforms = job.prefix, job.transforms
@@ -366,7 +380,7 @@ def _write_dataset(
                                                   "application/vnd.apache.parquet", outs[s].rows) for s in SPLITS}
         files[AUDIO_MANIFEST] = _upload(bucket, manifest_path, prefix + AUDIO_MANIFEST, "application/x-ndjson",
                                         counts["clips_written"])
-        quality = quality_of_files({s: outs[s].jsonl_path for s in SPLITS}, engine)
+        quality = quality_of_files({s: outs[s].jsonl_path for s in SPLITS}, engine, thresholds)
     sizes = {split: outs[split].rows for split in SPLITS}
     metadata = dataset_metadata_from_figures(
         new_id, _source_request(source), now, f"augment:{source_id}", split_sizes=sizes,

@@ -67,9 +67,15 @@ def build_dataset(
 
     The rows' audio is read (through `open_bucket`: the audio buckets; default this bucket only) only when the
     request filters by duration or augments. With `augment`, the finished dataset is then augmented into a
-    dataset of its own (`augmented` in the info, augment_build below).
+    dataset of its own (`augmented` in the info, augment_build below). A request with `augment_dataset_id`
+    selects nothing: it augments that finished dataset (augment_finished_dataset below), and `dataset_id` is
+    unused (the augmented dataset's id derives from its source and transforms).
     """
     now = now or utc_now()
+    if request.augment_dataset_id is not None:
+        on_stage("augmenting the train audio")
+        return augment_finished_dataset(request, bucket, now, open_bucket or only_bucket(bucket),
+                                        thresholds=request.thresholds(thresholds), before_write=before_commit)
     metadata = read_metadata(bucket, dataset_id)
     if metadata is None:
         if request.create_version and request.parent_version:
@@ -99,40 +105,53 @@ def build_dataset(
     if request.augment:
         on_stage("augmenting the train audio")
         info["augmented"] = augment_build(request, dataset_id, version_id, bucket, now, open_bucket or
-                                          only_bucket(bucket), before_write=before_commit)
+                                          only_bucket(bucket), before_write=before_commit, thresholds=thresholds)
     return info
 
 
 def augment_build(
     request: BuildRequest, dataset_id: str, parent_version: str | None, bucket: Bucket, now: datetime,
     open_bucket: OpenBucket, before_write: Callable[[], None] = lambda: None,
+    thresholds: QualityThresholds | None = None,
 ) -> dict[str, Any]:
     """The augmented dataset of a build request with `augment`: the plain dataset's train rows each augmented by
     every transform (shared/services/augmentation.py), its own dataset `<id>-aug-<digest>`, checked by the same
     quality gate and, when the plain dataset got a version, registered as that version's child (the seed's
     v_initial -> v_augmented; named `<version_name>-augmented` when the request names its version). Augmented
     clips outside the request's duration range are not written. What the build result says of it."""
-    from shared.services.augmentation import augmented_metadata  # imports numpy/soxr only for such builds
+    from shared.services.augmentation import augmented_metadata, version_augmented  # numpy/soxr for such builds
 
     metadata = augmented_metadata(bucket, open_bucket, dataset_id, request.transforms, now,
                                   duration_range=(request.min_duration_s, request.max_duration_s),
-                                  before_write=before_write)
+                                  before_write=before_write, thresholds=request.thresholds(thresholds))
     # Versioned only below a registered plain version: an augmented version's parent is always its source.
-    create = request.create_version and parent_version is not None
-    gate = quality_gate(metadata["quality_report"], create, request.allow_failed_quality)
-    version_id = None
-    if gate["version"] in ("registered", "registered_flagged"):
-        flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None
-        name = f"{request.version_name}-augmented" if request.version_name else None
-        version_id = register_version(bucket, metadata, name, parent_version, now, flags=flags)
-    write_card(bucket, str(metadata["dataset_id"]), metadata)
+    info = version_augmented(
+        bucket, metadata, now, create_version=request.create_version and parent_version is not None,
+        version_name=f"{request.version_name}-augmented" if request.version_name else None,
+        parent_version=parent_version, allow_failed_quality=request.allow_failed_quality)
     summary = metadata["augmentation"]
-    return {
-        **dataset_info(metadata, version_id), "parent_version": parent_version if version_id else None,
-        "quality_gate": gate,
-        **{key: summary.get(key) for key in ("transforms", "augmented_rows", "skipped_count",
-                                             "unreadable_val_test_count", "outside_duration_count")},
-    }
+    return {**info, **{key: summary.get(key) for key in ("transforms", "augmented_rows", "skipped_count",
+                                                         "unreadable_val_test_count", "outside_duration_count")}}
+
+
+def augment_finished_dataset(
+    request: BuildRequest, bucket: Bucket, now: datetime, open_bucket: OpenBucket,
+    thresholds: QualityThresholds | None = None, before_write: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """A request with `augment_dataset_id` (what the api's augment_dataset op uploads): that finished dataset
+    augmented by the request's transforms into a dataset and version of its own, as augment_dataset from
+    Python makes it (parent: `parent_version`, else the source's newest version). A source that is not a
+    finished dataset, or changed since its build, rejects the request."""
+    from shared.services.augmentation import augment_dataset
+
+    source = str(request.augment_dataset_id)
+    if read_metadata(bucket, source) is None:
+        raise InvalidBuildRequest(f"augment_dataset_id {source!r} is not a finished dataset "
+                                  f"({layout.dataset_prefix(source)}{layout.DATASET_METADATA} missing)")
+    return augment_dataset(bucket, open_bucket, source, request.augment, now,
+                           create_version=request.create_version, version_name=request.version_name,
+                           parent_version=request.parent_version, allow_failed_quality=request.allow_failed_quality,
+                           thresholds=thresholds, before_write=before_write)
 
 
 def _known_version(bucket: Bucket, version_id: str) -> None:
@@ -215,7 +234,7 @@ def build_from_parameters(
 
 # What the log line of a build keeps of its result (the whole result is in dataset_results/ and Firestore).
 _LOGGED = ("object", "dataset_id", "version_id", "total_samples", "split_sizes", "quality_passed", "reason",
-           "augmented")
+           "augmented", "source_dataset_id", "parent_version")
 
 
 def serve_notification(

@@ -18,7 +18,8 @@ double to Python's ``repr``; orjson writes ``1e-05`` as ``0.00001`` and ``1e-07`
 
 Parameters are named (``$name`` in DuckDB, ``@name`` in BigQuery): min_error_score, include_uncorrected,
 balance, max_samples (null for none), edge_train, edge_val, edge_test (shared.domain.case_snapshot.split_edges),
-and ``parts`` (the local Parquet files) for DuckDB.
+min_duration_s, max_duration_s (null for no bound; DuckDB's statements take them only when the request filters
+by duration), and ``parts`` (the local Parquet files) for DuckDB.
 
 The statements are f-strings of this module's own text and the schema's column names; every value (a request's
 parameters, the parts' paths) goes in as a query parameter, which is why bandit's B608 is marked nosec on each.
@@ -742,11 +743,16 @@ def duckdb_statements(columns: Mapping[str, str]) -> dict[str, str]:
 # -- BigQuery: the same selection over an external table of the parts ---------------------------------------
 
 _BQ_NOT_BLANK = f"REGEXP_CONTAINS(corrected_transcript, r'{NOT_BLANK}')"
+# KNOWN_DURATION in BigQuery: a finite positive number (NaN compares false there too, +inf is excluded by hand).
+_BQ_KNOWN_DURATION = "COALESCE(duration_s > 0 AND NOT IS_INF(duration_s) AND NOT IS_NAN(duration_s), FALSE)"
 
 
 def bigquery_build(table: str) -> str:
     """The build's rows (split, then the row's columns) in BigQuery, over ``table`` (an external table on the
-    snapshot's parts; ``_FILE_NAME`` is its pseudo-column). Parameters as for DuckDB, with ``@``.
+    snapshot's parts; ``_FILE_NAME`` is its pseudo-column). Parameters as for DuckDB, with ``@``; DuckDB's
+    duration filter is here always, with ``@min_duration_s`` / ``@max_duration_s`` (FLOAT64, NULL: no bound):
+    a case whose known duration is outside them is not eligible (before balancing and ``max_samples``, as in
+    select_keys), and one without a known duration stays, for the build to read its clip's header.
 
     Each split's file is then ``EXPORT DATA OPTIONS (format = 'JSON', uri = '.../<split>-*.jsonl') AS SELECT
     ... WHERE split = '<split>'``; BigQuery's JSON differs from orjson's in number formatting, so a split file
@@ -769,6 +775,9 @@ eligible AS (
     WHERE (CASE WHEN error_score IS NULL OR IS_NAN(error_score) OR IS_INF(error_score) THEN @min_error_score <= 0
                 ELSE error_score >= @min_error_score END)
       AND (@include_uncorrected OR (corrected_transcript IS NOT NULL AND {_BQ_NOT_BLANK}))
+      AND (NOT {_BQ_KNOWN_DURATION}
+           OR ((@min_duration_s IS NULL OR duration_s >= @min_duration_s)
+               AND (@max_duration_s IS NULL OR duration_s <= @max_duration_s)))
 ),
 carried AS (
     SELECT t, COUNT(*) AS n FROM (SELECT DISTINCT case_id, t FROM eligible, UNNEST(error_types) AS t) GROUP BY t

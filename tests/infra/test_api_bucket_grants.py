@@ -1,9 +1,9 @@
 """The api's service account writes to the bucket only where its ops write (issue #11, item 1): it reads the
 whole bucket, and may create, replace or delete objects only under the prefixes granted by IAM condition in
-functions.tf (reports/, restores/, the registry) and create without replacing under finetuning_datasets/ and
-quarantine/. The writes the api's ops make on the fake bucket are checked against those grants as Terraform
-states them, so an op that starts writing elsewhere, or replacing what it may only create, fails here before it
-fails in the cloud with a 403."""
+functions.tf (reports/, restores/, the registry) and create without replacing under dataset-requests/api-augment/
+(augment_dataset's build requests) and quarantine/. The writes the api's ops make on the fake bucket are checked
+against those grants as Terraform states them, so an op that starts writing elsewhere, or replacing what it may
+only create, fails here before it fails in the cloud with a 403."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import Adapters
-from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.services.system_report import save_report
 from tests.infra.tf import INFRA_DIR, TfModule, literal, unquote
@@ -65,7 +64,7 @@ def test_the_api_reads_the_bucket_and_writes_only_where_it_is_granted(root: TfMo
         layout.REPORTS: USER,
         layout.RESTORES: USER,
         layout.REGISTRY: USER,
-        layout.DATASETS: CREATOR,
+        layout.API_AUGMENT_REQUESTS: CREATOR,
         layout.QUARANTINE: CREATOR,
     }
     assert root.module("functions")["bucket_prefix_roles"] == (
@@ -93,45 +92,46 @@ def test_the_grants_refuse_what_the_api_must_never_write(root: TfModule) -> None
     for name in (layout.REGISTRY + ".bak", "dataset-requests/x.json", "imports/day1.jsonl",
                  "learning_data/failed_cases.jsonl", "metadata/model_versions.json", "reportsX/a.json"):
         assert not allows(grants, name, replaces=False), name
-    # Datasets and quarantined copies are created once, never replaced.
-    assert not allows(grants, "finetuning_datasets/weekly-1/train.jsonl", replaces=True)
-    assert allows(grants, "finetuning_datasets/weekly-1/train.jsonl", replaces=False)
+    # Datasets are build_dataset's alone; augmentation requests and quarantined copies are created once.
+    assert not allows(grants, "finetuning_datasets/weekly-1/train.jsonl", replaces=False)
+    assert not allows(grants, "dataset-requests/weekly.json", replaces=False)
+    assert allows(grants, layout.API_AUGMENT_REQUESTS + "base-0123.json", replaces=False)
+    assert not allows(grants, layout.API_AUGMENT_REQUESTS + "base-0123.json", replaces=True)
     assert allows(grants, layout.quarantine_copy_name("api", "q1"), replaces=False)
 
 
 def test_what_the_api_ops_write_is_within_its_grants(root: TfModule) -> None:
     from shared.api import dispatch
-    from shared.finetuning_pipeline import FinetuningDatasetPipeline
     from shared.version_control import DataVersionControl
-    from tests.unit.test_augmentation import AUDIO_BUCKET, SPEED_NOISE, World, speech_cases
+    from tests.unit.test_augment_requests import Deployment
+    from tests.unit.test_augmentation import SPEED_NOISE
 
-    world = World()
-    world.bucket = bucket = RecordingBucket()
-    world.buckets[bucket.bucket] = bucket
-    world.build(speech_cases(9))  # as build_dataset writes it, not the api
+    deployment = Deployment()  # "base" built and versioned, as build_dataset writes it, not the api
+    bucket = deployment.bucket
+    status, asked = deployment.call(dataset_id="base", augmentations=SPEED_NOISE)
+    assert status == 200, asked
+    api_changes = list(bucket.changes)
+    built = deployment.serve(asked["result"]["request"])  # build_dataset's writes, not the api's
     bucket.changes.clear()
 
-    settings = Settings()
-    adapters = Adapters(settings, bucket=bucket, buckets={AUDIO_BUCKET: world.audio})
     instances: dict[str, Any] = {
-        "FinetuningDatasetPipeline": FinetuningDatasetPipeline(adapters=adapters, local_copies=False),
-        "DataVersionControl": DataVersionControl(adapters=adapters, local_copies=False),
+        "DataVersionControl": DataVersionControl(adapters=Adapters(deployment.settings, bucket=bucket),
+                                                 local_copies=False),
     }
-    augmented = dispatch({"op": "augment_dataset", "dataset_id": "base", "augmentations": SPEED_NOISE},
-                         settings, instances)
-    assert augmented.status == 200, augmented.body
     target = "current"  # through the api a target is a name under restores/
-    for version_id in (augmented.body["result"]["version_id"], augmented.body["result"]["parent_version"]) * 2:
+    for version_id in (built["version_id"], built["parent_version"]) * 2:
         answer = dispatch({"op": "rollback_to_version", "version_id": version_id, "target_path": target},
-                          settings, instances)
+                          deployment.settings, instances)
         assert answer.status == 200, answer.body
     for _ in range(2):  # generate_comprehensive_report(output_path=...) saves through save_report
         save_report(bucket, "weekly.json", {"at": "now"})
+    api_changes += bucket.changes
 
-    written = {name.split("/")[0] + "/" for name, _ in bucket.changes}
-    assert {layout.DATASETS, layout.RESTORES, "data_versions/", layout.REPORTS} <= written  # the ops ran
-    assert any(replaced for name, replaced in bucket.changes if name.startswith(layout.RESTORES))
+    written = {name.split("/")[0] + "/" for name, _ in api_changes}
+    assert {layout.REQUESTS, layout.RESTORES, "data_versions/", layout.REPORTS} <= written  # the ops ran
+    assert layout.DATASETS not in written  # augmenting through the api only asks build_dataset
+    assert any(replaced for name, replaced in api_changes if name.startswith(layout.RESTORES))
     grants = api_grants(root)
-    refused = [(name, "replaces" if replaced else "creates") for name, replaced in bucket.changes
+    refused = [(name, "replaces" if replaced else "creates") for name, replaced in api_changes
                if not allows(grants, name, replaces=replaced)]
     assert refused == []

@@ -228,10 +228,11 @@ def check_function_cloud_settings(infra: Infra) -> None:
 
 
 def check_audio_reads_are_read_only_on_the_audio_buckets(infra: Infra) -> None:
-    """The functions that read audio (build_dataset) get objectViewer on the audio buckets and nothing else."""
+    """The function that reads audio (build_dataset, alone) gets objectViewer on the audio buckets and nothing else."""
     cloud = _cloud(infra)
     readers = {name for name, entry in cloud.items() if literal(entry.get("reads_audio", False)) is True}
-    assert "build_dataset" in readers
+    # The api's augment_dataset uploads a build request (docs/datasets.md): build_dataset alone reads audio.
+    assert readers == {"build_dataset"}
     grant = infra.root.resource("google_storage_bucket_iam_member", "audio_reader")
     assert literal(grant["role"]) == "roles/storage.objectViewer"
     assert grant["bucket"] == "${each.value.bucket}" and grant["for_each"] == "${local.audio_grants}"

@@ -21,6 +21,7 @@ FIELDS = {
     "min_duration_s",
     "max_duration_s",
     "augment",
+    "augment_dataset_id",
     "quality_thresholds",
     "allow_failed_quality",
     "min_error_score",
@@ -236,3 +237,20 @@ def test_thresholds_left_out_are_the_deployments() -> None:
     assert parse_build_request(b"{}").thresholds(default) == default
     request = parse_build_request(b'{"quality_thresholds": {"min_overall_score": 0.99}}')
     assert request.thresholds(default) == QualityThresholds(0.5, 0.5, 0.5, 0.99)
+
+
+def test_a_request_naming_a_dataset_to_augment_says_how_and_selects_nothing() -> None:
+    request = parse_build_request(encode({"augment_dataset_id": "weekly-17", "augment": [{"type": "gain", "db": -6}],
+                                          "version_name": "weekly-gain"}))
+    assert request.augment_dataset_id == "weekly-17" and request.augment == [{"type": "gain", "db": -6.0}]
+    assert request.model_dump()["augment_dataset_id"] == "weekly-17"
+    assert "augment_dataset_id" not in BuildRequest().model_dump()  # datasets built before dump as they did
+    with pytest.raises(InvalidBuildRequest, match="augment_dataset_id needs augment"):
+        parse_build_request(encode({"augment_dataset_id": "weekly-17"}))
+    for selecting in ({"min_error_score": 0.5}, {"max_samples": 10}, {"max_duration_s": 30.0}):
+        with pytest.raises(InvalidBuildRequest, match=f"{next(iter(selecting))} select cases"):
+            parse_build_request(encode({"augment_dataset_id": "weekly-17", "augment": [{"type": "gain", "db": -6}],
+                                        **selecting}))
+    for bad in ("../registry", "a/b", ".", "x" * 257):
+        with pytest.raises(InvalidBuildRequest, match="augment_dataset_id"):
+            parse_build_request(encode({"augment_dataset_id": bad, "augment": [{"type": "gain", "db": -6}]}))

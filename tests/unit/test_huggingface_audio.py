@@ -96,3 +96,32 @@ def test_without_include_audio_the_rows_keep_their_uris_and_the_api_refuses_it(t
     pipeline = FinetuningDatasetPipeline(adapters=Adapters(Settings(), bucket=world.bucket), local_copies=False)
     with pytest.raises(BadInput, match="include_audio"):
         pipeline.prepare_huggingface_dataset("base", include_audio=True)
+
+
+@pytest.mark.parametrize(("output_format", "include_audio"), [("json", False), ("parquet", False), ("json", True)])
+def test_an_augmented_rows_augmentation_loads_as_a_dict(
+    tmp_path: Path, output_format: str, include_audio: bool,
+) -> None:
+    """The card declares `augmentation` as a struct (source_case_id, type, params): `datasets` gives each
+    augmented row a dict, each original row None, in every split (val and test rows have no such key)."""
+    world = World()
+    info = world.build(speech_cases(12), augment=[{"type": "speed", "factor": 0.9}, {"type": "gain", "db": -6}])
+    augmented = info["augmented"]["dataset_id"]
+    folder = huggingface_folder(world.bucket, augmented, output_format, tmp_path / "hf", T0,
+                                include_audio=include_audio, open_bucket=world.open_bucket)
+    loaded = load_moved(folder, tmp_path / "elsewhere" / "hf").remove_columns("audio")  # decoding needs torchcodec
+    params = {name: datasets.Value("float64") for name in ("db", "factor", "snr_db")}
+    expected = {"source_case_id": datasets.Value("string"), "type": datasets.Value("string"), "params": params}
+    assert set(loaded) == {"train", "validation", "test"}
+    for split in loaded:
+        assert loaded[split].features["augmentation"] == expected, split
+    train = list(loaded["train"])
+    sources = {row["case_id"] for row in world.rows(augmented, "train") if not row.get("augmentation")}
+    by_case = {row["case_id"]: row["augmentation"] for row in train}
+    assert {case_id for case_id, value in by_case.items() if value is None} == sources
+    for source in sources:
+        assert by_case[f"{source}#speed_0.9"] == {"source_case_id": source, "type": "speed",
+                                                  "params": {"db": None, "factor": 0.9, "snr_db": None}}
+        assert by_case[f"{source}#gain_-6"] == {"source_case_id": source, "type": "gain",
+                                                "params": {"db": -6.0, "factor": None, "snr_db": None}}
+    assert all(row["augmentation"] is None for split in ("validation", "test") for row in loaded[split])

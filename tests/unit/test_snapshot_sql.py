@@ -26,6 +26,7 @@ from tests.unit.snapshot_cases import random_cases
 PARAMETERS = {
     "min_error_score", "include_uncorrected", "balance", "max_samples", "edge_train", "edge_val", "edge_test",
 }
+DURATION_PARAMETERS = {"min_duration_s", "max_duration_s"}
 
 
 @pytest.mark.parametrize(("name", "statement"), sorted(sql.duckdb_statements(SNAPSHOT_TYPES).items()))
@@ -56,12 +57,49 @@ def test_the_bigquery_build_parses_and_takes_the_same_parameters() -> None:
     assert parsed is not None
     bigquery_params = set(re.findall(r"@(\w+)", statement))
     source = sql.source(SNAPSHOT_TYPES, {}, 1)
-    duckdb_params = set(re.findall(r"\$(\w+)", sql.select_keys(source, balance=True, capped=True)))
-    assert bigquery_params == PARAMETERS
+    duckdb_params = set(re.findall(r"\$(\w+)", sql.select_keys(source, balance=True, capped=True, durations=True)))
+    assert bigquery_params == PARAMETERS | DURATION_PARAMETERS
     # DuckDB's text is composed per request: balancing is chosen in Python, not by a parameter.
-    assert duckdb_params == PARAMETERS - {"balance"} | {"parts"}
+    assert duckdb_params == PARAMETERS - {"balance"} | DURATION_PARAMETERS | {"parts"}
     # And the transpiled text is BigQuery again (sqlglot understood its functions, not just its tokens).
     assert "QUALIFY" in parsed.sql(dialect="bigquery")
+
+
+def _eligible_predicate(statement: str, dialect: str) -> str:
+    """The WHERE of a build statement's `eligible` step, as DuckDB SQL."""
+    tree = sqlglot.parse_one(statement, read=dialect, error_level=ErrorLevel.RAISE)
+    eligible = next(cte for cte in tree.find_all(sqlglot.exp.CTE) if cte.alias == "eligible")
+    return str(eligible.this.args["where"].this.sql(dialect="duckdb"))
+
+
+@pytest.mark.parametrize(("low", "high", "kept"), [
+    (None, None, {"none", "nan", "inf", "neg", "zero", "short", "one", "five", "thirty", "long"}),
+    (1.0, None, {"none", "nan", "inf", "neg", "zero", "one", "five", "thirty", "long"}),
+    (None, 30.0, {"none", "nan", "inf", "neg", "zero", "short", "one", "five", "thirty"}),
+    (1.0, 30.0, {"none", "nan", "inf", "neg", "zero", "one", "five", "thirty"}),
+])
+def test_the_bigquery_build_filters_known_durations_as_duckdb_does(
+    low: float | None, high: float | None, kept: set[str],
+) -> None:
+    """BigQuery's eligibility (transpiled by sqlglot and run on DuckDB) keeps the cases DuckDB's select_keys
+    keeps: a known duration (finite, positive) within [min, max], and every case whose duration is unknown (its
+    header is read later)."""
+    durations = {"none": None, "nan": float("nan"), "inf": float("inf"), "neg": -1.0, "zero": 0.0, "short": 0.5,
+                 "one": 1.0, "five": 5.0, "thirty": 30.0, "long": 31.0}
+    source = sql.source(SNAPSHOT_TYPES, {}, 1)
+    predicates = {
+        "bigquery": _eligible_predicate(sql.bigquery_build("p.d.cases"), "bigquery"),
+        "duckdb": _eligible_predicate(sql.select_keys(source, balance=False, capped=False, durations=True), "duckdb"),
+    }
+    parameters = {"min_error_score": 0.5, "include_uncorrected": False, "min_duration_s": low, "max_duration_s": high}
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cases (case_id VARCHAR, error_score DOUBLE, corrected_transcript VARCHAR, "
+                "has_correction BOOLEAN, duration_s DOUBLE)")
+    con.executemany("INSERT INTO cases VALUES (?, 0.8, 'Fixed.', true, ?)", list(durations.items()))
+    con.execute("INSERT INTO cases VALUES ('low score', 0.1, 'Fixed.', true, 5.0)")
+    for dialect, predicate in predicates.items():
+        rows = con.execute(f"SELECT case_id FROM cases WHERE {predicate}", parameters).fetchall()  # nosec B608
+        assert {case_id for (case_id,) in rows} == kept, dialect
 
 
 def test_python_whitespace_is_pythons() -> None:
