@@ -13,7 +13,10 @@ from shared.config import Settings
 from stack.local_stack import REPO_ROOT, LocalStack, StackConfig, StackInfo, emulator_env
 
 # Short backoff so retry and dead-letter tests take seconds, not minutes; the policy shape is the real one.
-TEST_SETTINGS = Settings(project="demo-sttdata-test", min_backoff_s=0.1, max_backoff_s=0.5, ack_deadline_s=20)
+# The stack's bucket is not the default name: tests/e2e/test_seed_usage.py runs the seed's examples, which name
+# the bucket "stt-project-datasets", against a bucket that only they use (a case snapshot mirrors one deployment).
+TEST_SETTINGS = Settings(project="demo-sttdata-test", bucket="stt-test-datasets", min_backoff_s=0.1,
+                         max_backoff_s=0.5, ack_deadline_s=20)
 
 
 @pytest.fixture(scope="session")

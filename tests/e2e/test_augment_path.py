@@ -4,6 +4,7 @@ the augmented dataset and its version, through the stack's own functions on the 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,12 @@ def test_the_api_op_asks_build_dataset_to_augment_a_finished_dataset(
     train = [orjson.loads(line) for line in
              client.bucket(stack.settings.bucket).blob(prefix + "train.jsonl").download_as_bytes().splitlines()]
     augmented = [row for row in train if row.get("augmentation")]
-    assert len(augmented) == 2 * base["split_sizes"]["train"] == result["augmentation"]["augmented_rows"]
+    # The stack's bucket holds other tests' cases too (one snapshot per bucket): each train row whose clip reads
+    # gets one row per transform, this test's rows among them.
+    sources = Counter(row["augmentation"]["source_case_id"] for row in augmented)
+    own = {row["case_id"] for row in train if not row.get("augmentation") and row["audio"].startswith(f"gs://{audio.name}/")}
+    assert own and own <= set(sources) and set(sources.values()) == {len(SPEED_NOISE)}
+    assert len(augmented) == result["augmentation"]["augmented_rows"]
     for row in augmented:  # written by build_dataset under the new dataset's prefix, read back as audio
         assert row["audio"].startswith(f"gs://{stack.settings.bucket}/{prefix}audio/")
         name = row["audio"].removeprefix(f"gs://{stack.settings.bucket}/")

@@ -9,10 +9,9 @@ data/finetuning/<dataset_id>; version ids are those of versions the example crea
 "# step" at a time so a placeholder can be bound where the seed first needs it; the steps put together are the
 block again (asserted).
 
-Like a user's script, the blocks take the deployment from the environment: the stack's variables, plus a
-collection prefix of the test's own (its Firestore data is its alone; the bucket is the stack's, the seed's
-"stt-project-datasets"). The bucket's learning_data/ (the case snapshot and the case exports, which mirror the
-cases of one deployment) is emptied first: the tests before this one stored their own cases there, and the
+Like a user's script, the blocks take the deployment from the environment: the stack's emulators, a collection
+prefix of the test's own, and the seed's bucket "stt-project-datasets", which only this test uses (the stack's
+functions serve another: tests/conftest.py). A bucket holds one deployment's case snapshot and exports, and the
 example's builds and restore expect a deployment holding only its team's cases.
 """
 
@@ -30,15 +29,16 @@ from typing import Any
 
 import pytest
 from datasets import load_dataset
+from google.cloud import storage
 
 from shared import DataManager
 from shared.config import Settings
-from shared.domain import bucket_layout as layout
 from stack.local_stack import REPO_ROOT, StackInfo
 
 pytestmark = pytest.mark.emulators
 
 USAGE = REPO_ROOT / "tests/fixtures/seed/usage.md"
+SEED_BUCKET = "stt-project-datasets"  # the bucket the seed's examples name
 _BLOCK = re.compile(r"^(#{2,3} [^\n]+)\n\n```python\n(.*?)```", re.S | re.M)
 
 # (section heading, text in the seed, text run): the import line, and placeholders that are literals in the text.
@@ -148,13 +148,12 @@ def test_the_seeds_usage_runs_as_written(
     monkeypatch.chdir(tmp_path)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("STT_COLLECTION_PREFIX", f"{namespace}_")
+    monkeypatch.setenv("STT_BUCKET", SEED_BUCKET)
     settings = Settings.from_env()
-    assert settings.bucket == "stt-project-datasets" and settings.collection_prefix == f"{namespace}_"
-    from google.cloud import storage
-
-    bucket = storage.Client(project=settings.project).bucket(settings.bucket)
-    for blob in list(bucket.list_blobs(prefix=layout.LEARNING_DATA)):
-        blob.delete()
+    assert settings.bucket == SEED_BUCKET != stack.settings.bucket and settings.collection_prefix == f"{namespace}_"
+    client = storage.Client(project=settings.project)
+    if client.lookup_bucket(SEED_BUCKET) is None:
+        client.create_bucket(SEED_BUCKET)
     store_earlier_cases(settings, namespace)
     blocks = seed_blocks()
     assert set(RUN) <= set(blocks)
