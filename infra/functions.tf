@@ -13,11 +13,13 @@
 #   memory, cpu, timeout_s (at most its push subscription's ack deadline), max_instances, env (extra environment variables)
 locals {
   function_cloud = {
+    # The push functions write nothing to the bucket but an oversize rejected payload, kept whole once under
+    # quarantine/: create-only there, by IAM condition, and nothing anywhere else.
     record_failure = {
-      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+      bucket_prefix_roles = { "quarantine/" = "roles/storage.objectCreator" }
     }
     record_correction = {
-      bucket_role = "roles/storage.objectCreator"
+      bucket_prefix_roles = { "quarantine/" = "roles/storage.objectCreator" }
     }
     ingest_import = {
       bucket_role = "roles/storage.objectUser" # reads imports/, writes import_results/, quarantine/ and snapshot parts
@@ -38,7 +40,7 @@ locals {
       env = { STT_SNAPSHOT_MEMORY_LIMIT = "1GB", STT_SNAPSHOT_THREADS = "2" }
     }
     record_metrics = {
-      bucket_role = "roles/storage.objectCreator" # keeps oversize rejected payloads whole under quarantine/
+      bucket_prefix_roles = { "quarantine/" = "roles/storage.objectCreator" }
     }
     aggregate = {
       schedule    = "*/30 * * * *"

@@ -135,3 +135,16 @@ def test_what_the_api_ops_write_is_within_its_grants(root: TfModule) -> None:
     refused = [(name, "replaces" if replaced else "creates") for name, replaced in api_changes
                if not allows(grants, name, replaces=replaced)]
     assert refused == []
+
+
+@pytest.mark.parametrize("function", ["record_failure", "record_correction", "record_metrics"])
+def test_the_push_functions_may_only_create_quarantine_copies(root: TfModule, function: str) -> None:
+    # What they write (an oversize rejected payload, FirestoreCaseStore/record_metrics through Bucket.keep) is
+    # a create-once object under quarantine/; a whole-bucket objectCreator would let them add any upload.
+    grants = root.locals()["function_cloud"][function]
+    assert "bucket_role" not in grants
+    prefix_roles = {unquote(name) if name.startswith('"') else name: literal(role)
+                    for name, role in grants["bucket_prefix_roles"].items()}
+    assert prefix_roles == {layout.QUARANTINE: CREATOR}
+    assert allows(prefix_roles, layout.quarantine_copy_name("record_failure", "q1"), replaces=False)
+    assert not allows(prefix_roles, "dataset-requests/x.json", replaces=False)
