@@ -88,14 +88,19 @@ class IntegratedDataManagementSystem:
         max_samples: int | None = None, balance_error_types: bool = True, create_version: bool = True,
         version_name: str | None = None, parent_version: str | None = None,
         quality_thresholds: Mapping[str, float] | None = None, allow_failed_quality: bool = False,
+        include_uncorrected: bool = False, min_duration_s: float | None = None, max_duration_s: float | None = None,
+        augment: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Build a dataset of corrected cases and, by default, version it when its quality passes; its info with
-        `version_id` (absent when the quality gate refused it: `quality_gate` says why) and `local_path`."""
+        `version_id` (absent when the quality gate refused it: `quality_gate` says why) and `local_path`.
+        Every parameter of the pipeline's prepare_dataset (a build request's fields) is taken; only
+        `create_version` defaults to True, as the seed's example expects."""
         return self.finetuning_pipeline.prepare_dataset(
             min_error_score=min_error_score, train_ratio=train_ratio, val_ratio=val_ratio, test_ratio=test_ratio,
             max_samples=max_samples, balance_error_types=balance_error_types, create_version=create_version,
             version_name=version_name, parent_version=parent_version, quality_thresholds=quality_thresholds,
-            allow_failed_quality=allow_failed_quality,
+            allow_failed_quality=allow_failed_quality, include_uncorrected=include_uncorrected,
+            min_duration_s=min_duration_s, max_duration_s=max_duration_s, augment=augment,
         )
 
     def record_training_performance(
