@@ -163,20 +163,20 @@ class IntegratedDataManagementSystem:
         A local path (the seed's "reports/system_report.json") is written as a local file, and a copy goes to
         the bucket under `reports/`: the same relative name when the path is `reports/...`, else
         `reports/<file name>` (`saved_to` is the local path, `saved_to_bucket` the copy's URI). A
-        `gs://<bucket>/reports/...` URI is written to the bucket only. With `local_copies=False` (the `api`),
-        `output_path` is an object under `reports/` ("weekly.json" means "reports/weekly.json")."""
+        `gs://<bucket>/reports/...` URI is written to the bucket only. With `local_copies=False` (the `api`), any
+        other `output_path` is an object under `reports/` ("weekly.json" means "reports/weekly.json")."""
         a = self.adapters
         report = system_report.comprehensive_report(a.cases, a.metrics, a.bucket, utc_now())
         if not output_path:
             return report
-        if not self.local_copies:
-            report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
-        elif is_bucket_uri(output_path):
+        if is_bucket_uri(output_path):  # the bucket, from Python and the api alike
             name = bucket_object(output_path, self.settings.bucket)
             if not name.startswith(layout.REPORTS):
                 raise BadInput(f"output_path {output_path!r} is not allowed: a gs:// report goes under "
                                f"gs://{self.settings.bucket}/{layout.REPORTS}")
             report["saved_to"] = system_report.save_report(a.bucket, name, report)
+        elif not self.local_copies:
+            report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
         else:
             path = local_dir(output_path, "")
             copy_name = path.as_posix() if not path.is_absolute() and path.parts[:1] == ("reports",) else path.name
