@@ -9,6 +9,7 @@ locals {
     topic_corrections     = var.topic_corrections
     topic_metrics         = var.topic_metrics
     topic_bucket_events   = var.topic_bucket_events
+    firestore_database    = var.firestore_database
     collection_prefix     = var.collection_prefix
     audio_root            = var.audio_root
     max_delivery_attempts = var.max_delivery_attempts
@@ -229,7 +230,7 @@ resource "google_pubsub_subscription" "dead_letter_sink" {
 
 resource "google_firestore_database" "main" {
   project                           = var.project_id
-  name                              = "(default)"
+  name                              = var.firestore_database
   location_id                       = coalesce(var.firestore_location, var.region)
   type                              = "FIRESTORE_NATIVE"
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"

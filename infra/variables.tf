@@ -26,9 +26,15 @@ variable "bucket_location" {
 }
 
 variable "firestore_location" {
-  description = "Location of the (default) Firestore database, e.g. nam5 or eur3; null means var.region."
+  description = "Location of the Firestore database (var.firestore_database), e.g. nam5 or eur3; null means var.region."
   type        = string
   default     = null
+}
+
+variable "firestore_database" {
+  description = "The Firestore database the functions use (STT_FIRESTORE_DATABASE); \"(default)\" is the project's default one."
+  type        = string
+  default     = "(default)"
 }
 
 variable "topic_failures" {

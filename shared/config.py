@@ -19,6 +19,8 @@ class Settings:
     topic_corrections: str = "transcription-corrections"
     topic_metrics: str = "training-metrics"
     topic_bucket_events: str = "bucket-events"
+    # The Firestore database (Terraform creates it under this name); "(default)" is the project's default one.
+    firestore_database: str = "(default)"
     # Prefix of every Firestore collection: lets tests (and staging) share one database.
     collection_prefix: str = ""
     # Delivery policy of every push subscription.
@@ -84,6 +86,7 @@ ENV_NAMES: dict[str, str] = {
     "topic_corrections": "STT_TOPIC_CORRECTIONS",
     "topic_metrics": "STT_TOPIC_METRICS",
     "topic_bucket_events": "STT_TOPIC_BUCKET_EVENTS",
+    "firestore_database": "STT_FIRESTORE_DATABASE",
     "collection_prefix": "STT_COLLECTION_PREFIX",
     "audio_root": "STT_AUDIO_ROOT",
     "max_delivery_attempts": "STT_MAX_DELIVERY_ATTEMPTS",

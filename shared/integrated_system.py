@@ -88,14 +88,19 @@ class IntegratedDataManagementSystem:
         max_samples: int | None = None, balance_error_types: bool = True, create_version: bool = True,
         version_name: str | None = None, parent_version: str | None = None,
         quality_thresholds: Mapping[str, float] | None = None, allow_failed_quality: bool = False,
+        include_uncorrected: bool = False, min_duration_s: float | None = None, max_duration_s: float | None = None,
+        augment: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Build a dataset of corrected cases and, by default, version it when its quality passes; its info with
-        `version_id` (absent when the quality gate refused it: `quality_gate` says why) and `local_path`."""
+        `version_id` (absent when the quality gate refused it: `quality_gate` says why) and `local_path`.
+        Every parameter of the pipeline's prepare_dataset (a build request's fields) is taken; only
+        `create_version` defaults to True, as the seed's example expects."""
         return self.finetuning_pipeline.prepare_dataset(
             min_error_score=min_error_score, train_ratio=train_ratio, val_ratio=val_ratio, test_ratio=test_ratio,
             max_samples=max_samples, balance_error_types=balance_error_types, create_version=create_version,
             version_name=version_name, parent_version=parent_version, quality_thresholds=quality_thresholds,
-            allow_failed_quality=allow_failed_quality,
+            allow_failed_quality=allow_failed_quality, include_uncorrected=include_uncorrected,
+            min_duration_s=min_duration_s, max_duration_s=max_duration_s, augment=augment,
         )
 
     def record_training_performance(
@@ -158,20 +163,20 @@ class IntegratedDataManagementSystem:
         A local path (the seed's "reports/system_report.json") is written as a local file, and a copy goes to
         the bucket under `reports/`: the same relative name when the path is `reports/...`, else
         `reports/<file name>` (`saved_to` is the local path, `saved_to_bucket` the copy's URI). A
-        `gs://<bucket>/reports/...` URI is written to the bucket only. With `local_copies=False` (the `api`),
-        `output_path` is an object under `reports/` ("weekly.json" means "reports/weekly.json")."""
+        `gs://<bucket>/reports/...` URI is written to the bucket only. With `local_copies=False` (the `api`), any
+        other `output_path` is an object under `reports/` ("weekly.json" means "reports/weekly.json")."""
         a = self.adapters
         report = system_report.comprehensive_report(a.cases, a.metrics, a.bucket, utc_now())
         if not output_path:
             return report
-        if not self.local_copies:
-            report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
-        elif is_bucket_uri(output_path):
+        if is_bucket_uri(output_path):  # the bucket, from Python and the api alike
             name = bucket_object(output_path, self.settings.bucket)
             if not name.startswith(layout.REPORTS):
                 raise BadInput(f"output_path {output_path!r} is not allowed: a gs:// report goes under "
                                f"gs://{self.settings.bucket}/{layout.REPORTS}")
             report["saved_to"] = system_report.save_report(a.bucket, name, report)
+        elif not self.local_copies:
+            report["saved_to"] = system_report.save_report(a.bucket, output_path, report)
         else:
             path = local_dir(output_path, "")
             copy_name = path.as_posix() if not path.is_absolute() and path.parts[:1] == ("reports",) else path.name

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from shared import bootstrap
 from shared.clock import utc_now
 from shared.config import Settings
+from shared.domain.anomalies import DEFAULT_MIN_HISTORY, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from shared.domain.metric_records import UNVERSIONED
 from shared.domain.monitoring import DEFAULT_LIMIT
+from shared.domain.performance_report import DEFAULT_REGRESSION_METRICS
 from shared.facade_setup import LocalPath, deployment, legacy_settings, local_dir
 from shared.ports import MetricStore
 from shared.services import metric_exports, metric_reads, metric_restore
@@ -149,9 +151,16 @@ class MetadataTracker:
         """The metric over time: points, first/last/best/worst/mean, improvement (positive = better)."""
         return metric_reads.trend(self.store, metric, model_version, since)
 
-    def generate_performance_report(self, **rule: Any) -> dict[str, Any]:
-        """Per model version statistics, best model, regressions with evidence, trends and lineage."""
-        return metric_reads.report(self.store, self._clock(), **rule)
+    def generate_performance_report(
+        self, regression_metrics: list[str] | None = None, window: int = DEFAULT_WINDOW,
+        threshold: float = DEFAULT_THRESHOLD, min_history: int = DEFAULT_MIN_HISTORY,
+    ) -> dict[str, Any]:
+        """Per model version statistics, best model, regressions with evidence, trends and lineage. The
+        regression rule's parameters are named (not **kwargs) so the `api` refuses a misspelt one with a 400:
+        `regression_metrics` (default wer and cer), `window`, `threshold`, `min_history` (docs/metrics.md)."""
+        metrics = tuple(regression_metrics) if regression_metrics is not None else DEFAULT_REGRESSION_METRICS
+        return metric_reads.report(self.store, self._clock(), regression_metrics=metrics, window=window,
+                                   threshold=threshold, min_history=min_history)
 
     def render_trend_plot(self, metric: str = "wer") -> bytes:
         """PNG of the metric's trend, regressions circled."""

@@ -167,10 +167,10 @@ class DataVersionControl(QualityThresholdsSetting):
         `gs://<bucket>/restores/...` target, the files are copied there in the bucket (only under `restores/`).
         """
         bucket, now = self.adapters.bucket, utc_now()
+        if target_path is not None and is_bucket_uri(target_path):  # the bucket, from Python and the api alike
+            return dataset_versions.rollback(bucket, version_id, self._restore_object(target_path), now)
         if target_path is None or not self.local_copies:
             return dataset_versions.rollback(bucket, version_id, target_path, now)
-        if is_bucket_uri(target_path):
-            return dataset_versions.rollback(bucket, version_id, self._restore_object(target_path), now)
         entry = versions.get_version(read_registry(bucket), version_id)
         target = local_dir(target_path, "")
         restored = local_copies.restore_version(bucket, entry, target, now)

@@ -8,9 +8,9 @@ from google.cloud import firestore, pubsub_v1, storage
 
 
 @cache
-def firestore_client(project: str) -> firestore.Client:
-    """The Firestore client of `project` (honours FIRESTORE_EMULATOR_HOST)."""
-    return firestore.Client(project=project)
+def firestore_client(project: str, database: str = "(default)") -> firestore.Client:
+    """The Firestore client of `project`'s `database` (honours FIRESTORE_EMULATOR_HOST)."""
+    return firestore.Client(project=project, database=database)
 
 
 @cache

@@ -21,7 +21,7 @@ class FirestoreBuildLedger(BuildLedger):
     """Builds in `<prefix>dataset_builds/<build_id>`: status building | finished | rejected."""
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
-        self.client = client or firestore_client(settings.project)
+        self.client = client or firestore_client(settings.project, settings.firestore_database)
         self.builds = self.client.collection(settings.collection("dataset_builds"))
 
     def claim(self, build_id: str, attempt: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:

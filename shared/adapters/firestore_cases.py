@@ -85,7 +85,7 @@ class FirestoreCaseStore(CaseStore):
     ) -> None:
         self.settings = settings
         self.overflow = overflow  # where a rejected payload too large for a document is kept whole
-        self.client = client or firestore_client(settings.project)
+        self.client = client or firestore_client(settings.project, settings.firestore_database)
         self.cases = self.client.collection(settings.collection("failed_cases"))
         self.shards = self.client.collection(settings.collection(SHARDS))
         self.models = self.client.collection(settings.collection(MODEL_COUNTERS))

@@ -45,7 +45,7 @@ class FirestoreMetricStore(MetricStore):
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
         self.settings = settings
-        self.client = client or firestore_client(settings.project)
+        self.client = client or firestore_client(settings.project, settings.firestore_database)
 
     def collection(self, kind: str) -> firestore.CollectionReference:
         """The collection of a record kind."""

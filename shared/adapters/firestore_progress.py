@@ -22,7 +22,7 @@ class FirestoreProgressBoard(ProgressBoard):
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
         self.settings = settings
-        self.client = client or firestore_client(settings.project)
+        self.client = client or firestore_client(settings.project, settings.firestore_database)
 
     def _collection(self, kind: str) -> Any:
         if kind not in KINDS:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from shared.domain.trends import as_utc, finite_number, time_ordered
+from shared.domain.trends import as_utc, finite_number, since_time, time_ordered
 
 # Fields every record has that are not figures.
 RECORD_FIELDS = frozenset({"kind", "record_id", "recorded_at", "stored_at", "model_version", "stage", "schema_version"})
@@ -56,7 +56,7 @@ def select(
     since: datetime | str | None = None,
 ) -> list[tuple[datetime | None, Mapping[str, Any]]]:
     """The records matching the filters, oldest first (by recorded_at; undated ones last)."""
-    start = as_utc(since)
+    start = since_time(since)
     chosen = []
     for moment, record in time_ordered(records):
         if model_version is not None and record.get("model_version") != model_version:

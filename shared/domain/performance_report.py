@@ -111,12 +111,16 @@ def _best_model(per_version: dict[str, dict[str, Any]]) -> dict[str, Any] | None
     }
 
 
+# The metrics whose regressions a report flags unless told otherwise.
+DEFAULT_REGRESSION_METRICS: tuple[str, ...] = ("wer", "cer")
+
+
 def performance_report(
     performance_records: Iterable[PerformanceLike],
     model_versions: Iterable[Any],
     now: datetime,
     *,
-    regression_metrics: Sequence[str] = ("wer", "cer"),
+    regression_metrics: Sequence[str] = DEFAULT_REGRESSION_METRICS,
     window: int = DEFAULT_WINDOW,
     threshold: float = DEFAULT_THRESHOLD,
     min_history: int = DEFAULT_MIN_HISTORY,

@@ -152,6 +152,18 @@ def as_utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def since_time(value: datetime | str | None) -> datetime | None:
+    """A caller's `since` filter as an aware UTC datetime (None: no filter); BadInput naming the value when it is
+    no ISO 8601 time, since a caller's typo is bad input, not a server error."""
+    if value is None or isinstance(value, datetime):
+        return as_utc(value)
+    try:
+        return as_utc(datetime.fromisoformat(str(value)))
+    except ValueError:
+        raise BadInput(f"since must be an ISO 8601 time such as 2026-11-27T10:00:00Z or 2026-11-27, "
+                       f"got {value!r}") from None
+
+
 def finite_number(value: Any) -> float | None:
     """The value as a float when it is a finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

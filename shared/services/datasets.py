@@ -106,6 +106,11 @@ def dataset_quality(
     (shared/snapshot/dataset_files.py): memory is the engine's limit, not the rows. `passed` applies
     `thresholds` (None: the seed's defaults)."""
     metadata = read_metadata(bucket, dataset_id) or {}
+    prefix = layout.dataset_prefix(dataset_id)
+    if not metadata and all(bucket.size(prefix + layout.split_file(split)) is None for split in SPLITS):
+        # A typo'd id would otherwise read as a dataset "with no rows" that merely fails its thresholds.
+        raise NotFound(f"no dataset {dataset_id!r}: {bucket.uri(prefix)} holds neither "
+                       f"{layout.DATASET_METADATA} nor a split file")
     engine = settings or EngineSettings.from_env()
     with tempfile.TemporaryDirectory(prefix="stt-quality-") as tmp:
         report = read_datasets(bucket, [(dataset_id, metadata.get("files", {}))], Path(tmp),

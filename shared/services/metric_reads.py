@@ -15,7 +15,7 @@ from shared.domain.metric_history import EPOCH, SNAPSHOT_OVERLAP, Snapshot, buil
 from shared.domain.monitoring import DEFAULT_LIMIT, monitoring_read, report_summaries
 from shared.domain.performance_report import performance_report
 from shared.domain.trend_plot import render_trend_png
-from shared.domain.trends import as_utc, performance_trend, time_ordered
+from shared.domain.trends import as_utc, performance_trend, since_time, time_ordered
 from shared.ports import MetricStore
 
 # A trend read retries this often when a snapshot was published (and the recent points pruned) while it read.
@@ -79,8 +79,8 @@ def trend(
     store: MetricStore, metric: str, model_version: str | None = None, since: datetime | str | None = None
 ) -> dict[str, Any]:
     """The metric over time: points, first/last/best/worst/mean, improvement (positive = better)."""
+    start = since_time(since)  # a bad one is refused before anything is read
     points = current_points(store)
-    start = as_utc(since)
     if model_version is not None:
         points = [p for p in points if p.get("model_version") == model_version]
     if start is not None:

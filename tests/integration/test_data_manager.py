@@ -169,3 +169,20 @@ def test_the_seeds_relative_audio_path_and_a_teams_own_label(manager: DataManage
     assert (case["audio_path"], case["audio_path_given"]) == (f"gs://{bucket}/audio/sample.wav", "audio/sample.wav")
     assert case["error_types"] == ["accent", "substitution"]
     assert manager.get_statistics()["error_type_distribution"]["accent"] == 1
+
+
+def test_the_firestore_database_is_a_setting(stack: StackInfo, test_settings: Settings, namespace: str) -> None:
+    """CONTRACT: every name, the `(default)` database too, is a default a setting can change."""
+    from dataclasses import replace
+
+    from google.cloud import firestore
+
+    elsewhere = replace(test_settings, firestore_database=f"{namespace}-db")
+    assert Settings.from_env(elsewhere.to_env()).firestore_database == f"{namespace}-db"
+    case_id = DataManager(elsewhere).store_failed_case("gs://stt-audio/db.wav", "HELLO")
+    cases = test_settings.collection("failed_cases")
+    named = firestore.Client(project=test_settings.project, database=f"{namespace}-db")
+    assert named.collection(cases).document(case_id).get().exists
+    assert not firestore.Client(project=test_settings.project).collection(cases).document(case_id).get().exists
+    assert DataManager(elsewhere).get_statistics()["total_cases"] == 1
+    assert DataManager(test_settings).get_statistics()["total_cases"] == 0

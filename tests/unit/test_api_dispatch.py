@@ -74,3 +74,29 @@ def test_every_op_is_a_method_of_its_class() -> None:
 
     for op, class_name in OPERATIONS.items():
         assert callable(getattr(getattr(shared, class_name), op)), f"{class_name}.{op}"
+
+
+def test_a_bad_since_or_report_rule_is_a_400_that_says_what_is_wrong_never_a_500() -> None:
+    from shared.bootstrap import Adapters
+    from shared.integrated_system import IntegratedDataManagementSystem
+    from shared.metadata_tracker import MetadataTracker
+    from tests.unit.test_metrics_service import NOW, FakeStore
+
+    adapters = Adapters(SETTINGS, metrics=FakeStore())
+    tracker = MetadataTracker(adapters=adapters, clock=lambda: NOW)
+    instances = {"MetadataTracker": tracker, "IntegratedDataManagementSystem": IntegratedDataManagementSystem(
+        adapters=adapters, local_copies=False)}
+    for op in ("get_performance_trend", "get_learning_progress", "get_inference_stats"):
+        answer = dispatch({"op": op, "since": "last tuesday"}, SETTINGS, instances)
+        assert answer.status == 400, (op, answer.body)
+        assert answer.body["error"] == ("since must be an ISO 8601 time such as 2026-11-27T10:00:00Z or "
+                                        "2026-11-27, got 'last tuesday'")
+        assert dispatch({"op": op, "since": "2026-11-27"}, SETTINGS, instances).status == 200
+    unknown = dispatch({"op": "generate_performance_report", "windw": 3}, SETTINGS, instances)
+    assert unknown.status == 400 and "unexpected keyword argument 'windw'" in unknown.body["error"]
+    assert "window: 'int' = 5" in unknown.body["error"]  # the signature names the rule's parameters
+    typed = dispatch({"op": "generate_performance_report", "window": "3"}, SETTINGS, instances)
+    assert typed.status == 400 and "window must be int" in typed.body["error"]
+    ruled = dispatch({"op": "generate_performance_report", "window": 3, "threshold": 0.1, "min_history": 2,
+                      "regression_metrics": ["wer"]}, SETTINGS, instances)
+    assert ruled.status == 200 and ruled.body["result"]["anomaly_rule"]["window"] == 3

@@ -38,6 +38,7 @@ def test_env_overrides_and_types() -> None:
     assert settings.max_delivery_attempts == 7
     assert settings.min_backoff_s == 0.25
     assert settings.bucket == "stt-project-datasets"  # empty means unset
+    assert settings.firestore_database == "(default)"
 
 
 def test_to_env_round_trips() -> None:

@@ -262,3 +262,51 @@ def test_through_the_api_paths_stay_bucket_paths_and_nothing_is_written_locally(
     assert rolled.body["result"]["restored_to"][0].startswith(f"gs://{SETTINGS.bucket}/restores/current/")
     assert quality.status == 200 and quality.body["result"]["passed"] is True
     assert sorted(p for p in (tmp_path / "data").rglob("*")) == before
+
+
+def test_through_the_api_gs_uris_of_the_deployments_bucket_mean_the_bucket_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTRACT: gs:// URIs mean the bucket, wherever the call comes from; other buckets and prefixes stay refused."""
+    world = World(tmp_path)
+    built = world.pipeline.prepare_dataset(balance_error_types=False, create_version=True, version_name="a")
+    monkeypatch.setattr(system_report, "comprehensive_report", lambda *_: {"recommendations": ["ok"]})
+    from shared import bootstrap
+
+    def call(**body: Any) -> Any:
+        with bootstrap.use(Adapters(SETTINGS, bucket=world.bucket, cases=world.adapters.cases, metrics=FakeStore())):
+            return dispatch(body, SETTINGS)
+
+    rolled = call(op="rollback_to_version", version_id=built["version_id"],
+                  target_path=f"gs://{SETTINGS.bucket}/restores/weekly")
+    assert rolled.status == 200, rolled.body
+    assert rolled.body["result"]["restored_to"][0].startswith(f"gs://{SETTINGS.bucket}/restores/weekly/")
+    saved = call(op="generate_comprehensive_report", output_path=f"gs://{SETTINGS.bucket}/reports/w.json")
+    assert saved.status == 200, saved.body
+    assert saved.body["result"]["saved_to"] == f"gs://{SETTINGS.bucket}/reports/w.json"
+    assert orjson.loads(world.bucket.get("reports/w.json") or b"")["recommendations"] == ["ok"]
+    for refused in (call(op="rollback_to_version", version_id=built["version_id"],
+                         target_path=f"gs://{SETTINGS.bucket}/finetuning_datasets/x"),
+                    call(op="rollback_to_version", version_id=built["version_id"], target_path="gs://other/restores/x"),
+                    call(op="generate_comprehensive_report", output_path=f"gs://{SETTINGS.bucket}/{layout.REGISTRY}")):
+        assert refused.status == 400
+    assert world.bucket.get("finetuning_datasets/x/" + layout.RESTORE_MANIFEST) is None
+
+
+def test_check_quality_of_a_dataset_that_is_nowhere_says_so(tmp_path: Path) -> None:
+    """Not a report of zeros ("the dataset has no rows") for a typo: a NotFound naming what is missing, 404
+    through the api; a dataset whose split files exist but whose metadata.json is not written yet is still
+    checked."""
+    world = World(tmp_path)
+    built = world.pipeline.prepare_dataset(balance_error_types=False, create_version=False)
+    with pytest.raises(NotFound, match="no dataset 'weekly-typo'"):
+        world.control.check_quality("weekly-typo")
+    with pytest.raises(BadInput, match="no local copy there and no finished dataset 'nowhere'"):
+        world.control.check_quality(str(tmp_path / "data" / "finetuning" / "nowhere"))
+    from shared import bootstrap
+
+    with bootstrap.use(world.adapters):
+        answer = dispatch({"op": "check_quality", "dataset_path": "weekly-typo"}, SETTINGS)
+    assert answer.status == 404 and "no dataset 'weekly-typo'" in answer.body["error"]
+    world.bucket.delete(layout.dataset_prefix(built["dataset_id"]) + layout.DATASET_METADATA)
+    assert world.control.check_quality(built["dataset_id"])["num_samples"] == built["total_samples"]

@@ -221,3 +221,22 @@ def test_settings_and_adapters_still_work_and_conflicts_are_refused() -> None:
             make()
     assert DataVersionControl("a", base_dir="a").base_dir == Path("a")
     assert MetadataTracker(data_manager=manager, gcs_bucket_name=SETTINGS.bucket).adapters is adapters
+
+
+# -- the integrated system's build takes every parameter of the pipeline's (and of a build request) -------------
+
+
+def test_prepare_finetuning_dataset_takes_every_parameter_of_prepare_dataset() -> None:
+    import inspect
+
+    from tests.unit.fake_dataset_bucket import FakeCases
+    from tests.unit.test_dataset_build_service import make_cases
+
+    pipeline = set(inspect.signature(FinetuningDatasetPipeline.prepare_dataset).parameters)
+    integrated = set(inspect.signature(IntegratedDataManagementSystem.prepare_finetuning_dataset).parameters)
+    assert pipeline - integrated == set()
+    cases = [{**case, "duration_s": 1.0 + n % 4} for n, case in enumerate(make_cases())]  # 1, 2, 3, 4 s
+    system = IntegratedDataManagementSystem(adapters=Adapters(SETTINGS, bucket=FakeBucket(), cases=FakeCases(cases)),
+                                            local_copies=False)
+    info = system.prepare_finetuning_dataset(max_duration_s=2.5, balance_error_types=False, create_version=False)
+    assert info["total_samples"] == 20  # of 40: the 3 s and 4 s ones are left out
