@@ -269,14 +269,26 @@ def source_parent(bucket: Bucket, dataset_id: str, parent_version: str | None) -
     return max(own, key=lambda entry: str(entry.get("created_at")))["version_id"] if own else None
 
 
+def nothing_augmented_message(summary: Mapping[str, Any]) -> str:
+    """Why an augmented dataset without augmented rows is not a version, with what was skipped."""
+    return (f"not registered as a version: no clip could be augmented ({summary.get('skipped_count', 0)} train "
+            f"rows skipped as unusable audio, {summary.get('outside_duration_count', 0)} augmented clips outside "
+            f"the duration range; see augmentation.problems)")
+
+
 def version_augmented(
     bucket: Bucket, metadata: Mapping[str, Any], now: datetime, *, create_version: bool, version_name: str | None,
     parent_version: str | None, allow_failed_quality: bool,
 ) -> dict[str, Any]:
     """An augmented dataset through the quality gate (versioned when it passes or a failure is allowed, flagged
     then) and its card written; its info with `version_id`, `parent_version` and `quality_gate`. A build's
-    augmented dataset and a finished dataset augmented on request go the same way."""
+    augmented dataset and a finished dataset augmented on request go the same way. One without a single
+    augmented row (every clip missing or unusable) is never versioned: it would only copy its source and
+    become the current version."""
     gate = quality_gate(metadata["quality_report"], create_version, allow_failed_quality)
+    summary = metadata.get("augmentation") or {}
+    if create_version and summary.get("augmented_rows") == 0:
+        gate = {**gate, "version": "not_augmented", "message": nothing_augmented_message(summary)}
     version_id = None
     if gate["version"] in ("registered", "registered_flagged"):
         flags = {"quality_failed": True} if gate["version"] == "registered_flagged" else None

@@ -289,3 +289,31 @@ def test_a_val_or_test_row_whose_header_cannot_give_a_duration_is_named_and_kept
     val = {row["case_id"]: row for row in world.rows(info["dataset_id"], "val")}
     assert val["utt-001"]["duration_s"] is None
     assert val["utt-002"]["duration_s"] == pytest.approx(sf.info(clip_path(CLIPS[0])).duration)
+
+
+def test_an_augmentation_where_no_clip_could_be_augmented_is_not_a_version() -> None:
+    """Every train clip missing: the augmented dataset would only copy its source, so it is not registered and
+    the current version stays the source's; the result says why, with the skipped rows counted."""
+    world = World()
+    missing = [case(i, f"gs://{AUDIO_BUCKET}/clips/gone-{i}.wav") for i in range(4)]
+    world.build(missing, train_ratio=1.0, val_ratio=0.0, test_ratio=0.0)
+    before = read_registry(world.bucket)
+    info = world.augment(version_name="augmented")
+    assert info.get("version_id") is None and info["parent_version"] is None
+    assert info["augmentation"]["augmented_rows"] == 0 and info["augmentation"]["skipped_count"] == 4
+    assert info["quality_gate"]["version"] == "not_augmented"
+    assert "no clip could be augmented (4 train rows skipped" in info["quality_gate"]["message"]
+    after = read_registry(world.bucket)
+    assert after["current_version"] == before["current_version"] and after["versions"] == before["versions"]
+
+
+def test_a_build_whose_augmentation_found_no_clip_registers_only_the_plain_version() -> None:
+    world = World()
+    missing = [case(i, f"gs://{AUDIO_BUCKET}/clips/gone-{i}.wav") for i in range(4)]
+    info = world.build(missing, train_ratio=1.0, val_ratio=0.0, test_ratio=0.0, augment=SPEED_NOISE)
+    augmented = info["augmented"]
+    assert info["version_id"] is not None and augmented.get("version_id") is None
+    assert augmented["skipped_count"] == 4 and augmented["quality_gate"]["version"] == "not_augmented"
+    assert "no clip could be augmented" in augmented["quality_gate"]["message"]
+    registry = read_registry(world.bucket)
+    assert list(registry["versions"]) == [info["version_id"]] == [registry["current_version"]]
