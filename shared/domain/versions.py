@@ -225,7 +225,11 @@ def list_versions(
     registry: Mapping[str, Any], parent_version: str | None = None, min_quality_score: float | None = None
 ) -> list[VersionEntry]:
     """Entries newest first, optionally only children of parent_version and only those scoring at least the min;
-    each one readable by key or attribute (`VersionEntry`)."""
+    each one readable by key or attribute (`VersionEntry`). A min outside [0, 1] is refused: no score is
+    there, so it would answer an empty list that reads as "no version is good enough"."""
+    if min_quality_score is not None and not 0.0 <= min_quality_score <= 1.0:  # NaN fails too
+        raise BadInput(f"min_quality_score must be between 0 and 1 (a quality report's overall_score), "
+                       f"got {min_quality_score!r}")
     entries = _newest_first(registry["versions"].values())
     if parent_version is not None:
         entries = [entry for entry in entries if entry.get("parent_version") == parent_version]

@@ -60,6 +60,13 @@ def test_versions_read_as_the_seed_reads_them_and_answer_the_same_json_through_t
     assert answer.json() == orjson.dumps({"op": "list_versions", "result": plain})
 
 
+def test_a_min_quality_score_outside_0_to_1_is_a_400_naming_the_range() -> None:
+    control = version_control_over(registry_with(0.88, 0.93))
+    answer = dispatch({"op": "list_versions", "min_quality_score": 90}, SETTINGS, {"DataVersionControl": control})
+    assert answer.status == 400
+    assert "min_quality_score must be between 0 and 1" in answer.body["error"]
+
+
 def test_compare_versions_has_the_seeds_quality_improvement() -> None:
     control = version_control_over(registry_with(0.88, 0.93))
     comparison = control.compare_versions("v0", "v1")

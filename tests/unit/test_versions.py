@@ -27,6 +27,7 @@ from shared.domain.versions import (
     version_id_for,
     version_report,
 )
+from shared.errors import BadInput
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -179,6 +180,15 @@ def test_list_versions_newest_first_with_filters() -> None:
     assert [e["version_id"] for e in list_versions(registry)] == ["v2", "v3", "v1"]
     assert [e["version_id"] for e in list_versions(registry, parent_version="v1")] == ["v2", "v3"]
     assert [e["version_id"] for e in list_versions(registry, min_quality_score=0.9)] == ["v1"]
+
+
+@pytest.mark.parametrize("score", [-0.1, 1.5, 90, float("nan")])
+def test_list_versions_refuses_a_min_quality_score_outside_0_to_1(score: float) -> None:
+    registry = registry_of(entry("v1", score=0.99))
+    with pytest.raises(BadInput, match=r"min_quality_score must be between 0 and 1"):
+        list_versions(registry, min_quality_score=score)
+    assert [e["version_id"] for e in list_versions(registry, min_quality_score=1)] == []  # the bounds are allowed
+    assert [e["version_id"] for e in list_versions(registry, min_quality_score=0)] == ["v1"]
 
 
 def test_listed_versions_read_as_attributes_and_stay_the_same_json() -> None:
