@@ -89,6 +89,10 @@ class ObjectGone(NotFound):
     """The notified object version no longer exists (deleted or overwritten before it was read)."""
 
 
+class NeverExported(NotFound):
+    """A restore's export does not exist: `sync_all_to_gcs` (or the export step) never wrote it."""
+
+
 # -- transient ----------------------------------------------------------------------------------------------
 
 

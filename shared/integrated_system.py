@@ -18,7 +18,7 @@ from shared.facade_setup import LocalPath, bucket_object, deployment, is_bucket_
 from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.json_encoding import dumps_json
 from shared.metadata_tracker import MetadataTracker
-from shared.services import system_report
+from shared.services import full_restore, system_report
 from shared.services.dead_letter_backlog import DEFAULT_LISTED, list_dead_letters
 from shared.services.dead_letter_replay import replay_dead_letters
 from shared.services.local_copies import write_local_file
@@ -133,10 +133,11 @@ class IntegratedDataManagementSystem:
     def sync_all_from_gcs(self) -> dict[str, Any]:
         """Rebuild the stored cases (corrections and statistics counters included) and the metric records
         (performance history, model versions' latest registrations, learning progress, inference stats) from
-        what `sync_all_to_gcs` wrote, adding only what Firestore lacks; what was restored. NotFound when the
-        cases were never exported (then nothing is restored)."""
-        return {"learning_data": self.data_manager.sync_from_gcs(),
-                "metadata": self.metadata_tracker.sync_from_gcs()}
+        what `sync_all_to_gcs` wrote, adding only what Firestore lacks; per part what was restored or absent
+        (shared/services/full_restore.py). Whatever part was exported is restored; NotFound only when nothing
+        at all was exported."""
+        a = self.adapters
+        return full_restore.restore_all(a.cases, a.metrics, a.bucket)
 
     def replay_dead_letters(
         self, topic: str | None = None, max_messages: int = 1000, max_replays: int = DEFAULT_MAX_REPLAYS

@@ -22,7 +22,7 @@ import orjson
 
 from shared.domain import bucket_layout as layout
 from shared.domain.cases import case_counters
-from shared.errors import BadInput, NotFound, ObjectGone
+from shared.errors import BadInput, NeverExported, ObjectGone
 from shared.ports import Bucket, CaseStore
 
 BATCH = 500  # cases per atomic write (Firestore's limit)
@@ -79,11 +79,13 @@ def _latest_cases(bucket: Bucket, last: dict[str, int]) -> Iterator[dict[str, An
 
 
 def restore_cases(store: CaseStore, bucket: Bucket) -> dict[str, Any]:
-    """Store every case of the export that the store lacks, with its counters; what was restored."""
+    """Store every case of the export that the store lacks, with its counters; what was restored.
+    NeverExported (a NotFound) when the export does not exist."""
     try:
         last = _last_lines(bucket)
     except ObjectGone as exc:
-        raise NotFound(f"nothing to restore: {bucket.uri(layout.FAILED_CASES)} does not exist") from exc
+        raise NeverExported(f"nothing to restore: {bucket.uri(layout.FAILED_CASES)} does not exist; "
+                            "run sync_all_to_gcs first") from exc
     restored = present = 0
     batch: list[tuple[str, dict[str, Any], Any]] = []
 

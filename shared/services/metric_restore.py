@@ -65,7 +65,7 @@ def _line_records(bucket: Bucket, name: str) -> Iterator[tuple[str, dict[str, An
 def _registrations(bucket: Bucket) -> Iterator[tuple[str, dict[str, Any]]]:
     data = bucket.get(layout.MODEL_VERSIONS)
     if data is None:
-        return
+        raise ObjectGone(f"{bucket.uri(layout.MODEL_VERSIONS)} does not exist")
     try:
         export = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -81,7 +81,8 @@ def _registrations(bucket: Bucket) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def restore_metrics(store: MetricStore, bucket: Bucket) -> dict[str, Any]:
     """Store every exported metric record the store lacks; per kind, how many the export held, restored and
-    already stored (an export that does not exist yet counts as empty)."""
+    already stored, and its `status`: "restored" (the export was read) or "absent" (never exported: counted as
+    empty)."""
     sources: dict[str, tuple[str, Iterator[tuple[str, dict[str, Any]]]]] = {
         kind: (name, _line_records(bucket, name)) for kind, name in LINE_EXPORTS.items()
     }
@@ -89,12 +90,13 @@ def restore_metrics(store: MetricStore, bucket: Bucket) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for kind, (name, records) in sources.items():
         exported = restored = 0
+        status = "restored"
         try:
             for record_id, record in records:
                 exported += 1
                 restored += store.create(kind, record_id, record)
         except ObjectGone:
-            pass  # never exported: nothing of this kind to restore
-        result[kind] = {"source": bucket.uri(name), "records": exported, "restored": restored,
+            status = "absent"  # never exported: nothing of this kind to restore
+        result[kind] = {"source": bucket.uri(name), "status": status, "records": exported, "restored": restored,
                         "already_stored": exported - restored}
     return result

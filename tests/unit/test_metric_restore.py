@@ -17,6 +17,7 @@ def test_no_export_restores_nothing_and_says_so() -> None:
     result = restore_metrics(FakeStore(), FakeBucket())
     assert {kind: r["records"] for kind, r in result.items()} == {
         "performance": 0, "learning_progress": 0, "inference_stats": 0, "model_version": 0}
+    assert {r["status"] for r in result.values()} == {"absent"}
 
 
 def test_records_come_back_typed_and_only_once() -> None:
@@ -33,6 +34,8 @@ def test_records_come_back_typed_and_only_once() -> None:
     result = restore_metrics(store, bucket)
 
     assert (result["inference_stats"]["restored"], result["inference_stats"]["already_stored"]) == (0, 1)
+    assert result["inference_stats"]["status"] == result["model_version"]["status"] == "restored"
+    assert result["performance"]["status"] == "absent"
     assert store.docs["inference_stats"]["r1"] == {"record_id": "r1", "stored_at": NOW}
     stored = store.docs["model_version"]["m1"]
     assert stored["recorded_at"].isoformat() == "2026-11-29T00:00:00+00:00"
