@@ -48,6 +48,8 @@ REJECTS_IN_MEMORY = 4 * 1024 * 1024
 JSONL = "application/x-ndjson"
 # GCS joins at most this many objects in one compose.
 MAX_COMPOSE = 32
+# A JSONL import reads its object through a buffer this big (the bucket's stream fetches as much per request).
+LINE_BUFFER = 8 * 1024 * 1024
 
 
 @dataclass
@@ -370,12 +372,15 @@ def run_import(
     where = {"object": bucket.uri(object_name), "generation": str(generation)}
     notes = ProgressNotes(progress, "import", import_id)
     counted = ("accepted", "duplicates", "rejected")
+    gen = int(generation) if generation else None
+    # The object's size and how much of it was read give a watcher a percentage (lines have no known total).
+    position = ReadPosition(bucket.size(object_name, gen))
     notes.note(state="running", name=object_name, **where, lines_done=int((checkpoint or {}).get("line", 0)),
-               **{key: int((checkpoint or {}).get(key, 0)) for key in counted})
+               **{key: int((checkpoint or {}).get(key, 0)) for key in counted}, **position.fields())
 
     def note_progress(line: int, report: ImportReport) -> None:
         notes.now_and_then(state="running", lines_done=line, lines_read=report.lines,
-                           **{key: getattr(report, key) for key in counted})
+                           **{key: getattr(report, key) for key in counted}, **position.fields())
     rejects = RejectSink(bucket, rejects_name, (checkpoint or {}).get("reject_segments") or ())
     snapshot = SnapshotAppender(bucket, stamp, parts=(checkpoint or {}).get("snapshot_parts") or ())
 
@@ -386,9 +391,8 @@ def run_import(
             "reject_segments": rejects.cut(), "snapshot_parts": snapshot.flush(),
         })
 
-    gen = int(generation) if generation else None
     try:
-        with _object_lines(bucket, object_name, gen) as lines:
+        with _object_lines(bucket, object_name, gen, position) as lines:
             report = import_failures(
                 lines, import_id, ledger, on_reject=rejects.add, now=stamp, on_stored=snapshot.add,
                 report=ImportReport.resumed(import_id, checkpoint), on_checkpoint=save_progress,
@@ -419,19 +423,44 @@ def run_import(
     bucket.put(f"{base}.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2), "application/json")
     ledger.save_import(import_id, summary)
     notes.note(state="finished", lines_done=report.lines, lines_read=report.lines,
-               **{key: getattr(report, key) for key in counted})
+               **{key: getattr(report, key) for key in counted}, **position.fields())
     rejects.discard_segments()
     return {**summary, "status": "imported"}
 
 
+@dataclass
+class ReadPosition:
+    """How far an import read its object: `bytes_read` of `bytes_total` (the object's size, None when unknown).
+    Counted for JSONL only: a Parquet file is read by row group, footer first, so no offset tracks its rows."""
+
+    bytes_total: int | None
+    bytes_read: int | None = None
+
+    def fields(self) -> dict[str, int]:
+        """The progress note's fields: what is known of the two."""
+        known = {"bytes_total": self.bytes_total, "bytes_read": self.bytes_read}
+        return {key: value for key, value in known.items() if value is not None}
+
+
+def counted_lines(stream: BinaryIO, position: ReadPosition) -> Iterator[bytes]:
+    """The stream's lines without their line ends (split on b"\\n", as Bucket.lines splits), each line's bytes
+    (its end included) added to `position.bytes_read` as it is handed on: the offset the import has reached."""
+    position.bytes_read = 0
+    # Buffered: the bucket's blob reader alone, iterated by lines, reads a byte per read().
+    with io.BufferedReader(stream, buffer_size=LINE_BUFFER) as buffered:  # type: ignore[arg-type,type-var]
+        for line in buffered:
+            position.bytes_read += len(line)
+            yield line.rstrip(b"\r\n")
+
+
 @contextmanager
-def _object_lines(bucket: Bucket, name: str, generation: int | None) -> Iterator[Iterator[bytes]]:
-    """The object's events as lines: JSONL as it is, Parquet a row a line."""
-    if name.endswith(".parquet"):
-        with bucket.reader(name, generation) as stream:
-            yield parquet_lines(stream)
-    else:
-        yield bucket.lines(name, generation)
+def _object_lines(
+    bucket: Bucket, name: str, generation: int | None, position: ReadPosition,
+) -> Iterator[Iterator[bytes]]:
+    """The object's events as lines: JSONL as it is (its bytes read counted on `position`), Parquet a row a
+    line."""
+    with bucket.reader(name, generation) as stream:
+        yield parquet_lines(stream) if name.endswith(".parquet") else counted_lines(stream, position)
 
 
 # What the log line of an import keeps of its result (the whole result is in import_results/ and Firestore).

@@ -68,7 +68,9 @@ class ProgressNotes:
 def import_status(name: str, generation: int | None, board: ProgressBoard, cases: CaseStore,
                   bucket: Bucket) -> dict[str, Any]:
     """Where the import of one object version stands: `state` queued | running | finished | rejected | object
-    gone, its counts so far (`lines_done`, `accepted`, `duplicates`, `rejected`) and, once done, its `result`.
+    gone, its counts so far (`lines_done`, `accepted`, `duplicates`, `rejected`), how far the object was read
+    (`bytes_read` of its size `bytes_total`: a percentage, JSONL only; a Parquet import has `bytes_total` alone)
+    and, once done, its `result`.
 
     `generation` defaults to the object's live one; NotFound when neither the object nor a record exists.
     """

@@ -45,14 +45,51 @@ def test_a_running_import_notes_its_lines_done_and_counts_as_it_goes(monkeypatch
     assert notes[0]["state"] == "running" and notes[0]["lines_done"] == 0
     done = [n["lines_done"] for n in notes[1:-1]]
     assert done == sorted(done) and len(done) >= 5, done  # it moved forward, chunk by chunk
+    size = len(bucket.get("imports/day1.jsonl") or b"")
     assert notes[-1] == {"state": "finished", "lines_done": 1_000, "lines_read": 1_000,
-                         "accepted": 900, "duplicates": 0, "rejected": 100}
+                         "accepted": 900, "duplicates": 0, "rejected": 100, "bytes_read": size, "bytes_total": size}
     assert result["accepted"] == 900
 
     status = work_progress.import_status("day1.jsonl", None, board, store, bucket)
     assert (status["state"], status["lines_done"], status["accepted"], status["rejected"]) == ("finished", 1_000,
                                                                                                 900, 100)
     assert "rejects" not in status["result"] and status["result"]["lines"] == 1_000
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+def test_a_running_import_notes_the_bytes_read_of_the_objects_size(monkeypatch: pytest.MonkeyPatch,
+                                                                   ending: bytes) -> None:
+    monkeypatch.setattr(bulk_import, "IMPORT_BATCH", 100)
+    monkeypatch.setattr(work_progress, "NOTE_EVERY_S", 0.0)
+    bucket, store, board = FakeBucket(), FullCaseStore(), InMemoryProgressBoard()
+    data = jsonl(1_000).replace(b"\n", ending).removesuffix(ending)  # the last line without its end
+    bucket.put("imports/day2.jsonl", data)
+
+    run_import("imports/day2.jsonl", bucket.generation("imports/day2.jsonl"), store, bucket, progress=board)
+
+    notes = [fields for kind, _, fields in board.notes if kind == "import"]
+    assert all(note["bytes_total"] == len(data) for note in notes)
+    read = [note["bytes_read"] for note in notes if "bytes_read" in note]
+    assert read == sorted(read) and 0 < read[0] < len(data) and read[-1] == len(data), read
+    status = work_progress.import_status("day2.jsonl", None, board, store, bucket)
+    assert (status["bytes_read"], status["bytes_total"], status["accepted"]) == (len(data), len(data), 1_000)
+
+
+def test_a_parquet_import_notes_its_size_but_no_offset() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [orjson.loads(line) for line in jsonl(20).splitlines()]
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    bucket, store, board = FakeBucket(), FullCaseStore(), InMemoryProgressBoard()
+    bucket.put("imports/rows.parquet", sink.getvalue().to_pybytes())
+
+    run_import("imports/rows.parquet", bucket.generation("imports/rows.parquet"), store, bucket, progress=board)
+
+    notes = [fields for kind, _, fields in board.notes if kind == "import"]
+    assert notes[-1]["state"] == "finished" and notes[-1]["bytes_total"] == bucket.size("imports/rows.parquet")
+    assert not any("bytes_read" in note for note in notes)
 
 
 def test_progress_that_cannot_be_written_never_fails_the_import() -> None:
