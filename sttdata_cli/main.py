@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
+from rich import filesize
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from shared.domain import bucket_layout as layout
@@ -194,10 +195,22 @@ def count_rows(path: Path) -> int:
     return lines + (last != b"\n")
 
 
+def _import_bar(state: Mapping[str, Any], lines_total: int | None) -> dict[str, Any]:
+    """Where the import bar stands: the bytes read of the object's size when the import notes them (an exact
+    total, known by the api), else the lines done of the lines counted in the local file."""
+    lines_done = int(state.get("lines_done") or 0)
+    bytes_read, bytes_total = state.get("bytes_read"), state.get("bytes_total")
+    if isinstance(bytes_read, int) and isinstance(bytes_total, int) and bytes_total > 0:
+        return {"total": bytes_total, "completed": min(bytes_read, bytes_total),
+                "detail": f"{lines_done} lines, {filesize.decimal(bytes_read)} of {filesize.decimal(bytes_total)}"}
+    return {"total": lines_total, "completed": min(lines_done, lines_total or 0),
+            "detail": f"{lines_done}/{lines_total} lines"}
+
+
 @cli.command("import", short_help="Upload a file of failure events to imports/ [--wait].")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", help="Object name under imports/ (default: the file's name).")
-@click.option("--wait/--no-wait", default=False, help="Wait for the import, with a progress bar of lines stored.")
+@click.option("--wait/--no-wait", default=False, help="Wait for the import, with a bar of the file read.")
 @click.option("--timeout", default=WAIT_TIMEOUT_S, show_default=True, help="Seconds --wait waits at most.")
 @click.pass_obj
 def import_(session: Session, file: Path, name: str | None, wait: bool, timeout: float) -> None:
@@ -212,12 +225,12 @@ def import_(session: Session, file: Path, name: str | None, wait: bool, timeout:
         out.print("the import runs in the cloud: `sttdata status` shows how far it got")
         return
     api, deadline = session.the_api(), session.clock() + timeout
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("lines"),
-                  console=out, transient=False) as bar:
-        task = bar.add_task("queued", total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[detail]}"), console=out, transient=False) as bar:
+        task = bar.add_task("queued", total=total, detail="")
         while True:
             state = api.call("import_status", name=object_name, generation=generation)
-            bar.update(task, completed=min(int(state.get("lines_done") or 0), total or 0),
+            bar.update(task, **_import_bar(state, total),
                        description=f"{state['state']}: {state.get('accepted', 0)} stored, "
                                    f"{state.get('rejected', 0)} rejected")
             if state["state"] in IMPORT_DONE:

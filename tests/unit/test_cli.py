@@ -270,6 +270,31 @@ def test_import_uploads_and_waits_with_the_lines_stored(stub: Callable[[dict[str
     assert "gs://b/import_results/day1.rejected.jsonl" in result.output
 
 
+def test_import_wait_shows_a_percentage_of_the_bytes_read_when_the_import_notes_them(
+    stub: Callable[[dict[str, Handler]], StubApi], files: MemoryFiles, tmp_path: Path
+) -> None:
+    source = tmp_path / "day2.jsonl"
+    source.write_bytes(b"".join(b'{"n": %d}\n' % i for i in range(1000)))
+    size = source.stat().st_size
+    api = stub({"import_status": sequence(
+        {"state": "running", "lines_done": 250, "accepted": 250, "bytes_read": size // 4, "bytes_total": size},
+        {"state": "finished", "lines_done": 1000, "accepted": 1000, "duplicates": 0, "rejected": 0,
+         "bytes_read": size, "bytes_total": size, "result": {"lines": 1000}},
+    )})
+    result = run(["import", str(source), "--wait"], api, files)
+    assert result.exit_code == 0, result.output
+    assert "100%" in result.output and f"1000 lines, {size / 1000:.1f} kB of {size / 1000:.1f} kB" in result.output
+
+
+def test_the_import_bar_follows_the_bytes_read_else_the_lines_counted() -> None:
+    from sttdata_cli.main import _import_bar
+
+    assert _import_bar({"lines_done": 10, "bytes_read": 300, "bytes_total": 1200}, 40) == {
+        "total": 1200, "completed": 300, "detail": "10 lines, 300 bytes of 1.2 kB"}
+    assert _import_bar({"lines_done": 10, "bytes_total": 1200}, 40) == {  # a Parquet import: its rows counted
+        "total": 40, "completed": 10, "detail": "10/40 lines"}
+
+
 def test_an_import_without_wait_only_uploads_and_a_rejected_one_fails(
     stub: Callable[[dict[str, Handler]], StubApi], files: MemoryFiles, tmp_path: Path
 ) -> None:
