@@ -131,7 +131,10 @@ PAGE = """<!doctype html>
         <th>updated</th></tr>
       {%- for item in work.imports %}
       <tr><td>{{ item.name or item.work_id }}</td><td>{{ state(item.state) }}</td>
-        <td>{% if item.state == "running" %}<progress></progress> {% endif %}{{ item.lines_done or 0 }} lines</td>
+        <td>{% if item.state == "running" and item.bytes_total and item.bytes_read is number %}<progress
+          value="{{ item.bytes_read }}" max="{{ item.bytes_total }}"></progress>
+          {{ (100 * item.bytes_read / item.bytes_total) | round(0, "floor") | int }}%,
+          {% elif item.state == "running" %}<progress></progress> {% endif %}{{ item.lines_done or 0 }} lines</td>
         <td class="num">{{ item.accepted or 0 }}</td><td class="num">{{ item.duplicates or 0 }}</td>
         <td class="num">{{ item.rejected or 0 }}</td>
         <td>{{ (item.updated_at or "")[:19] | replace("T", " ") }}</td></tr>

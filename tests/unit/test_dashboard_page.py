@@ -67,6 +67,13 @@ def test_the_page_shows_the_figures_charts_and_tables_of_its_facts() -> None:
     assert "m&lt;1&gt;" in page
 
 
+def test_a_running_import_that_notes_its_bytes_shows_a_percentage() -> None:
+    facts = sample_facts()
+    facts["recent_work"]["imports"][0] |= {"bytes_read": 2_500, "bytes_total": 10_000}
+    page = render_page(facts, refresh_s=15)
+    assert re.search(r'<progress\s+value="2500" max="10000"></progress>\s+25%,\s+5000 lines', page), page
+
+
 def test_an_empty_deployment_still_draws_every_chart_and_an_unreadable_backlog_says_so() -> None:
     facts = sample_facts()
     facts["statistics"] |= {"total_cases": 0, "corrected_cases": 0, "correction_rate": 0.0,
