@@ -104,10 +104,14 @@ def write_big_file(path: Path, megabytes: int) -> int:
 def read_with_import_reader(settings: Any, name: str) -> tuple[float, int]:
     """Seconds for the import's reader to yield every line of `name`, and the bytes it covered."""
     from shared.adapters.gcs import BucketStore
+    from shared.services.bulk_import import ReadPosition, counted_lines
 
+    position = ReadPosition(None)
     started = time.perf_counter()
-    size = sum(len(line) + 1 for line in BucketStore(settings).lines(name))
-    return time.perf_counter() - started, size
+    with BucketStore(settings).reader(name) as stream:  # what run_import reads a JSONL import through
+        for _ in counted_lines(stream, position):
+            pass
+    return time.perf_counter() - started, position.bytes_read
 
 
 def read_raw(bucket: Any, name: str) -> tuple[float, int]:

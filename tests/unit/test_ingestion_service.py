@@ -1,7 +1,9 @@
 """The ingestion use cases on an in-memory store: outcomes, idempotency, quarantine, imports."""
 
+import contextlib
 import json
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import orjson
 from hypothesis import given, settings
@@ -130,9 +132,13 @@ class _GoneBucket:
     def put(self, name: str, data: bytes, content_type: str = "") -> str:
         raise AssertionError("nothing is written for a vanished object")
 
-    def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
+    def size(self, name: str, generation: int | None = None) -> int | None:
+        return None  # as BucketStore.size answers for an absent object
+
+    @contextlib.contextmanager
+    def reader(self, name: str, generation: int | None = None) -> Iterator[BinaryIO]:
         raise ObjectGone(name)
-        yield b""  # pragma: no cover - makes this a generator like the real one
+        yield  # pragma: no cover - makes this a context manager like the real one
 
 
 class _Ledger(InMemoryCaseStore):
