@@ -82,12 +82,16 @@ def _surface_types(original: str, corrected: str) -> set[str]:
         found.add("punctuation")
     if not orig_words or not corr_words:
         return found
-    for chunk in _alignment([k for _, k in corr_words], [k for _, k in orig_words]):
-        if chunk.type != "equal":
-            continue
-        for offset in range(chunk.ref_end_idx - chunk.ref_start_idx):
-            corr_raw = corr_words[chunk.ref_start_idx + offset][0]
-            orig_raw = orig_words[chunk.hyp_start_idx + offset][0]
+    corr_keys, orig_keys = [k for _, k in corr_words], [k for _, k in orig_words]
+    # The same words (a casing or punctuation fix, the usual correction) align one to one: no alignment to run.
+    same = [(0, 0, len(corr_keys))] if corr_keys == orig_keys else [
+        (chunk.ref_start_idx, chunk.hyp_start_idx, chunk.ref_end_idx - chunk.ref_start_idx)
+        for chunk in _alignment(corr_keys, orig_keys) if chunk.type == "equal"
+    ]
+    for corr_start, orig_start, length in same:
+        for offset in range(length):
+            corr_raw = corr_words[corr_start + offset][0]
+            orig_raw = orig_words[orig_start + offset][0]
             if [c for c in corr_raw if is_punctuation(c)] != [c for c in orig_raw if is_punctuation(c)]:
                 found.add("punctuation")
             if [c for c in corr_raw if not is_punctuation(c)] != [c for c in orig_raw if not is_punctuation(c)]:
@@ -151,6 +155,8 @@ def _word_types(original: str, corrected: str) -> set[str]:
             found.add("deletion")
         return found
     # The same alignment normalized WER reads (cached there): tokens rejoined are the normalized texts.
+    if hyp == ref:
+        return found  # nothing to align: no word was substituted, deleted or inserted
     chunks = list(normalized_word_alignment(" ".join(ref), " ".join(hyp)).alignments[0])
     loops = _loop_positions(hyp)
     last = chunks[-1]

@@ -112,9 +112,11 @@ def score_transcript(reference: str, hypothesis: str) -> TranscriptScores:
     """Raw and normalized WER/CER of ``hypothesis`` (model output) against ``reference`` (correction)."""
     norm_ref = normalize_english(reference)
     norm_hyp = normalize_english(hypothesis)
+    # Texts equal after normalization (a casing or punctuation fix) have no normalized error: jiwer says 0.0 too.
+    same = norm_ref == norm_hyp
     return TranscriptScores(
         wer=word_error_rate(reference, hypothesis),
         cer=char_error_rate(reference, hypothesis),
-        normalized_wer=float(normalized_word_alignment(norm_ref, norm_hyp).wer),
-        normalized_cer=char_error_rate(norm_ref, norm_hyp),
+        normalized_wer=0.0 if same else float(normalized_word_alignment(norm_ref, norm_hyp).wer),
+        normalized_cer=0.0 if same else char_error_rate(norm_ref, norm_hyp),
     )
