@@ -28,11 +28,15 @@ Run: `make bench` or `.venv/bin/python bench/imports.py`. The 1 GB import alone 
 cores (2.5M lines; parsing and scoring run at ~4.5k lines/s): BENCH_IMPORT_MB=64 BENCH_IMPORT_STORED_N=5000 for a
 quick run.
 
-Measured 2026-12-03 (2 cores shared with other sessions): read 318 MB/s (raw client read 261 MB/s); the 1 GB
-import (2.51M lines) peaked at 626 MiB in the import process, 91 MiB in the parser worker, 717 MiB sampled sum
-(read-and-parse floor 105 MiB), in 553 s; stored 1,239 cases/s without corrections (62% of raw WriteBatch's
-1,998/s) and 818/s half corrected (50% of 1,624/s: scoring is the bound). The import process grows by ~150 bytes
-per distinct case (the ids it has seen, so two batches in flight never hold the same case).
+Measured 2026-12-03, quiet machine, reading through the import's own stream with bytes counted: read 250 MB/s
+(raw client read 221 MB/s); the 1 GB import (2.51M lines) peaked at 628 MiB in the import process, 112 MiB in the
+parser worker, 740 MiB sampled sum (read-and-parse floor 105 MiB), in 583 s; stored 1,577 cases/s without
+corrections (68% of raw WriteBatch's 2,330/s) and 1,195/s half corrected (55% of 2,186/s: a miss). Scoring is
+no longer the whole cause: at 0.30 ms a corrected pair (was 1.8) a second run still gave 55% (1,125 of
+2,056/s); in process without Firestore a corrected line still costs ~0.5 ms more than an uncorrected one (its
+larger case document built, pickled back from the parser worker and encoded), and on 2 cores the emulator
+competes for the same CPU. The import process grows by ~150 bytes per distinct case (the ids it has seen, so
+two batches in flight never hold the same case).
 """
 
 from __future__ import annotations
