@@ -15,7 +15,6 @@ from shared.bootstrap import Adapters
 from shared.domain import bucket_layout as layout
 from shared.services.system_report import save_report
 from tests.infra.tf import INFRA_DIR, TfModule, literal, unquote
-from tests.unit.fake_dataset_bucket import FakeBucket
 
 VIEWER, CREATOR, USER = "roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"
 
@@ -39,22 +38,6 @@ def allows(grants: dict[str, str], name: str, *, replaces: bool) -> bool:
         if covers and (role == USER or not replaces):
             return True
     return False
-
-
-class RecordingBucket(FakeBucket):
-    """A FakeBucket that notes each write and delete with whether it replaced (or removed) an object."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.changes: list[tuple[str, bool]] = []
-
-    def _land(self, name: str, data: bytes, content_type: str) -> int:
-        self.changes.append((name, name in self.objects))
-        return super()._land(name, data, content_type)
-
-    def delete(self, name: str) -> None:
-        self.changes.append((name, True))
-        super().delete(name)
 
 
 def test_the_api_reads_the_bucket_and_writes_only_where_it_is_granted(root: TfModule) -> None:

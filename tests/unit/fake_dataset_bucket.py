@@ -288,3 +288,20 @@ class FakeQuarantine(Quarantine):
             return False
         self.kept[quarantine_id] = record
         return True
+
+
+class WriteRecordingBucket(FakeBucket):
+    """A FakeBucket that notes each write and delete, with whether it replaced (or removed) an object: what a
+    test checks against the writes a role may make (create only, or replace and delete too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[tuple[str, bool]] = []
+
+    def _land(self, name: str, data: bytes, content_type: str) -> int:
+        self.changes.append((name, name in self.objects))
+        return super()._land(name, data, content_type)
+
+    def delete(self, name: str) -> None:
+        self.changes.append((name, True))
+        super().delete(name)

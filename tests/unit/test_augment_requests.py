@@ -20,21 +20,9 @@ from shared.finetuning_pipeline import FinetuningDatasetPipeline
 from shared.services.augment_requests import MAX_WAIT_S, POLL_S, ask_augmentation
 from shared.services.dataset_builds import run_build_request
 from shared.services.version_registry import read_registry
-from tests.unit.fake_dataset_bucket import FakeBucket, FakeCases, FakeLedger, FakeQuarantine
+from tests.unit.fake_dataset_bucket import FakeCases, FakeLedger, FakeQuarantine, WriteRecordingBucket
 from tests.unit.fake_progress import InMemoryProgressBoard
 from tests.unit.test_augmentation import AUDIO_BUCKET, SPEED_NOISE, World, speech_cases
-
-
-class RecordingBucket(FakeBucket):
-    """A FakeBucket that notes each write with whether it replaced an object."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.changes: list[tuple[str, bool]] = []
-
-    def _land(self, name: str, data: bytes, content_type: str) -> int:
-        self.changes.append((name, name in self.objects))
-        return super()._land(name, data, content_type)
 
 
 class Deployment(World):
@@ -43,7 +31,7 @@ class Deployment(World):
 
     def __init__(self) -> None:
         super().__init__()
-        self.bucket = RecordingBucket()
+        self.bucket = WriteRecordingBucket()
         self.buckets[self.bucket.bucket] = self.bucket
         self.build(speech_cases(12))
         self.bucket.changes.clear()
