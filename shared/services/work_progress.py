@@ -65,6 +65,14 @@ class ProgressNotes:
         self.note(state="running", stage=stage)
 
 
+def _version(bucket: Bucket, object_name: str, generation: int | None, what: str) -> int:
+    """The object version a status is asked of: the one given, else the live one; NotFound when there is none."""
+    found = generation or bucket.generation(object_name) or None
+    if found is None:
+        raise NotFound(f"no {what} {object_name} in gs://{_bucket_name(bucket)}: upload it first")
+    return found
+
+
 def import_status(name: str, generation: int | None, board: ProgressBoard, cases: CaseStore,
                   bucket: Bucket) -> dict[str, Any]:
     """Where the import of one object version stands: `state` queued | running | finished | rejected | object
@@ -75,9 +83,7 @@ def import_status(name: str, generation: int | None, board: ProgressBoard, cases
     `generation` defaults to the object's live one; NotFound when neither the object nor a record exists.
     """
     object_name = layout.import_object_name(name)
-    generation = generation or bucket.generation(object_name) or None
-    if generation is None:
-        raise NotFound(f"no import {object_name} in gs://{_bucket_name(bucket)}: upload it first")
+    generation = _version(bucket, object_name, generation, "import")
     import_id = object_version_id(object_name, generation)
     status: dict[str, Any] = {"import_id": import_id, "name": object_name, "generation": str(generation),
                               "state": "queued"}
@@ -100,9 +106,7 @@ def build_status(name: str, generation: int | None, board: ProgressBoard, bucket
     `generation` defaults to the request's live one; NotFound when neither the request nor a record exists.
     """
     object_name = layout.request_object_name(name)
-    generation = generation or bucket.generation(object_name) or None
-    if generation is None:
-        raise NotFound(f"no build request {object_name} in gs://{_bucket_name(bucket)}: upload it first")
+    generation = _version(bucket, object_name, generation, "build request")
     build_id = object_version_id(object_name, generation)
     status: dict[str, Any] = {"build_id": build_id, "name": object_name, "generation": str(generation),
                               "state": "queued", "stage": "waiting for the build function"}
