@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.api_core.exceptions import AlreadyExists, Conflict, InvalidArgument
 from google.cloud import firestore
@@ -28,7 +28,6 @@ from shared.adapters.firestore_counters import (
     N_SHARDS,
     QUARANTINE,
     SHARDS,
-    counter_writes,
     increment_shards,
     keep_quarantined,
     model_counter_rows,
@@ -36,7 +35,7 @@ from shared.adapters.firestore_counters import (
 from shared.config import Settings
 from shared.domain import bucket_layout as layout
 from shared.domain.case_snapshot import SOURCE_FIELDS
-from shared.domain.cases import CounterDelta, entries_to_move_out, history_budget
+from shared.domain.cases import CounterDelta, entries_to_move_out, history_room
 from shared.domain.firestore_limits import storage_size
 from shared.domain.quarantine import needs_whole_copy, quarantine_record
 from shared.errors import BadInput, UnstorableRecord
@@ -57,6 +56,26 @@ ARCHIVED_FIELD = "corrections_archived"
 COMMIT_BYTES = 3 * 1024 * 1024
 # One case's share of a commit: its document, the shard and its model counters.
 _CASE_WRITE_BYTES = 2048
+
+
+class _Split(NamedTuple):
+    """A case as stored: its document, the history entries it moves out, and their storage_size."""
+
+    stored: dict[str, Any]
+    moved: list[tuple[int, dict[str, Any]]]
+    stored_bytes: int
+    moved_bytes: int
+
+
+class _NewCase(NamedTuple):
+    """A case to create, split as stored (_Split's fields after its id and counters)."""
+
+    case_id: str
+    delta: CounterDelta
+    stored: dict[str, Any]
+    moved: list[tuple[int, dict[str, Any]]]
+    stored_bytes: int
+    moved_bytes: int
 
 
 @contextmanager
@@ -97,7 +116,7 @@ class FirestoreCaseStore(CaseStore):
     def create_case(self, case_id: str, case: dict[str, Any], delta: CounterDelta) -> bool:
         """Create-if-absent with its counters, atomically; False when the case already exists; UnstorableRecord
         (nothing written) when Firestore refuses what it holds."""
-        stored, moved = self._split(case, 0)
+        stored, moved, _, _ = self._split(case, 0)
         try:
             with _refused_as_unstorable():
                 batch = self.client.batch()
@@ -122,32 +141,32 @@ class FirestoreCaseStore(CaseStore):
         one of them holds.
         """
         existing: dict[str, dict[str, Any]] = {}
-        prepared = [(case_id, *self._split(case, 0), delta) for case_id, case, delta in items]
-        oversize = [item for item in prepared if self._commit_size(item[2]) > COMMIT_BYTES]
+        prepared = [_NewCase(case_id, delta, *self._split(case, 0)) for case_id, case, delta in items]
+        oversize = [item for item in prepared if item.moved_bytes > COMMIT_BYTES]
         if oversize:
-            existing |= self._origins([case_id for case_id, _, _, _ in oversize])
-            for case_id, _, moved, _ in oversize:
-                if case_id not in existing:
-                    self._write_history(case_id, moved)
-        pending = [(case_id, stored, [] if self._commit_size(moved) > COMMIT_BYTES else moved, delta)
-                   for case_id, stored, moved, delta in prepared if case_id not in existing]
+            existing |= self._origins([item.case_id for item in oversize])
+            for item in oversize:
+                if item.case_id not in existing:
+                    self._write_history(item.case_id, item.moved)
+        pending = [item._replace(moved=[], moved_bytes=0) if item.moved_bytes > COMMIT_BYTES else item
+                   for item in prepared if item.case_id not in existing]
         while pending:
             chunk = self._chunk(pending)
             try:
                 with _refused_as_unstorable():
                     batch = self.client.batch()
                     total = CounterDelta()
-                    for case_id, stored, moved, delta in chunk:
-                        batch.create(self.cases.document(case_id), stored)
-                        self._move_out(batch, case_id, moved)
-                        total.add(delta)
+                    for item in chunk:
+                        batch.create(self.cases.document(item.case_id), item.stored)
+                        self._move_out(batch, item.case_id, item.moved)
+                        total.add(item.delta)
                     increment_shards(batch, self.shards, total, self.models)
                     batch.commit()
                 pending = pending[len(chunk):]
             except (AlreadyExists, Conflict):
-                found = self._origins([case_id for case_id, _, _, _ in chunk])
+                found = self._origins([item.case_id for item in chunk])
                 existing |= found
-                pending = [item for item in pending if item[0] not in found]
+                pending = [item for item in pending if item.case_id not in found]
         return existing
 
     def _origins(self, case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -157,27 +176,20 @@ class FirestoreCaseStore(CaseStore):
                 for snap in self.client.get_all(refs, field_paths=ORIGIN_FIELDS) if snap.exists}
 
     @staticmethod
-    def _commit_size(moved: Sequence[tuple[int, dict[str, Any]]]) -> int:
-        return sum(storage_size(entry) for _, entry in moved)
-
-    @staticmethod
-    def _chunk(
-        pending: Sequence[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]],
-    ) -> list[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]]:
+    def _chunk(pending: Sequence[_NewCase]) -> list[_NewCase]:
         """The longest head of `pending` one commit holds (its writes, counters included, and its bytes)."""
-        chunk: list[tuple[str, dict[str, Any], list[tuple[int, dict[str, Any]]], CounterDelta]] = []
-        total, size = CounterDelta(), 0
+        chunk: list[_NewCase] = []
+        models: set[str] = set()
+        writes, size = 1, 0  # the counter shard
         for item in pending:
-            _, stored, moved, delta = item
-            with_item = CounterDelta()
-            with_item.add(total)
-            with_item.add(delta)
-            writes = len(chunk) + 1 + sum(len(m) for _, _, m, _ in chunk) + len(moved) + counter_writes(with_item)
-            item_size = storage_size(stored) + _CASE_WRITE_BYTES + sum(storage_size(e) for _, e in moved)
-            if chunk and (writes > MAX_BATCH or size + item_size > COMMIT_BYTES):
+            new_models = [name for name, n in item.delta.model_versions.items() if n and name not in models]
+            item_writes = 1 + len(item.moved) + len(new_models)
+            item_size = item.stored_bytes + item.moved_bytes + _CASE_WRITE_BYTES
+            if chunk and (writes + item_writes > MAX_BATCH or size + item_size > COMMIT_BYTES):
                 break
             chunk.append(item)
-            total, size = with_item, size + item_size
+            models.update(new_models)
+            writes, size = writes + item_writes, size + item_size
         return chunk
 
     # -- the correction history ----------------------------------------------------------------------------
@@ -186,18 +198,25 @@ class FirestoreCaseStore(CaseStore):
         return self.cases.document(case_id).collection(HISTORY)
 
     @staticmethod
-    def _split(case: dict[str, Any], archived: int) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
+    def _split(case: dict[str, Any], archived: int) -> _Split:
         """The case document to store (the newest history, and ARCHIVED_FIELD once entries moved out) and the
-        entries to move out now, numbered; `archived` entries of the case's whole history are out already."""
+        entries to move out now, numbered; `archived` entries of the case's whole history are out already. Each
+        value's storage_size is counted once (an import splits every case it writes)."""
         history = list(case.get("corrections") or [])
         stored = {key: value for key, value in case.items() if key != ARCHIVED_FIELD}
         kept = history[archived:]
-        move = entries_to_move_out(kept, history_budget({**stored, "corrections": []}))
+        rest = storage_size({key: value for key, value in stored.items() if key != "corrections"})
+        sizes = [storage_size(entry) for entry in kept]
+        move = entries_to_move_out(kept, history_room(rest), sizes)
+        stored_bytes = rest
         if "corrections" in case:
             stored["corrections"] = kept[move:]
+            stored_bytes += storage_size("corrections") + sum(sizes[move:])
         if archived + move:
             stored[ARCHIVED_FIELD] = archived + move
-        return stored, [(archived + n + 1, entry) for n, entry in enumerate(kept[:move])]
+            stored_bytes += storage_size({ARCHIVED_FIELD: archived + move})
+        moved = [(archived + n + 1, entry) for n, entry in enumerate(kept[:move])]
+        return _Split(stored, moved, stored_bytes, sum(sizes[:move]))
 
     def _move_out(self, writer: Any, case_id: str, moved: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Write the moved-out entries through `writer` (in the write that shortens the case)."""
@@ -260,7 +279,7 @@ class FirestoreCaseStore(CaseStore):
             written: dict[str, Any] = dict(updates)
             moved: list[tuple[int, dict[str, Any]]] = []
             if "corrections" in updates:
-                stored, moved = self._split({**case, **updates}, archived)
+                stored, moved, _, _ = self._split({**case, **updates}, archived)
                 written["corrections"] = stored["corrections"]
                 if ARCHIVED_FIELD in stored:
                     written[ARCHIVED_FIELD] = stored[ARCHIVED_FIELD]

@@ -48,13 +48,6 @@ def model_counter_id(model_version: str, shard: int) -> str:
     return f"{hashlib.sha256(model_version.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}-{shard}"
 
 
-def counter_writes(delta: CounterDelta) -> int:
-    """How many document writes `increment_shards` makes for `delta` (a commit holds at most 500)."""
-    if delta.is_empty():
-        return 0
-    return int(not delta_without_models(delta).is_empty()) + sum(1 for n in delta.model_versions.values() if n)
-
-
 def delta_without_models(delta: CounterDelta) -> CounterDelta:
     """`delta` without its per-model counts (those go to their own documents)."""
     return CounterDelta(**{**asdict(delta), "model_versions": {}})

@@ -19,6 +19,7 @@ gives the history back whole, oldest first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -175,15 +176,20 @@ DOCUMENT_MARGIN_BYTES = 16 * 1024
 
 def history_budget(case: dict[str, Any]) -> int:
     """How many bytes of correction history `case` (its other fields as they will be stored) may keep in itself."""
-    rest = storage_size({key: value for key, value in case.items() if key != "corrections"})
-    room = MAX_DOCUMENT_BYTES - DOCUMENT_NAME_BYTES - DOCUMENT_MARGIN_BYTES - rest - storage_size("corrections")
+    return history_room(storage_size({key: value for key, value in case.items() if key != "corrections"}))
+
+
+def history_room(rest_bytes: int) -> int:
+    """history_budget of a case whose fields other than its history take `rest_bytes` (storage_size)."""
+    room = MAX_DOCUMENT_BYTES - DOCUMENT_NAME_BYTES - DOCUMENT_MARGIN_BYTES - rest_bytes - storage_size("corrections")
     return max(0, min(HISTORY_BUDGET_BYTES, room))
 
 
-def entries_to_move_out(kept: list[dict[str, Any]], budget: int) -> int:
+def entries_to_move_out(kept: list[dict[str, Any]], budget: int, sizes: Sequence[int] | None = None) -> int:
     """How many of the oldest entries of `kept` (a history kept in the case, oldest first) to move out so that the
-    rest fits `budget` bytes; all of them when even the newest alone does not."""
-    sizes = [storage_size(entry) for entry in kept]
+    rest fits `budget` bytes; all of them when even the newest alone does not. `sizes`: the entries'
+    storage_size when the caller has them."""
+    sizes = [storage_size(entry) for entry in kept] if sizes is None else sizes
     total = sum(sizes)
     moved = 0
     while moved < len(kept) and total > budget:

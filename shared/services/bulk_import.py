@@ -33,8 +33,10 @@ from shared.services.case_snapshot import SnapshotAppender
 from shared.services.outcome import Outcome
 from shared.services.work_progress import ProgressNotes
 
-# Lines of an import are written this many at a time (one atomic Firestore write: cases + one counter shard).
-IMPORT_BATCH = 499
+# Lines of an import are written this many at a time: one atomic Firestore write (at most 500 documents) holds
+# them, their counter shard and up to 9 model versions' counters. At 499, a batch whose cases named any model
+# went out as a second commit of a few cases, a round trip each time.
+IMPORT_BATCH = 490
 IMPORT_WRITERS = 2
 # fork: the worker inherits the loaded modules (spawn would re-import them and re-run an unguarded __main__).
 # The parent holds gRPC threads, which is safe here because the worker only runs pure domain code: it never
