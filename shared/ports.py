@@ -216,6 +216,10 @@ class Bucket(ObjectWriter, RegistryBucket, Protocol):
     def get(self, name: str, generation: int | None = None) -> bytes | None:
         """The object's bytes (of one generation, when given), or None when absent."""
 
+    def get_upto(self, name: str, max_bytes: int) -> bytes | None:
+        """The object's bytes in one request when it holds at most `max_bytes`; else its first max_bytes + 1
+        (longer than max_bytes says it was cut). None when absent."""
+
     def generation(self, name: str) -> int:
         """The object's live generation from its metadata (0 when absent); nothing is downloaded."""
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO, cast
 
-from google.api_core.exceptions import NotFound, PreconditionFailed
+from google.api_core.exceptions import NotFound, PreconditionFailed, RequestRangeNotSatisfiable
 
 from shared.adapters.clients import storage_client
 from shared.config import Settings
@@ -141,6 +141,16 @@ class BucketStore(Bucket):
             return self.bucket.blob(name, generation=generation).download_as_bytes()
         except NotFound:
             return None
+
+    def get_upto(self, name: str, max_bytes: int) -> bytes | None:
+        """The object's bytes in one request when it holds at most `max_bytes`; else its first max_bytes + 1
+        (longer than max_bytes says it was cut). None when absent."""
+        try:
+            return self.bucket.blob(name).download_as_bytes(start=0, end=max_bytes)
+        except NotFound:
+            return None
+        except RequestRangeNotSatisfiable:  # a range of an empty object starts past its end
+            return b""
 
     def lines(self, name: str, generation: int | None = None) -> Iterator[bytes]:
         """The object's lines (without line ends), streamed, from one generation of it; ObjectGone if absent."""

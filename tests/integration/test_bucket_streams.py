@@ -38,6 +38,17 @@ def test_a_streamed_object_lands_whole_on_a_clean_end_and_not_at_all_on_an_error
     assert bucket.get("streams/cancelled.bin") is None
 
 
+def test_get_upto_fetches_a_small_object_whole_and_cuts_a_larger_one(bucket: BucketStore) -> None:
+    data = bytes(range(256)) * 40
+    bucket.put("streams/clip.bin", data)
+    assert bucket.get_upto("streams/clip.bin", len(data)) == data
+    assert bucket.get_upto("streams/clip.bin", 10 * len(data)) == data
+    assert bucket.get_upto("streams/clip.bin", 100) == data[:101]  # one byte more than asked: it was cut
+    assert bucket.get_upto("streams/none.bin", 100) is None
+    bucket.put("streams/empty.bin", b"")
+    assert bucket.get_upto("streams/empty.bin", 100) == b""
+
+
 def test_a_reader_seeks_so_pyarrow_reads_parquet_from_the_bucket(bucket: BucketStore) -> None:
     sink = io.BytesIO()
     pq.write_table(pa.table({"n": list(range(10_000))}), sink, row_group_size=1_000)

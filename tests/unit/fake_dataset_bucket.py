@@ -176,6 +176,10 @@ class FakeBucket(Bucket):
         yield stream
         self.put(name, stream.getvalue(), content_type)
 
+    def get_upto(self, name: str, max_bytes: int) -> bytes | None:
+        data = self.get(name)
+        return None if data is None else data[:max_bytes + 1]
+
     @contextmanager
     def reader(self, name: str, generation: int | None = None) -> Iterator[io.BytesIO]:
         data = self.get(name, generation)

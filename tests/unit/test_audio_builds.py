@@ -25,11 +25,16 @@ DURATIONS = {name: sf.info(clip_path(name)).duration for name in CLIPS}
 
 
 class CountingBucket(FakeBucket):
-    """An audio bucket that counts the objects opened for reading (a build that needs no audio opens none)."""
+    """An audio bucket that counts the objects read (a build that needs no audio reads none; a clip's header or
+    samples are read with one get_upto, streamed only when it is larger than that fetches)."""
 
     def __init__(self, bucket: str) -> None:
         super().__init__(bucket)
         self.opened: list[str] = []
+
+    def get_upto(self, name: str, max_bytes: int) -> bytes | None:
+        self.opened.append(name)
+        return super().get_upto(name, max_bytes)
 
     def reader(self, name: str, generation: int | None = None) -> Any:
         self.opened.append(name)
