@@ -337,8 +337,9 @@ def main() -> None:
         [f"peak RSS MiB, {mb:,.0f} MB import: import process", mem["parent_mib"], floor_mem["parent_mib"],
          f"{mem['parent_mib'] / floor_mem['parent_mib']:.2f}x", "<= 1024 MiB"],
         ["  parser worker (forked child)", mem["worker_mib"], "", "", ""],
+        # A small object's floor can end before the sampler's first look: no sum, no ratio.
         ["  sum of both, sampled every 0.2 s", mem["sum_mib"], floor_mem["sum_mib"],
-         f"{mem['sum_mib'] / floor_mem['sum_mib']:.2f}x", "<= 1024 MiB"],
+         f"{mem['sum_mib'] / floor_mem['sum_mib']:.2f}x" if floor_mem["sum_mib"] else "-", "<= 1024 MiB"],
         [f"  import s ({mem['lines']:,} lines: {mem['accepted']:,} stored, {mem['rejected']:,} rejected, "
          f"{mem['duplicates']:,} dup.)", mem["s"], floor_mem["s"], f"{mem['lines'] / mem['s']:,.0f} lines/s",
          "540 s an attempt, then resumed"],
