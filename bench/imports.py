@@ -28,15 +28,17 @@ Run: `make bench` or `.venv/bin/python bench/imports.py`. The 1 GB import alone 
 cores (2.5M lines; parsing and scoring run at ~4.5k lines/s): BENCH_IMPORT_MB=64 BENCH_IMPORT_STORED_N=5000 for a
 quick run.
 
-Measured 2026-12-03, quiet machine, reading through the import's own stream with bytes counted: read 250 MB/s
-(raw client read 221 MB/s); the 1 GB import (2.51M lines) peaked at 628 MiB in the import process, 112 MiB in the
-parser worker, 740 MiB sampled sum (read-and-parse floor 105 MiB), in 583 s; stored 1,577 cases/s without
-corrections (68% of raw WriteBatch's 2,330/s) and 1,195/s half corrected (55% of 2,186/s: a miss). Scoring is
-no longer the whole cause: at 0.30 ms a corrected pair (was 1.8) a second run still gave 55% (1,125 of
-2,056/s); in process without Firestore a corrected line still costs ~0.5 ms more than an uncorrected one (its
-larger case document built, pickled back from the parser worker and encoded), and on 2 cores the emulator
-competes for the same CPU. The import process grows by ~150 bytes per distinct case (the ids it has seen, so
-two batches in flight never hold the same case).
+Measured 2026-12-03, quiet machine (the day's second session): read 218 MB/s (raw client read 214 MB/s); the 1 GB
+import (2.51M lines) peaked at 629 MiB in the import process, 112 MiB in the parser worker, 740 MiB sampled sum
+(read-and-parse floor 104 MiB), in 631 s; stored 1,296 cases/s without corrections (76% of raw WriteBatch's
+1,705/s) and 1,212/s half corrected (75% of 1,615/s). Two shorter runs (BENCH_IMPORT_MB=32) the same hour: 81%
+and 82% uncorrected, 73% and 72% half corrected. Before that session's change the half-corrected import stored
+55-62% (a miss): a profile of ingest_import showed the commit chunking re-summing every earlier case's size for
+each case (quadratic in the batch), each case's storage size counted three times, and a batch of 499 cases
+sent as two commits as soon as they named a model version (their counters took the 500-write commit past its
+limit). The Firestore client's own encoding of the documents (proto-plus) is now most of the import process's
+time, as it is the raw WriteBatch's. The import process grows by ~150 bytes per distinct case (the ids it has
+seen, so two batches in flight never hold the same case).
 """
 
 from __future__ import annotations
