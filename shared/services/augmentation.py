@@ -20,9 +20,10 @@ the audio manifest (``audio_manifest.jsonl``: each clip's sha256, itself in meta
 metadata.json (once, if absent), then the version (when the quality gate lets it: version_augmented), then
 the dataset card.
 
-Memory: clips are worked on by a pool of threads (libsndfile, soxr, numpy and the bucket's I/O release the
-GIL, so both cores are used), a bounded window of rows in flight: at most ``2 x workers`` clips with their
-outputs at once, whatever the dataset's size; rows go to local files as they come.
+Memory: clips are worked on by a pool of threads (libsndfile, soxr and numpy release the GIL, so both cores
+are used; a clip is fetched in one request, audio_reads.read_clip, not streamed through libsndfile's seeks),
+a bounded window of rows in flight: at most ``2 x workers`` clips with their outputs at once, whatever the
+dataset's size; rows go to local files as they come.
 """
 
 from __future__ import annotations
