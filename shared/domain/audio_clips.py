@@ -7,9 +7,11 @@ read; ``UnusableAudio`` says why a clip cannot be used (empty, not audio, too lo
 
 from __future__ import annotations
 
-import io
+import contextlib
+import os
+import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -54,16 +56,42 @@ def _reason(exc: Exception) -> str:
     return str(getattr(exc, "error_string", None) or exc)
 
 
-def _open(stream: BinaryIO) -> sf.SoundFile:
-    """The stream as a SoundFile; UnusableAudio when it is empty or libsndfile cannot read it."""
-    head = stream.read(1)
-    if not head:
-        raise UnusableAudio("empty: the object has no bytes")
-    stream.seek(0)
+@contextlib.contextmanager
+def _memory_file(data: bytes = b"") -> Iterator[int]:
+    """An in-memory file holding `data`, by its descriptor, at its start. libsndfile reads and writes a
+    descriptor in C; a BytesIO it reaches through a Python callback per block, each waiting for the GIL: beside
+    threads busy in Python (the bucket's I/O), an encode took 36 ms instead of 12 (shared/services/augmentation.py)."""
+    fd = os.memfd_create("stt-clip") if hasattr(os, "memfd_create") else os.dup(tempfile.TemporaryFile().fileno())
     try:
-        return sf.SoundFile(stream)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise UnusableAudio(f"not audio: {_reason(exc)}") from None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _open(source: BinaryIO | bytes) -> Iterator[sf.SoundFile]:
+    """The clip (a seekable stream, or its bytes) as a SoundFile; UnusableAudio when it is empty or libsndfile
+    cannot read it."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, bytes):
+            empty = not source
+            target: BinaryIO | int = stack.enter_context(_memory_file(source)) if source else 0
+        else:
+            empty = not source.read(1)
+            source.seek(0)
+            target = source
+        if empty:
+            raise UnusableAudio("empty: the object has no bytes")
+        try:
+            handle = sf.SoundFile(target, closefd=False)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            raise UnusableAudio(f"not audio: {_reason(exc)}") from None
+        with handle:
+            yield handle
 
 
 def _info(handle: sf.SoundFile, max_seconds: float) -> ClipInfo:
@@ -76,16 +104,16 @@ def _info(handle: sf.SoundFile, max_seconds: float) -> ClipInfo:
     return info
 
 
-def probe(stream: BinaryIO, max_seconds: float = MAX_AUDIO_SECONDS) -> ClipInfo:
+def probe(source: BinaryIO | bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> ClipInfo:
     """The clip's header (only the header is read); UnusableAudio when empty, not audio or too long."""
-    with _open(stream) as handle:
+    with _open(source) as handle:
         return _info(handle, max_seconds)
 
 
-def decode(stream: BinaryIO, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[ClipInfo, np.ndarray]:
+def decode(source: BinaryIO | bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[ClipInfo, np.ndarray]:
     """The clip's header and its samples as float32 in [-1, 1] ((frames,) mono, (frames, channels) else); the
     header is checked before any sample is read."""
-    with _open(stream) as handle:
+    with _open(source) as handle:
         info = _info(handle, max_seconds)
         try:
             samples = handle.read(dtype="float32", always_2d=False)
@@ -98,9 +126,19 @@ def decode(stream: BinaryIO, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[Cl
 
 def encode(samples: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> bytes:
     """The samples (float32 in [-1, 1]) encoded as a `fmt` file of `subtype`."""
-    out = io.BytesIO()
-    sf.write(out, samples, sample_rate, format=fmt, subtype=subtype)
-    return out.getvalue()
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    with _memory_file() as fd:
+        with sf.SoundFile(fd, "w", sample_rate, channels, subtype, format=fmt, closefd=False) as handle:
+            handle.write(samples)
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, 0, os.SEEK_SET)
+        out = bytearray()
+        while len(out) < size:
+            chunk = os.read(fd, size - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
 
 
 @dataclass(frozen=True)

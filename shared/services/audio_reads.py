@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import re
 from collections import deque
@@ -82,10 +81,10 @@ def read_clip(
     if data is None:
         raise UnusableAudio("missing: no such object")
     try:
-        with contextlib.nullcontext(io.BytesIO(data)) if len(data) <= limit else bucket.reader(name) as stream:
+        with contextlib.nullcontext(data) if len(data) <= limit else bucket.reader(name) as source:
             if samples:
-                return audio_clips.decode(stream, max_seconds)
-            return audio_clips.probe(stream, max_seconds), None
+                return audio_clips.decode(source, max_seconds)
+            return audio_clips.probe(source, max_seconds), None
     except ObjectGone:
         raise UnusableAudio("missing: no such object") from None
 

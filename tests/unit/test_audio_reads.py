@@ -81,3 +81,22 @@ def test_a_long_clip_past_a_fetch_is_refused_from_its_header(bucket: ReadLog, mo
 def test_a_missing_clip_is_unusable_not_an_error(bucket: ReadLog) -> None:
     with pytest.raises(UnusableAudio, match="missing: no such object"):
         read_clip(lambda _: bucket, "gs://stt-audio/nope.flac", samples=True)
+
+
+def test_a_clip_decodes_alike_from_its_bytes_and_from_a_stream_and_encodes_back() -> None:
+    from shared.domain import audio_clips
+
+    data = clip_path(CLIPS[0]).read_bytes()
+    info, samples = audio_clips.decode(data)
+    stream_info, from_stream = audio_clips.decode(io.BytesIO(data))
+    assert info == stream_info and np.array_equal(samples, from_stream)
+    assert audio_clips.probe(data) == info
+    for fmt in ("FLAC", "WAV"):
+        encoded = audio_clips.encode(samples, info.sample_rate, fmt, "PCM_16")
+        again_info, again = audio_clips.decode(encoded)
+        assert again_info.format == fmt and again_info.frames == info.frames
+        assert np.array_equal(again, samples)  # PCM_16 in, PCM_16 out: the same values
+    with pytest.raises(UnusableAudio, match="empty"):
+        audio_clips.decode(b"")
+    with pytest.raises(UnusableAudio, match="not audio"):
+        audio_clips.probe(b"not a clip at all" * 10)
