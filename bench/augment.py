@@ -19,23 +19,27 @@ fake-gcs-server's own CPU seconds are shown apart, and "cores busy" adds them.
 Target (issue #10): augment >= 50% of the floor, memory bounded, both cores used. The machine is shared:
 compare figures of one run only. Run: `.venv/bin/python bench/augment.py` (BENCH_AUGMENT_N clips, default 1,000).
 
-Measured 2026-12-03 on a quiet machine (1,000 FLAC clips, 5,396 s of audio):
+Measured 2026-12-03 on a quiet machine (1,000 FLAC clips, 5,396 s of audio), after clips were decoded and
+encoded through an in-memory file descriptor (audio_clips._memory_file):
 
     phase                          wall s  in s/s  out s/s  vs floor  CPU/wall  gcs CPU s  cores busy  RSS MiB
-    floor: decode + 1 re-encode    13.063     413      413      100%     0.894      8.320       1.531      144
-    floor: decode + 2 re-encodes   21.136     255      511       62%     0.840     14.330       1.518      144
-    augment: speed 0.9 + noise 20  23.716     228      480       55%     1.009     13.000       1.557      271
-    augment, buckets in memory      6.938     778    1,642      188%     1.761      0.000       1.761      503
+    floor: decode + 1 re-encode     8.756     616      616      100%     1.032      4.550       1.552      144
+    floor: decode + 2 re-encodes   11.729     460      920       75%     1.051      5.860       1.551      144
+    augment: speed 0.9 + noise 20  19.075     283      597       46%     1.059     10.290       1.598      270
+    augment, buckets in memory      5.763     936    1,977      152%     1.834      0.000       1.834      510
 
-Augmentation runs at 55% of the floor (target >= 50%) while writing twice the audio it reads, its memory
-bounded (the window of clips, DuckDB's quality pass, the Parquet writer). On the emulator the writes are the
-bound: fake-gcs-server's filesystem backend stores one object at a time (~6-10 ms each, whatever the number of
-writers; its memory backend slows down as objects pile up), so the floor with two re-encodes, the same writes
-without any transform, is the ceiling (62%). With the buckets in memory the same code keeps both cores busy
-(CPU/wall 1.76): libsndfile, soxr and numpy release the GIL, so the pool's threads do two clips' signal work at
-once. Before, each clip was read through a stream that libsndfile seeks (5 requests a clip, in Python holding
-the GIL): CPU/wall 1.03, and the floor read the same way. A pool of processes for the signal work was tried and
-measured no faster (3.09 s against 3.0 s for 400 clips in memory), so it was not kept.
+Both cores: with the buckets in memory the clip threads keep both cores busy (CPU/wall 1.71-1.85 over the day's
+runs): libsndfile, soxr and numpy work without the GIL. Two causes held the process at one core before: each
+clip was read through a stream that libsndfile seeks (5 requests a clip, Python holding the GIL), and
+libsndfile reached a BytesIO through a Python callback per block, each waiting for the GIL behind the I/O
+threads (an encode took 36 ms instead of 12 beside a busy thread). A pool of processes for the signal work
+was measured no faster and not kept.
+
+Against the floor: 39-57% over the day's runs (median ~47%; target >= 50%), with the floor itself 7-14 s. On
+the emulator the writes bound every phase: fake-gcs-server's filesystem backend stores one object at a time
+(~6-10 ms each, the same with 1, 4 or 8 writers; its memory backend slows down as objects pile up), and the
+noisy clips augmentation writes are larger than clean re-encodes (noise does not compress). The floor with
+two re-encodes, the same number of writes, is the ceiling here (55-79%).
 """
 
 from __future__ import annotations
