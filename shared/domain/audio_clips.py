@@ -63,9 +63,8 @@ def _memory_file(data: bytes = b"") -> Iterator[int]:
     threads busy in Python (the bucket's I/O), an encode took 36 ms instead of 12 (shared/services/augmentation.py)."""
     fd = os.memfd_create("stt-clip") if hasattr(os, "memfd_create") else os.dup(tempfile.TemporaryFile().fileno())
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        with open(fd, "wb", closefd=False) as out:
+            out.write(data)
         os.lseek(fd, 0, os.SEEK_SET)
         yield fd
     finally:
@@ -76,16 +75,15 @@ def _memory_file(data: bytes = b"") -> Iterator[int]:
 def _open(source: BinaryIO | bytes) -> Iterator[sf.SoundFile]:
     """The clip (a seekable stream, or its bytes) as a SoundFile; UnusableAudio when it is empty or libsndfile
     cannot read it."""
+    empty = not source if isinstance(source, bytes) else not source.read(1)
+    if empty:
+        raise UnusableAudio("empty: the object has no bytes")
     with contextlib.ExitStack() as stack:
         if isinstance(source, bytes):
-            empty = not source
-            target: BinaryIO | int = stack.enter_context(_memory_file(source)) if source else 0
+            target: BinaryIO | int = stack.enter_context(_memory_file(source))
         else:
-            empty = not source.read(1)
             source.seek(0)
             target = source
-        if empty:
-            raise UnusableAudio("empty: the object has no bytes")
         try:
             handle = sf.SoundFile(target, closefd=False)
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -130,15 +128,9 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> byt
     with _memory_file() as fd:
         with sf.SoundFile(fd, "w", sample_rate, channels, subtype, format=fmt, closefd=False) as handle:
             handle.write(samples)
-        size = os.lseek(fd, 0, os.SEEK_END)
         os.lseek(fd, 0, os.SEEK_SET)
-        out = bytearray()
-        while len(out) < size:
-            chunk = os.read(fd, size - len(out))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
+        with open(fd, "rb", closefd=False) as written:
+            return written.read()
 
 
 @dataclass(frozen=True)
