@@ -68,14 +68,11 @@ class _Split(NamedTuple):
 
 
 class _NewCase(NamedTuple):
-    """A case to create, split as stored (_Split's fields after its id and counters)."""
+    """A case to create: its id, its counters and the case split as stored."""
 
     case_id: str
     delta: CounterDelta
-    stored: dict[str, Any]
-    moved: list[tuple[int, dict[str, Any]]]
-    stored_bytes: int
-    moved_bytes: int
+    split: _Split
 
 
 @contextmanager
@@ -141,14 +138,15 @@ class FirestoreCaseStore(CaseStore):
         one of them holds.
         """
         existing: dict[str, dict[str, Any]] = {}
-        prepared = [_NewCase(case_id, delta, *self._split(case, 0)) for case_id, case, delta in items]
-        oversize = [item for item in prepared if item.moved_bytes > COMMIT_BYTES]
+        prepared = [_NewCase(case_id, delta, self._split(case, 0)) for case_id, case, delta in items]
+        oversize = [item for item in prepared if item.split.moved_bytes > COMMIT_BYTES]
         if oversize:
             existing |= self._origins([item.case_id for item in oversize])
             for item in oversize:
                 if item.case_id not in existing:
-                    self._write_history(item.case_id, item.moved)
-        pending = [item._replace(moved=[], moved_bytes=0) if item.moved_bytes > COMMIT_BYTES else item
+                    self._write_history(item.case_id, item.split.moved)
+        pending = [item._replace(split=item.split._replace(moved=[], moved_bytes=0))
+                   if item.split.moved_bytes > COMMIT_BYTES else item
                    for item in prepared if item.case_id not in existing]
         while pending:
             chunk = self._chunk(pending)
@@ -157,8 +155,8 @@ class FirestoreCaseStore(CaseStore):
                     batch = self.client.batch()
                     total = CounterDelta()
                     for item in chunk:
-                        batch.create(self.cases.document(item.case_id), item.stored)
-                        self._move_out(batch, item.case_id, item.moved)
+                        batch.create(self.cases.document(item.case_id), item.split.stored)
+                        self._move_out(batch, item.case_id, item.split.moved)
                         total.add(item.delta)
                     increment_shards(batch, self.shards, total, self.models)
                     batch.commit()
@@ -183,8 +181,8 @@ class FirestoreCaseStore(CaseStore):
         writes, size = 1, 0  # the counter shard
         for item in pending:
             new_models = [name for name, n in item.delta.model_versions.items() if n and name not in models]
-            item_writes = 1 + len(item.moved) + len(new_models)
-            item_size = item.stored_bytes + item.moved_bytes + _CASE_WRITE_BYTES
+            item_writes = 1 + len(item.split.moved) + len(new_models)
+            item_size = item.split.stored_bytes + item.split.moved_bytes + _CASE_WRITE_BYTES
             if chunk and (writes + item_writes > MAX_BATCH or size + item_size > COMMIT_BYTES):
                 break
             chunk.append(item)

@@ -24,12 +24,12 @@ def _case(i: int, text: str = "turn left at the light", corrections: int = 0, en
 
 def _new(i: int, model: str = "v1", **shape: Any) -> _NewCase:
     delta = CounterDelta(total_cases=1, model_versions={model: 1})
-    return _NewCase(f"c{i}", delta, *FirestoreCaseStore._split(_case(i, **shape), 0))
+    return _NewCase(f"c{i}", delta, FirestoreCaseStore._split(_case(i, **shape), 0))
 
 
 def _writes(chunk: list[_NewCase]) -> int:
     models = {name for item in chunk for name in item.delta.model_versions}
-    return len(chunk) + sum(len(item.moved) for item in chunk) + 1 + len(models)
+    return len(chunk) + sum(len(item.split.moved) for item in chunk) + 1 + len(models)
 
 
 def test_a_split_counts_the_sizes_of_what_it_stores_and_moves_out() -> None:
@@ -61,6 +61,6 @@ def test_moved_out_history_and_bytes_end_a_commit_early() -> None:
     heavy = [_new(i, corrections=12, entry_bytes=30_000) for i in range(40)]
     chunk = FirestoreCaseStore._chunk(heavy)
     assert 0 < len(chunk) < len(heavy)
-    assert sum(item.stored_bytes + item.moved_bytes for item in chunk) <= COMMIT_BYTES
+    assert sum(item.split.stored_bytes + item.split.moved_bytes for item in chunk) <= COMMIT_BYTES
     big = _new(0, text="y" * (COMMIT_BYTES + 10))
     assert FirestoreCaseStore._chunk([big, _new(1)]) == [big]  # one case alone, however big, still goes
