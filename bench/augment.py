@@ -161,40 +161,36 @@ def run_floor(settings: object, copies: int) -> dict[str, float]:
     return {"seconds_in": seconds, "seconds_out": seconds * copies}
 
 
-def run_augment(settings: object) -> dict[str, float]:
-    from shared.adapters.gcs import BucketStore
+def augment(buckets: dict) -> dict[str, float]:
+    """augment_dataset of the source dataset in buckets[DATASETS], its clips in buckets[AUDIO]."""
     from shared.services.augmentation import DEFAULT_WORKERS, augment_dataset
 
-    datasets = BucketStore(settings)  # type: ignore[arg-type]
-    buckets = {DATASETS: datasets, AUDIO: BucketStore(replace_bucket(settings, AUDIO))}
-    info = augment_dataset(datasets, buckets.__getitem__, SOURCE_ID, TRANSFORMS, datetime.now(UTC),
+    info = augment_dataset(buckets[DATASETS], buckets.__getitem__, SOURCE_ID, TRANSFORMS, datetime.now(UTC),
                            create_version=False, workers=WORKERS or DEFAULT_WORKERS)
     aug = info["augmentation"]
     assert aug["augmented_rows"] == 2 * N and aug["skipped_count"] == 0, aug
     return {"seconds_in": aug["audio_seconds_in"], "seconds_out": aug["audio_seconds_out"]}
 
 
-def run_augment_in_memory(settings: object) -> dict[str, float]:
-    """The augmentation with both buckets in this process's memory (copied before the clock starts): what the
-    code does with the cores when no emulator shares them or serializes its writes."""
+def emulator_buckets(settings: object) -> dict:
     from shared.adapters.gcs import BucketStore
+
+    return {name: BucketStore(replace_bucket(settings, name)) for name in (DATASETS, AUDIO)}
+
+
+def memory_buckets(settings: object) -> dict:
+    """Both buckets in this process's memory, holding copies of the seeded objects (not what the other phases
+    wrote): what the code does with the cores when no emulator shares them or serializes its writes."""
     from shared.domain import bucket_layout as layout
-    from shared.services.augmentation import DEFAULT_WORKERS, augment_dataset
     from tests.unit.fake_dataset_bucket import FakeBucket
 
     buckets = {}
     for name, prefix in ((DATASETS, layout.dataset_prefix(SOURCE_ID)), (AUDIO, "clips/")):
-        source, copy = BucketStore(replace_bucket(settings, name)), FakeBucket(name)
-        for object_name in source.names(prefix):  # the seeded objects, not what the other phases wrote
+        source, copy = emulator_buckets(settings)[name], FakeBucket(name)
+        for object_name in source.names(prefix):
             copy.put(object_name, source.get(object_name) or b"")
         buckets[name] = copy
-    started, cpu = time.perf_counter(), tree_cpu_seconds()
-    info = augment_dataset(buckets[DATASETS], buckets.__getitem__, SOURCE_ID, TRANSFORMS, datetime.now(UTC),
-                           create_version=False, workers=WORKERS or DEFAULT_WORKERS)
-    aug = info["augmentation"]
-    assert aug["augmented_rows"] == 2 * N and aug["skipped_count"] == 0, aug
-    return {"seconds_in": aug["audio_seconds_in"], "seconds_out": aug["audio_seconds_out"],
-            "own_wall_s": time.perf_counter() - started, "own_cpu_s": tree_cpu_seconds() - cpu}
+    return buckets
 
 
 def child(phase: str) -> None:
@@ -204,21 +200,11 @@ def child(phase: str) -> None:
     from shared.config import Settings
 
     settings = Settings(project=PROJECT, bucket=DATASETS)
-    started, cpu = time.perf_counter(), tree_cpu_seconds()
-    if phase == "memory":
-        figures = run_augment_in_memory(settings)
-        wall, cpu_s = figures.pop("own_wall_s"), figures.pop("own_cpu_s")
-    else:
-        figures = run_augment(settings) if phase == "augment" else run_floor(settings,
-                                                                              int(phase.removeprefix("floor")))
-        wall, cpu_s = time.perf_counter() - started, tree_cpu_seconds() - cpu
-    print(json.dumps({**figures, "wall_s": wall, "cpu_s": cpu_s, "rss_mib": peak_rss_mib()}))
-
-
-def tree_cpu_seconds() -> float:
-    """This process's CPU seconds and its finished children's (the augmentation's worker processes)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    buckets = memory_buckets(settings) if phase == "memory" else emulator_buckets(settings)  # before the clock
+    started, cpu = time.perf_counter(), time.process_time()
+    figures = run_floor(settings, int(phase.removeprefix("floor"))) if phase.startswith("floor") else augment(buckets)
+    wall = time.perf_counter() - started
+    print(json.dumps({**figures, "wall_s": wall, "cpu_s": time.process_time() - cpu, "rss_mib": peak_rss_mib()}))
 
 
 def cpu_seconds(pid: int) -> float:
